@@ -1,0 +1,11 @@
+"""`sipcli accounts`: not built yet."""
+
+import click
+
+
+@click.command("accounts", context_settings={"ignore_unknown_options": True})
+@click.argument("args", nargs=-1, type=click.UNPROCESSED)
+def command(args: tuple[str, ...]) -> None:
+    """Not available yet."""
+    click.echo("sipcli accounts: not available in this version yet", err=True)
+    raise SystemExit(2)
