@@ -1,12 +1,14 @@
 """Packaging for sipcli: the middleware library and the `sipcli` command."""
 
+from pathlib import Path
+
 from setuptools import setup
 
 setup(
     name="sipcli",
     version="0.1.0",
     description="A scriptable SIP SIMPLE client: middleware library and the sipcli command",
-    long_description=open("README.rst", encoding="utf-8").read(),
+    long_description=Path("README.rst").read_text(encoding="utf-8"),
     long_description_content_type="text/x-rst",
     python_requires=">=3.11,<3.13",
     packages=["sipcli", "sipcli.configuration", "sipcli.msrp", "sipcli.commands"],

@@ -7,6 +7,7 @@ makes it. An observer that raises is logged and the remaining observers still ge
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 from collections import deque
@@ -100,10 +101,8 @@ class NotificationCenter:
 
     def discard_observer(self, observer: object, name: object = Any, sender: object = Any) -> None:
         """Unregister one registration if it exists."""
-        try:
+        with contextlib.suppress(KeyError):
             self.remove_observer(observer, name, sender)
-        except KeyError:
-            pass
 
     def purge_observer(self, observer: object) -> None:
         """Unregister every registration of observer."""
