@@ -1,0 +1,1 @@
+"""Test support: free ports and launchers for the real SIP peers the tests start on loopback."""
