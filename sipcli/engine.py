@@ -1,0 +1,487 @@
+"""The SIP engine: the only owner of the pjsua2 Endpoint, driven from one dedicated thread.
+
+pjsua2 aborts the process when called from a thread pjlib does not know, so every pjsua2 call happens on the
+"pjsua thread" created here (threadCnt=0, mainThreadOnly: every SIP callback runs on it too). Code on the asyncio
+loop thread submits work with ``Engine.run(fn, *args)`` and gets an awaitable future; pjsua2 callbacks copy plain
+data and hand it to the loop with ``Engine.post(callback, *args)``. The thread polls ``libHandleEvents`` and is
+woken early for new commands by a CRLF keep-alive sent to its own UDP transport (pjsip drops those silently).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import atexit
+import collections
+import contextlib
+import gc
+import logging
+import os
+import re
+import socket
+import sys
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from sipcli.notification import NotificationCenter, NotificationData
+
+__all__ = ["Engine", "EngineError", "EngineSettings", "EngineStoppedError", "SIPCoreError"]
+
+log = logging.getLogger(__name__)
+pjsip_log = logging.getLogger("sipcli.pjsip")
+
+_PJ_TO_PY_LEVEL = {0: logging.CRITICAL, 1: logging.ERROR, 2: logging.WARNING, 3: logging.INFO}
+# pjsua's message log: "TX 512 bytes Request msg REGISTER/cseq=1 (tdta0x..) to UDP 127.0.0.1:5060:\n<msg>--end msg--"
+_TRACE = re.compile(r"^(?P<dir>TX|RX) \d+ bytes .*? (?:to|from) (?P<transport>\w+) (?P<peer>\S+):\r?\n"
+                    r"(?P<data>.*?)\r?\n?--end msg--", re.DOTALL)
+_WAKE = b"\r\n\r\n"
+
+
+class EngineError(Exception):
+    """The engine could not start, or was used in the wrong state."""
+
+
+class EngineStoppedError(EngineError):
+    """A command was submitted while the engine is not running."""
+
+
+class SIPCoreError(EngineError):
+    """A pjsua2 call failed; ``status`` is the pj status code, ``reason`` pjsip's text."""
+
+    def __init__(self, reason: str, status: int = 0, title: str = "") -> None:
+        super().__init__(f"{title}: {reason}" if title else reason)
+        self.reason = reason
+        self.status = status
+        self.title = title
+
+
+@dataclass
+class EngineSettings:
+    """What the Endpoint is created with. Ports: None disables a transport, 0 picks any free port."""
+
+    local_ip: str | None = None
+    udp_port: int | None = 0
+    tcp_port: int | None = 0
+    tls_port: int | None = None
+    tls_ca_list: str | None = None
+    tls_verify_server: bool = True
+    tls_certificate: str | None = None
+    tls_private_key: str | None = None
+    tls_timeout: float = 3.0
+    user_agent: str = "sipcli"
+    nameservers: list[str] = field(default_factory=list)
+    max_calls: int = 32
+    clock_rate: int = 16000
+    trace_sip: bool = False
+    log_level: int = 0  # pjsip log level (0-6) forwarded to the "sipcli.pjsip" logger
+    unregister_timeout: float = 2.0  # at stop, how long to wait for leftover unregistrations
+
+
+def _convert_error(error: BaseException) -> BaseException:
+    """pj.Error has an empty str(): turn it into a SIPCoreError carrying pjsip's text."""
+    if hasattr(error, "reason") and hasattr(error, "status") and hasattr(error, "title"):
+        return SIPCoreError(str(error.reason), int(error.status), str(error.title))
+    return error
+
+
+def _set_future(future: asyncio.Future, error: BaseException | None, result: Any) -> None:
+    if future.done():
+        return
+    if error is not None:
+        future.set_exception(error)
+    else:
+        future.set_result(result)
+
+
+class Engine:
+    """The process-wide SIP engine (a singleton); see the module docstring for the threading contract."""
+
+    _instance: Engine | None = None
+    notification_id = "engine"
+
+    def __new__(cls) -> Engine:
+        if cls._instance is None:
+            instance = super().__new__(cls)
+            instance._reset()
+            cls._instance = instance
+        return cls._instance
+
+    def _reset(self) -> None:
+        self.state = "stopped"
+        self.settings = EngineSettings()
+        self.endpoint: Any = None
+        self.transports: dict[str, tuple[str, int]] = {}
+        self.transport_ids: dict[str, int] = {}
+        self.incoming_call_hook: Callable[..., Any] | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+        self._thread_id: int | None = None
+        self._commands: collections.deque = collections.deque()
+        self._shutdown_hooks: list[Callable[[], Any]] = []
+        self._accounts: list[Any] = []
+        self._log_writer: Any = None
+        self._stopping = False
+        self._wake_socket: socket.socket | None = None
+        self._wake_address: tuple[str, int] | None = None
+        self._started: asyncio.Future | None = None
+        self._ended: asyncio.Future | None = None
+        self._atexit_registered = getattr(self, "_atexit_registered", False)
+
+    # -- loop-thread API -------------------------------------------------------------------------------------------
+
+    @property
+    def is_running(self) -> bool:
+        return self.state == "started"
+
+    def start(self, settings: EngineSettings | None = None) -> asyncio.Future:
+        """Start the pjsua thread (call from the running loop); the future resolves once transports listen."""
+        if self.state != "stopped":
+            raise EngineError(f"the engine cannot start while {self.state}")
+        loop = asyncio.get_running_loop()
+        self._reset()
+        self.settings = settings or EngineSettings()
+        self._loop = loop
+        self._started = loop.create_future()
+        self._ended = loop.create_future()
+        self.state = "starting"
+        NotificationCenter().post_notification("SIPEngineWillStart", sender=self)
+        if not self._atexit_registered:
+            atexit.register(self._stop_at_exit)
+            self._atexit_registered = True
+        self._thread = threading.Thread(target=self._thread_main, name="pjsua", daemon=True)
+        self._thread.start()
+        return self._started
+
+    def stop(self) -> asyncio.Future:
+        """Stop the engine: shutdown hooks, leftover accounts, libDestroy; resolves after SIPEngineDidEnd.
+
+        Idempotent; safe to call from any thread (and from signal handlers running on the loop thread)."""
+        if self.state in ("starting", "started"):
+            self.state = "stopping"
+            self.post(self._notify, "SIPEngineWillEnd")
+            self._stopping = True
+            self._wake()
+        if self._ended is None:
+            future: asyncio.Future = asyncio.get_event_loop().create_future()
+            future.set_result(None)
+            return future
+        return self._ended
+
+    def run(self, fn: Callable[..., Any], *args: Any) -> asyncio.Future:
+        """Run fn(*args) on the pjsua thread; the future gets its result or exception (pj.Error as SIPCoreError)."""
+        loop = self._loop if self._loop is not None else asyncio.get_running_loop()
+        future = loop.create_future()
+        if self.state not in ("starting", "started") and not (self.state == "stopping" and self._thread_alive()):
+            future.set_exception(EngineStoppedError("the SIP engine is not running"))
+            return future
+        was_idle = not self._commands
+        self._commands.append((future, fn, args))
+        if was_idle:
+            self._wake()
+        return future
+
+    def post(self, callback: Callable[..., Any], *args: Any) -> None:
+        """From the pjsua thread (or any thread): schedule callback(*args) on the loop thread."""
+        loop = self._loop
+        if loop is None or loop.is_closed():
+            return
+        with contextlib.suppress(RuntimeError):  # the loop closed meanwhile: nobody is left to tell
+            loop.call_soon_threadsafe(callback, *args)
+
+    def add_shutdown_hook(self, fn: Callable[[], Any]) -> None:
+        """fn runs on the pjsua thread at stop, before accounts are removed and before libDestroy (LIFO)."""
+        self._shutdown_hooks.append(fn)
+
+    def remove_shutdown_hook(self, fn: Callable[[], Any]) -> None:
+        if fn in self._shutdown_hooks:
+            self._shutdown_hooks.remove(fn)
+
+    # -- pjsua-thread API ------------------------------------------------------------------------------------------
+
+    @property
+    def in_pjsua_thread(self) -> bool:
+        return threading.get_ident() == self._thread_id
+
+    def add_account(self, pj_account: Any) -> None:
+        """Track a created pj.Account (pjsua thread) so that stop unregisters and shuts it down if still alive."""
+        self._accounts.append(pj_account)
+
+    def remove_account(self, pj_account: Any) -> None:
+        """Forget a pj.Account its owner has shut down itself (pjsua thread)."""
+        if pj_account in self._accounts:
+            self._accounts.remove(pj_account)
+
+    def pump(self, until: Callable[[], bool], timeout: float, step_ms: int = 10) -> bool:
+        """On the pjsua thread: handle events until until() is true or timeout passes; returns until()."""
+        deadline = time.monotonic() + timeout
+        while not until():
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return until()
+            self.endpoint.libHandleEvents(max(1, min(step_ms, int(remaining * 1000))))
+        return True
+
+    # -- internals -------------------------------------------------------------------------------------------------
+
+    def _thread_alive(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    def _wake(self) -> None:
+        if self._wake_socket is not None and self._wake_address is not None:
+            with contextlib.suppress(OSError):  # the poll timeout still picks the command up
+                self._wake_socket.sendto(_WAKE, self._wake_address)
+
+    def _notify(self, name: str, **data: Any) -> None:
+        """On the loop thread: post an engine notification."""
+        NotificationCenter().post_notification(name, sender=self, data=NotificationData(**data))
+
+    def _thread_main(self) -> None:
+        self._thread_id = threading.get_ident()
+        try:
+            self._create_endpoint()
+        except BaseException as error:
+            error = _convert_error(error)
+            log.debug("engine start failed", exc_info=error)
+            self._destroy_endpoint()
+            self.post(self._did_fail, error)
+            return
+        self.post(self._did_start)
+        try:
+            self._serve()
+        except BaseException as error:  # a bug in a command must not leave pjsua alive without a thread
+            log.exception("the pjsua thread failed")
+            self.post(self._notify, "SIPEngineGotException", reason=repr(error))
+        self._shutdown()
+        self.post(self._did_end)
+
+    def _serve(self) -> None:
+        poll_ms = 50 if self._wake_socket is not None else 2
+        commands = self._commands
+        endpoint = self.endpoint
+        while not self._stopping:
+            while commands:
+                self._execute(*commands.popleft())
+            endpoint.libHandleEvents(poll_ms)
+
+    def _execute(self, future: asyncio.Future, fn: Callable[..., Any], args: tuple) -> None:
+        try:
+            result = fn(*args)
+        except BaseException as error:
+            self.post(_set_future, future, _convert_error(error), None)
+        else:
+            self.post(_set_future, future, None, result)
+
+    def _create_endpoint(self) -> None:
+        import pjsua2 as pj
+
+        settings = self.settings
+        endpoint = pj.Endpoint()
+        self.endpoint = endpoint
+        config = pj.EpConfig()
+        config.uaConfig.threadCnt = 0
+        config.uaConfig.mainThreadOnly = True
+        config.uaConfig.maxCalls = settings.max_calls
+        config.uaConfig.userAgent = settings.user_agent
+        for server in settings.nameservers:
+            config.uaConfig.nameserver.append(server)
+        config.medConfig.clockRate = settings.clock_rate
+        config.medConfig.sndClockRate = settings.clock_rate
+        config.medConfig.threadCnt = 1
+        level = max(settings.log_level, 4 if settings.trace_sip else 0)
+        config.logConfig.level = level
+        config.logConfig.consoleLevel = level
+        config.logConfig.msgLogging = settings.trace_sip
+        config.logConfig.decor = 0
+        self._log_writer = _make_log_writer(self, settings.log_level, settings.trace_sip)
+        config.logConfig.writer = self._log_writer
+        with _stdout_to_stderr():  # libCreate prints to fd 1 before any log configuration applies
+            endpoint.libCreate()
+            endpoint.libInit(config)
+        self._create_transports(pj)
+        endpoint.libStart()
+        endpoint.audDevManager().setNullDev()
+
+    def _create_transports(self, pj: Any) -> None:
+        settings = self.settings
+        kinds = {"udp": (settings.udp_port, pj.PJSIP_TRANSPORT_UDP), "tcp": (settings.tcp_port, pj.PJSIP_TRANSPORT_TCP),
+                 "tls": (settings.tls_port, pj.PJSIP_TRANSPORT_TLS)}
+        for name, (port, kind) in kinds.items():
+            if port is None:
+                continue
+            config = pj.TransportConfig()
+            config.port = port
+            if settings.local_ip:
+                config.boundAddress = settings.local_ip
+            if name == "tls":
+                tls = config.tlsConfig
+                tls.verifyServer = settings.tls_verify_server
+                tls.msecTimeout = int(settings.tls_timeout * 1000)
+                if settings.tls_ca_list:
+                    tls.CaListFile = settings.tls_ca_list
+                if settings.tls_certificate:
+                    tls.certFile = settings.tls_certificate
+                    tls.privKeyFile = settings.tls_private_key or settings.tls_certificate
+            transport_id = self.endpoint.transportCreate(kind, config)
+            info = self.endpoint.transportGetInfo(transport_id)
+            host, _, bound_port = info.localName.rpartition(":")
+            self.transports[name] = (host.strip("[]"), int(bound_port))
+            self.transport_ids[name] = transport_id
+        if "udp" in self.transports:
+            host, port = self.transports["udp"]
+            self._wake_address = ("127.0.0.1" if settings.local_ip in (None, "0.0.0.0") else host, port)
+            self._wake_socket = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+            self._wake_socket.setblocking(False)
+
+    def _shutdown(self) -> None:
+        """On the pjsua thread: run what is queued, hooks, unregister leftover accounts, libDestroy."""
+        while self._commands:
+            self._execute(*self._commands.popleft())
+        for hook in reversed(self._shutdown_hooks):
+            try:
+                hook()
+            except Exception:
+                log.exception("engine shutdown hook %r failed", hook)
+        self._shutdown_hooks.clear()
+        self._unregister_accounts()
+        # Commands that raced with the stop get an answer instead of hanging their awaiters.
+        while self._commands:
+            future, _, _ = self._commands.popleft()
+            self.post(_set_future, future, EngineStoppedError("the SIP engine stopped"), None)
+        self._destroy_endpoint()
+
+    def _unregister_accounts(self) -> None:
+        accounts = self._accounts
+
+        def registered(account: Any) -> bool:
+            try:
+                return bool(account.isValid() and account.getInfo().regIsActive)
+            except Exception:
+                return False
+
+        pending = [account for account in accounts if registered(account)]
+        for account in pending:
+            try:
+                account.setRegistration(False)
+            except Exception as error:
+                log.debug("unregistering at stop failed: %r", _convert_error(error))
+        if pending:
+            self.pump(lambda: not any(registered(account) for account in pending), self.settings.unregister_timeout)
+        for account in accounts:
+            try:
+                account.shutdown()
+            except Exception as error:
+                log.debug("account shutdown failed: %r", _convert_error(error))
+        accounts.clear()
+
+    def _destroy_endpoint(self) -> None:
+        import pjsua2 as pj
+
+        endpoint = self.endpoint
+        self._accounts.clear()
+        # A traceback kept for the interactive interpreter holds pj objects alive and libDestroy then aborts.
+        sys.last_type = sys.last_value = sys.last_traceback = None
+        gc.collect()
+        if endpoint is not None:
+            try:
+                endpoint.libDestroy(pj.PJSUA_DESTROY_NO_RX_MSG)
+            except Exception as error:
+                log.debug("libDestroy failed: %r", _convert_error(error))
+        self.endpoint = None
+        if self._wake_socket is not None:
+            self._wake_socket.close()
+            self._wake_socket = None
+
+    # -- loop-thread completions -----------------------------------------------------------------------------------
+
+    def _did_start(self) -> None:
+        if self.state == "starting":
+            self.state = "started"
+        transports = {name: f"{host}:{port}" for name, (host, port) in self.transports.items()}
+        self._notify("SIPEngineDidStart", transports=transports)
+        _set_future(self._started, None, None)
+
+    def _did_fail(self, error: BaseException) -> None:
+        self.state = "stopped"
+        self._notify("SIPEngineDidFail", reason=str(error) or type(error).__name__)
+        _set_future(self._started, error, None)
+        _set_future(self._ended, None, None)
+        self._join()
+
+    def _did_end(self) -> None:
+        if self.state == "starting":  # stopped before it finished starting
+            _set_future(self._started, EngineStoppedError("the SIP engine was stopped while starting"), None)
+        self.state = "stopped"
+        self._notify("SIPEngineDidEnd")
+        _set_future(self._ended, None, None)
+        self._join()
+
+    def _join(self) -> None:
+        thread = self._thread
+        if thread is not None and thread is not threading.current_thread():
+            thread.join(5)
+        self._loop = None
+        self._log_writer = None
+
+    def _stop_at_exit(self) -> None:
+        """Interpreter exit with the engine still up: stop it here, or pjsua dies mid-call and aborts."""
+        if self._thread_alive():
+            self._stopping = True
+            self._wake()
+            self._thread.join(5)
+
+
+class _stdout_to_stderr:
+    """Point fd 1 at fd 2 for a moment; what C stdio buffered meanwhile is flushed before fd 1 comes back."""
+
+    def __enter__(self) -> None:
+        sys.stdout.flush()
+        self._saved = os.dup(1)
+        os.dup2(2, 1)
+
+    def __exit__(self, *exc_info: object) -> None:
+        import ctypes
+
+        ctypes.CDLL(None).fflush(None)
+        os.dup2(self._saved, 1)
+        os.close(self._saved)
+
+
+def _log_writer_class() -> type:
+    import pjsua2 as pj
+
+    class LogWriter(pj.LogWriter):
+        """pjsip log lines to the Python logger; with tracing, messages become SIPEngineSIPTrace (any thread)."""
+
+        def __init__(self, engine: Engine, level: int, trace: bool) -> None:
+            super().__init__()
+            self._engine = engine
+            self._level = level
+            self._trace = trace
+
+        def write(self, entry: Any) -> None:
+            message = entry.msg
+            level = entry.level
+            if self._trace and level == 4 and message[:3] in ("TX ", "RX "):
+                match = _TRACE.match(message)
+                if match is not None:
+                    self._engine.post(_post_trace, self._engine, match["dir"], match["transport"].lower(),
+                                      match["peer"], match["data"])
+            if level <= self._level:
+                pjsip_log.log(_PJ_TO_PY_LEVEL.get(level, logging.DEBUG), "%s", message.rstrip())
+
+    return LogWriter
+
+
+def _make_log_writer(engine: Engine, level: int, trace: bool) -> Any:
+    return _log_writer_class()(engine, level, trace)
+
+
+def _post_trace(engine: Engine, direction: str, transport: str, peer: str, data: str) -> None:
+    local = engine.transports.get(transport)
+    local_address = f"{local[0]}:{local[1]}" if local else None
+    outgoing = direction == "TX"
+    engine._notify("SIPEngineSIPTrace", direction="outgoing" if outgoing else "incoming", transport=transport,
+                   source=local_address if outgoing else peer, destination=peer if outgoing else local_address,
+                   data=data)
