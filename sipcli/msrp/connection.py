@@ -1,0 +1,482 @@
+"""The sans-IO MSRP session endpoint (RFC 4975), in the style of h11.
+
+An ``MSRPConnection`` knows our path (relays learnt from Use-Path, then our own URI last) and the remote path
+(from the peer's ``a=path``). It never touches a socket::
+
+    conn = MSRPConnection(local_path=[my_uri], remote_path=peer_path, chunk_size=16384)
+    message_id = conn.send_message(b"hello", "text/plain")
+    sock.sendall(conn.data_to_send())
+    conn.receive_data(sock.recv(65536))
+    for event in conn.next_events(): ...   # MessageReceived, MessageDelivered, MessageNotDelivered, ...
+    conn.expire()                          # from a timer: transaction timeouts (408)
+
+Delivery rules (RFC 4975 section 7): with ``Success-Report: yes`` a message is delivered when a success
+REPORT covers all its bytes; otherwise, with the default ``Failure-Report: yes``, when every chunk got a 200
+response. Any negative response or failure REPORT makes it not delivered. With ``Failure-Report: no`` or
+``partial`` and no success report nothing confirms delivery, so only failures are reported.
+Incoming SENDs are answered 200, 481 when the To-Path is not our session, 413 when the message is larger than
+``max_message_size``, 400 when malformed; REPORTs are sent when the sender asked for them.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from sipcli.msrp.message import REASONS, FrameError, MSRPFrame, new_message_id, new_transaction_id, parse_byte_range
+from sipcli.msrp.parser import MAX_BODY_SIZE, MAX_HEADER_SIZE, MSRPParser, ParseError
+from sipcli.msrp.uri import MSRPURI, URIError, format_path, parse_path
+
+DEFAULT_CHUNK_SIZE = 16 * 1024
+DEFAULT_MAX_MESSAGE_SIZE = 64 * 1024 * 1024
+RESPONSE_TIMEOUT = 30.0
+
+
+@dataclass(slots=True)
+class MessageReceived:
+    """A complete incoming message; `frame` is its first SEND chunk (headers as received)."""
+
+    message_id: str
+    content_type: str | None
+    body: bytes
+    frame: MSRPFrame
+
+
+@dataclass(slots=True)
+class MessageDelivered:
+    message_id: str
+    code: int
+    comment: str | None
+
+
+@dataclass(slots=True)
+class MessageNotDelivered:
+    """Refused by the peer or a relay (its code), 408 on timeout, or the connection went away."""
+
+    message_id: str
+    code: int
+    comment: str | None
+
+
+@dataclass(slots=True)
+class ResponseReceived:
+    """The response to a request sent with `send_request` (a 408 is synthesized on timeout)."""
+
+    request: MSRPFrame
+    response: MSRPFrame
+
+
+@dataclass(slots=True)
+class ProtocolError:
+    """The peer broke the protocol; the connection is now closed (flush `data_to_send()` first)."""
+
+    code: int
+    reason: str
+
+
+@dataclass(slots=True)
+class ConnectionClosed:
+    reason: str | None
+
+
+Event = MessageReceived | MessageDelivered | MessageNotDelivered | ResponseReceived | ProtocolError | ConnectionClosed
+
+
+class _Outgoing:
+    __slots__ = ("content", "content_type", "done", "extra", "failure_report", "message_id", "offset", "pending",
+                 "report_deadline", "reported", "success_report", "total", "view")
+
+    def __init__(self, message_id: str, content: bytes, content_type: str, success_report: bool,
+                 failure_report: str, extra: str) -> None:
+        self.message_id = message_id
+        self.content = content
+        self.view = memoryview(content)
+        self.total = len(content)
+        self.content_type = content_type
+        self.success_report = success_report
+        self.failure_report = failure_report
+        self.extra = extra
+        self.offset = 0
+        self.pending = 0  # chunks sent whose response has not arrived
+        self.reported = 0  # bytes covered by success REPORTs
+        self.report_deadline: float | None = None
+        self.done = False
+
+    @property
+    def confirmable(self) -> bool:
+        return self.success_report or self.failure_report == "yes"
+
+
+class _Incoming:
+    __slots__ = ("buf", "final", "frame", "ranges")
+
+    def __init__(self, frame: MSRPFrame) -> None:
+        self.frame = frame
+        self.buf = bytearray()
+        self.ranges: list[list[int]] = []
+        self.final: int | None = None
+
+    def add(self, start: int, data: bytes) -> None:
+        end = start + len(data)
+        buf = self.buf
+        if start == len(buf):
+            buf += data
+        else:
+            if start > len(buf):
+                buf.extend(bytes(start - len(buf)))
+            buf[start:end] = data
+        ranges = self.ranges
+        if ranges and ranges[-1][0] <= start <= ranges[-1][1]:
+            ranges[-1][1] = max(ranges[-1][1], end)
+            return
+        ranges.append([start, end])
+        ranges.sort()
+        merged = [ranges[0]]
+        for lo, hi in ranges[1:]:
+            if lo <= merged[-1][1]:
+                merged[-1][1] = max(merged[-1][1], hi)
+            else:
+                merged.append([lo, hi])
+        self.ranges = merged
+
+    @property
+    def complete(self) -> bool:
+        return self.final is not None and (self.final == 0 or self.ranges == [[0, self.final]])
+
+
+class MSRPConnection:
+    """One MSRP session over one transport connection."""
+
+    def __init__(self, local_path: list[MSRPURI], remote_path: list[MSRPURI] | None = None, *,
+                 chunk_size: int = DEFAULT_CHUNK_SIZE, max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE,
+                 max_header_size: int = MAX_HEADER_SIZE, max_chunk_size: int = MAX_BODY_SIZE,
+                 response_timeout: float = RESPONSE_TIMEOUT, clock: Callable[[], float] = time.monotonic) -> None:
+        if not local_path:
+            raise ValueError("the local path needs at least our own URI")
+        self.chunk_size = chunk_size
+        self.max_message_size = max_message_size
+        self.response_timeout = response_timeout
+        self._clock = clock
+        self._parser = MSRPParser(max_header_size, max_chunk_size)
+        self._out = bytearray()
+        self._events: list[Event] = []
+        self._sending: deque[_Outgoing] = deque()
+        self._messages: dict[str, _Outgoing] = {}
+        self._transactions: dict[str, tuple[float, _Outgoing | MSRPFrame]] = {}
+        self._incoming: dict[str, _Incoming] = {}
+        self._buffered = 0
+        self.closed = False
+        self.local_path = local_path
+        self.remote_path = remote_path
+
+    @property
+    def local_path(self) -> list[MSRPURI]:
+        return self._local_path
+
+    @local_path.setter
+    def local_path(self, path: list[MSRPURI]) -> None:
+        """Our path as published in a=path: relays (Use-Path) first, our own URI last."""
+        self._local_path = list(path)
+        self.local_uri = path[-1]
+        self._local_text = str(path[-1])
+        self._update_to_path()
+
+    @property
+    def remote_path(self) -> list[MSRPURI] | None:
+        return self._remote_path
+
+    @remote_path.setter
+    def remote_path(self, path: list[MSRPURI] | None) -> None:
+        self._remote_path = list(path) if path else None
+        self._update_to_path()
+
+    def _update_to_path(self) -> None:
+        remote = getattr(self, "_remote_path", None)
+        self._to_text = format_path(self._local_path[:-1] + remote) if remote else None
+
+    # -- sending -------------------------------------------------------------------------------------------
+
+    def send_message(self, content: bytes, content_type: str = "text/plain", message_id: str | None = None,
+                     success_report: bool = False, failure_report: str = "yes",
+                     headers: dict[str, str] | None = None) -> str:
+        """Queue a message (chunked on the wire by `chunk_size`); returns its Message-ID.
+
+        Empty content sends the body-less SEND (`Byte-Range: 1-0/0`) that binds a fresh connection.
+        """
+        if self.closed:
+            raise ConnectionError("MSRP connection is closed")
+        if self._to_text is None:
+            raise RuntimeError("the remote path is not known yet")
+        if failure_report not in ("yes", "no", "partial"):
+            raise ValueError(f"bad Failure-Report value {failure_report!r}")
+        message_id = message_id or new_message_id()
+        extra = ""
+        if success_report:
+            extra += "Success-Report: yes\r\n"
+        if failure_report != "yes":
+            extra += f"Failure-Report: {failure_report}\r\n"
+        if headers:
+            extra += "".join(f"{name}: {value}\r\n" for name, value in headers.items())
+        msg = _Outgoing(message_id, bytes(content), content_type, success_report, failure_report, extra)
+        self._messages[message_id] = msg
+        self._sending.append(msg)
+        return message_id
+
+    def send_request(self, frame: MSRPFrame) -> None:
+        """Send a request built by the caller (e.g. AUTH); its response comes as ResponseReceived."""
+        if self.closed:
+            raise ConnectionError("MSRP connection is closed")
+        self._transactions[frame.transaction_id] = (self._clock(), frame)
+        self._out += frame.serialize()
+
+    def abort_message(self, message_id: str) -> None:
+        """Stop sending a message: its next chunk goes out empty with the `#` flag."""
+        msg = self._messages.get(message_id)
+        if msg is not None and not msg.done:
+            self._finish(msg, MessageNotDelivered(message_id, 499, "Aborted locally"))
+            if 0 < msg.offset < msg.total:
+                self._out += self._chunk(msg, 0, "#")
+
+    def has_data_to_send(self) -> bool:
+        return bool(self._out) or bool(self._sending)
+
+    def data_to_send(self, limit: int | None = None) -> bytes:
+        """Bytes for the wire: pending responses/reports first, then chunks round-robin across messages.
+
+        With `limit`, stop adding chunks once about `limit` bytes are ready (flow control for large messages).
+        """
+        sending = self._sending
+        while sending and (limit is None or len(self._out) < limit):
+            msg = sending.popleft()
+            if msg.done:
+                continue
+            size = min(self.chunk_size, msg.total - msg.offset)
+            last = msg.offset + size >= msg.total
+            self._out += self._chunk(msg, size, "$" if last else "+")
+            if not last:
+                sending.append(msg)
+        data = bytes(self._out)
+        self._out.clear()
+        return data
+
+    def _chunk(self, msg: _Outgoing, size: int, flag: str) -> bytes:
+        start = msg.offset
+        end = start + size
+        body = msg.view[start:end]
+        tid = new_transaction_id()
+        while msg.content.find(tid.encode(), start, end) >= 0:  # the body must never contain our end-line
+            tid = new_transaction_id()
+        if msg.failure_report != "no":
+            self._transactions[tid] = (self._clock(), msg)
+            msg.pending += 1
+        msg.offset = end
+        if msg.total == 0:
+            return (f"MSRP {tid} SEND\r\nTo-Path: {self._to_text}\r\nFrom-Path: {self._local_text}\r\n"
+                    f"Message-ID: {msg.message_id}\r\n{msg.extra}Byte-Range: 1-0/0\r\n-------{tid}$\r\n").encode()
+        head = (f"MSRP {tid} SEND\r\nTo-Path: {self._to_text}\r\nFrom-Path: {self._local_text}\r\n"
+                f"Message-ID: {msg.message_id}\r\n{msg.extra}Byte-Range: {start + 1}-{end}/{msg.total}\r\n"
+                f"Content-Type: {msg.content_type}\r\n\r\n").encode()
+        return b"".join((head, body, b"\r\n-------", tid.encode(), flag.encode(), b"\r\n"))
+
+    # -- receiving -----------------------------------------------------------------------------------------
+
+    def receive_data(self, data: bytes) -> None:
+        if self.closed:
+            return
+        for item in self._parser.feed(data):
+            if isinstance(item, ParseError):
+                if item.frame is not None and item.frame.is_request and item.code == 413:
+                    self._respond(item.frame, 413, "Message too large", force=True)
+                self._events.append(ProtocolError(item.code, item.reason))
+                self._close("Protocol error: " + item.reason)
+                return
+            if item.method is None:
+                self._on_response(item)
+            elif item.method == "SEND":
+                self._on_send(item)
+            elif item.method == "REPORT":
+                self._on_report(item)
+            else:
+                self._respond(item, 501)
+
+    def next_events(self) -> list[Event]:
+        events, self._events = self._events, []
+        return events
+
+    def _respond(self, request: MSRPFrame, code: int, comment: str | None = None, force: bool = False) -> None:
+        failure_report = request.headers.get("Failure-Report", "yes")
+        if not force and (failure_report == "no" or (failure_report == "partial" and code == 200)):
+            return
+        previous_hop = request.headers.get("From-Path", "").split(" ", 1)[0]
+        tid = request.transaction_id
+        self._out += (f"MSRP {tid} {code:03d} {comment or REASONS.get(code, '')}\r\nTo-Path: {previous_hop}\r\n"
+                      f"From-Path: {self._local_text}\r\n-------{tid}$\r\n").encode()
+
+    def _on_send(self, frame: MSRPFrame) -> None:
+        headers = frame.headers
+        to_path = headers.get("To-Path")
+        if to_path != self._local_text:
+            try:
+                target = parse_path(to_path or "")[-1]
+                parse_path(headers.get("From-Path", ""))
+            except URIError:
+                self._respond(frame, 400, "Bad path")
+                return
+            if target.session_id != self.local_uri.session_id:
+                self._respond(frame, 481)
+                return
+        message_id = headers.get("Message-ID")
+        if not message_id or "From-Path" not in headers:
+            self._respond(frame, 400, "Missing header")
+            return
+        try:
+            start, _, total = parse_byte_range(headers["Byte-Range"]) if "Byte-Range" in headers else (1, None, None)
+        except FrameError:
+            self._respond(frame, 400, "Bad Byte-Range")
+            return
+        body = frame.body or b""
+        if total is not None and total > self.max_message_size:
+            self._incoming.pop(message_id, None)
+            self._respond(frame, 413, "Message too large")
+            return
+        flag = frame.continuation
+        if (not body and total == 0) or (frame.body is None and flag == "$" and start == 1):
+            self._respond(frame, 200)  # the empty SEND that binds a connection
+            return
+        incoming = self._incoming.get(message_id)
+        if incoming is None and start == 1 and flag == "$":
+            self._respond(frame, 200)
+            self._deliver(frame, message_id, body, frame.success_report)
+            return
+        if flag == "#":
+            if incoming is not None:
+                self._drop(message_id)
+            self._respond(frame, 200)
+            return
+        if start - 1 + len(body) > self.max_message_size or self._buffered + len(body) > self.max_message_size:
+            self._drop(message_id)
+            self._respond(frame, 413, "Message too large")
+            return
+        if incoming is None:
+            incoming = self._incoming[message_id] = _Incoming(frame)
+        before = len(incoming.buf)
+        incoming.add(start - 1, body)
+        self._buffered += len(incoming.buf) - before
+        if flag == "$":
+            incoming.final = start - 1 + len(body)
+        self._respond(frame, 200)
+        if incoming.complete:
+            self._drop(message_id)
+            self._deliver(incoming.frame, message_id, bytes(incoming.buf), frame.success_report)
+
+    def _drop(self, message_id: str) -> None:
+        incoming = self._incoming.pop(message_id, None)
+        if incoming is not None:
+            self._buffered -= len(incoming.buf)
+
+    def _deliver(self, first: MSRPFrame, message_id: str, body: bytes, success_report: bool) -> None:
+        self._events.append(MessageReceived(message_id, first.headers.get("Content-Type"), body, first))
+        if success_report:
+            tid = new_transaction_id()
+            size = len(body)
+            self._out += (f"MSRP {tid} REPORT\r\nTo-Path: {first.headers['From-Path']}\r\n"
+                          f"From-Path: {self._local_text}\r\nMessage-ID: {message_id}\r\n"
+                          f"Byte-Range: 1-{size}/{size}\r\nStatus: 000 200 OK\r\n-------{tid}$\r\n").encode()
+
+    def _on_report(self, frame: MSRPFrame) -> None:
+        msg = self._messages.get(frame.headers.get("Message-ID", ""))
+        if msg is None or msg.done:
+            return
+        try:
+            status = frame.status
+            _, end, _ = frame.byte_range
+        except FrameError:
+            return
+        if status is None:
+            return
+        code, comment = status
+        if code != 200:
+            self._finish(msg, MessageNotDelivered(msg.message_id, code, comment))
+        elif msg.success_report:
+            msg.reported = max(msg.reported, end if end is not None else msg.total)
+            if msg.reported >= msg.total:
+                self._finish(msg, MessageDelivered(msg.message_id, code, comment))
+
+    def _on_response(self, frame: MSRPFrame) -> None:
+        entry = self._transactions.pop(frame.transaction_id, None)
+        if entry is None:
+            return  # late, duplicated (e.g. relayed by a relay that already answered) or not ours
+        target = entry[1]
+        if isinstance(target, MSRPFrame):
+            self._events.append(ResponseReceived(target, frame))
+            return
+        target.pending -= 1
+        if target.done:
+            return
+        if frame.code != 200:
+            self._finish(target, MessageNotDelivered(target.message_id, frame.code or 0, frame.comment))
+        elif target.offset >= target.total and target.pending == 0:
+            self._all_acknowledged(target)
+
+    def _all_acknowledged(self, msg: _Outgoing) -> None:
+        if msg.success_report:
+            if msg.report_deadline is None:
+                msg.report_deadline = self._clock() + self.response_timeout
+        elif msg.failure_report == "yes":
+            self._finish(msg, MessageDelivered(msg.message_id, 200, "OK"))
+
+    def _finish(self, msg: _Outgoing, event: MessageDelivered | MessageNotDelivered) -> None:
+        msg.done = True
+        self._messages.pop(msg.message_id, None)
+        self._events.append(event)
+
+    # -- time and teardown ---------------------------------------------------------------------------------
+
+    def expire(self, now: float | None = None) -> None:
+        """Fail transactions older than `response_timeout` (408) and success REPORTs that never came."""
+        now = self._clock() if now is None else now
+        deadline = now - self.response_timeout
+        for tid, (sent, target) in list(self._transactions.items()):
+            if sent > deadline:
+                break  # insertion order is send order
+            del self._transactions[tid]
+            if isinstance(target, MSRPFrame):
+                timeout = MSRPFrame(tid, code=408, comment="Request Timeout")
+                self._events.append(ResponseReceived(target, timeout))
+            else:
+                target.pending -= 1
+                if not target.done and target.failure_report == "yes":
+                    self._finish(target, MessageNotDelivered(target.message_id, 408, "Request Timeout"))
+                elif not target.done and target.pending == 0 and target.offset >= target.total:
+                    target.done = True  # partial: no news is good news
+                    self._messages.pop(target.message_id, None)
+        for msg in list(self._messages.values()):
+            if msg.report_deadline is not None and msg.report_deadline <= now and not msg.done:
+                self._finish(msg, MessageNotDelivered(msg.message_id, 408, "No success report"))
+
+    def next_timeout(self) -> float | None:
+        """When `expire()` next has work to do (clock time), or None."""
+        times = [sent + self.response_timeout for sent, _ in list(self._transactions.values())[:1]]
+        times += [m.report_deadline for m in self._messages.values() if m.report_deadline is not None]
+        return min(times) if times else None
+
+    def close(self, reason: str | None = None) -> None:
+        """Local close: unconfirmed messages become not delivered; ends with ConnectionClosed."""
+        if not self.closed:
+            self._close(reason)
+
+    connection_lost = close
+
+    def _close(self, reason: str | None) -> None:
+        self.closed = True
+        for msg in list(self._messages.values()):
+            if not msg.done and msg.confirmable:
+                self._finish(msg, MessageNotDelivered(msg.message_id, 408, "Connection closed"))
+        self._messages.clear()
+        self._sending.clear()
+        self._transactions.clear()
+        self._incoming.clear()
+        self._buffered = 0
+        self._events.append(ConnectionClosed(reason))
