@@ -1,0 +1,472 @@
+"""SIP accounts: ``Account`` (one per SIP id), ``BonjourAccount`` (P2P) and the ``AccountManager``.
+
+Accounts are settings objects (see ``sipcli.configuration``) stored in the configuration under
+``accounts/<id>``. Ad hoc accounts, built from command line options, live in memory only::
+
+    account = Account.create_adhoc("alice@example.test", password="s3cret", outbound_proxy="sip:127.0.0.1:5070")
+
+The engine tells the accounts where it listens with ``AccountManager().update_contacts(ip, {"udp": port, ...})``
+and activates them with ``activate()``; registration and subscriptions are added to ``activate``/``deactivate``
+by the engine layer.
+"""
+
+from __future__ import annotations
+
+import random
+import socket
+import string
+import threading
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+
+from sipcli.configuration import (
+    ConfigurationError,
+    ConfigurationManager,
+    MemoryStorage,
+    Setting,
+    SettingsGroup,
+    SettingsObject,
+    SettingsStore,
+)
+from sipcli.configuration.datatypes import (
+    MSRPTransport,
+    Password,
+    PositiveInteger,
+    SIPAddress,
+    SIPProxyAddress,
+    SIPTransportList,
+    SRTPEncryption,
+)
+from sipcli.configuration.settings import SIPSimpleSettings
+from sipcli.notification import NotificationCenter, NotificationData
+
+__all__ = ["Account", "AccountManager", "BonjourAccount", "ContactURI", "Credentials", "reset_singletons"]
+
+BONJOUR_ID = "bonjour@local"
+
+
+@dataclass(frozen=True)
+class Credentials:
+    """What digest authentication needs; the password never appears in repr or JSON."""
+
+    username: str
+    password: str
+    display_name: str | None = None
+
+    def __repr__(self) -> str:
+        return f"Credentials(username={self.username!r}, password='***', display_name={self.display_name!r})"
+
+    def __json__(self) -> dict:
+        masked = "***" if self.password else ""
+        return {"username": self.username, "password": masked, "display_name": self.display_name}
+
+
+class ContactURI(SIPAddress):
+    """``user@ip``; ``contact["udp"]`` gives the SIP URI for that transport once the engine listens on it."""
+
+    def __new__(cls, value: str, transports: Mapping[str, int] | None = None) -> ContactURI:
+        instance = super().__new__(cls, value)
+        instance._transports = dict(transports or {})
+        return instance
+
+    @property
+    def transports(self) -> dict[str, int]:
+        """{transport: port} the engine listens on; empty until it has started."""
+        return dict(self._transports)
+
+    def __getitem__(self, key: object) -> str:  # type: ignore[override]
+        if not isinstance(key, str):
+            return super().__getitem__(key)
+        transport = key.lower()
+        if transport not in self._transports:
+            raise KeyError(f"no {transport} transport is listening (available: {sorted(self._transports) or 'none'})")
+        host = f"[{self.domain}]" if ":" in self.domain else self.domain
+        uri = f"sip:{self.username}@{host}:{self._transports[transport]}"
+        return uri if transport == "udp" else f"{uri};transport={transport}"
+
+
+def _random_username() -> str:
+    return "".join(random.choices(string.ascii_lowercase, k=8))
+
+
+def _default_local_ip() -> str:
+    """SIPSimpleSettings.local_ip, else the source address of the default route, else 127.0.0.1."""
+    if ConfigurationManager().started:
+        configured = SIPSimpleSettings().local_ip
+        if configured:
+            return configured
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+        try:
+            probe.connect(("192.0.2.1", 9))  # TEST-NET-1: connecting a UDP socket sends nothing
+            return probe.getsockname()[0]
+        except OSError:
+            return "127.0.0.1"
+
+
+class _ActivationMixin:
+    """Contact, activation state and the notification id shared by Account and BonjourAccount."""
+
+    id: SIPAddress
+
+    def _init_runtime(self) -> None:
+        self._contact_username = _random_username()
+        self._contact: ContactURI | None = None
+        self.active = False
+
+    @property
+    def notification_id(self) -> str:
+        return f"account/{self.id}"
+
+    @property
+    def contact(self) -> ContactURI:
+        if self._contact is None:
+            self._contact = ContactURI(f"{self._contact_username}@{_default_local_ip()}")
+        return self._contact
+
+    def update_contact(self, local_ip: str, transports: Mapping[str, int]) -> None:
+        """Engine hook: the engine listens on local_ip with {transport: port}; contact[...] uses them."""
+        self._contact = ContactURI(f"{self._contact_username}@{local_ip}", transports)
+
+    def activate(self) -> None:
+        """Mark the account active and post SIPAccountDidActivate.
+
+        The engine layer extends this (registration, subscriptions); it is called once the engine runs.
+        """
+        if self.active:
+            return
+        self.active = True
+        NotificationCenter().post_notification("SIPAccountDidActivate", sender=self)
+
+    def deactivate(self) -> None:
+        """Mark the account inactive and post SIPAccountDidDeactivate; the engine layer extends this too."""
+        if not self.active:
+            return
+        self.active = False
+        NotificationCenter().post_notification("SIPAccountDidDeactivate", sender=self)
+
+
+class AuthSettings(SettingsGroup):
+    username = Setting(str, default=None, nillable=True)  # None: the user part of the account id
+    password = Setting(Password, default=None, nillable=True)
+
+
+class AccountSIPSettings(SettingsGroup):
+    outbound_proxy = Setting(SIPProxyAddress, default=None, nillable=True)
+    register = Setting(bool, default=True)
+    register_interval = Setting(PositiveInteger, default=600)
+    transport_list = Setting(SIPTransportList, default=("udp", "tcp", "tls"))
+
+
+class RTPSettings(SettingsGroup):
+    srtp_encryption = Setting(SRTPEncryption, default="optional")
+
+
+class MSRPSettings(SettingsGroup):
+    # TCP by default: MSRP over TLS needs a certificate (tls.certificate) on the listening side.
+    transport = Setting(MSRPTransport, default="tcp")
+    relay = Setting(SIPProxyAddress, default=None, nillable=True)  # host[:port][;transport=tls]
+
+
+class PresenceSettings(SettingsGroup):
+    enabled = Setting(bool, default=False)
+
+
+class DialogEventSettings(SettingsGroup):
+    enabled = Setting(bool, default=False)
+
+
+class MessageSummarySettings(SettingsGroup):
+    enabled = Setting(bool, default=False)
+
+
+class Account(_ActivationMixin, SettingsObject):
+    """A SIP account; ``Account(id)`` returns the one instance for that id (loaded from the configuration)."""
+
+    enabled = Setting(bool, default=True)
+    display_name = Setting(str, default=None, nillable=True)
+    auth = AuthSettings
+    sip = AccountSIPSettings
+    rtp = RTPSettings
+    msrp = MSRPSettings
+    presence = PresenceSettings
+    dialog_event = DialogEventSettings
+    message_summary = MessageSummarySettings
+
+    _instances: dict[str, Account] = {}
+    _instances_lock = threading.RLock()
+
+    def __new__(cls, id: str, store: SettingsStore | ConfigurationManager | None = None) -> Account:
+        """The account with this id; ValueError for a malformed id. A new one is saved only by save()."""
+        account_id = SIPAddress(id)
+        if account_id == BONJOUR_ID:
+            raise ValueError(f"{BONJOUR_ID} is the Bonjour account; use BonjourAccount()")
+        with cls._instances_lock:
+            existing = cls._instances.get(account_id)
+            if existing is not None:
+                return existing
+            instance = super().__new__(cls)
+            instance.id = account_id
+            SettingsObject.__init__(instance, ("accounts", str(account_id)), store)
+            instance._init_runtime()
+            instance.transient = store is not None and not isinstance(store, ConfigurationManager)
+            cls._instances[account_id] = instance
+            return instance
+
+    def __init__(self, id: str, store: SettingsStore | ConfigurationManager | None = None) -> None:
+        """Already initialized by __new__."""
+
+    @classmethod
+    def create_adhoc(cls, id: str, *, password: str | None = None, display_name: str | None = None,
+                     outbound_proxy: str | None = None, username: str | None = None) -> Account:
+        """A new account kept in memory only (never written to the configuration), e.g. from ``--from``.
+
+        Raises ValueError for a malformed id, proxy or password, or when an account with that id already exists.
+        """
+        account_id = SIPAddress(id)
+        manager = ConfigurationManager()
+        with cls._instances_lock:
+            if account_id in cls._instances or (manager.started and manager.get(("accounts", str(account_id)))):
+                raise ValueError(f"account {account_id} already exists in the configuration")
+            account = cls(account_id, store=SettingsStore(MemoryStorage()))
+        try:
+            account.display_name = display_name
+            account.auth.username = username
+            account.auth.password = password
+            account.sip.outbound_proxy = outbound_proxy
+        except ValueError:
+            account._forget()
+            raise
+        account.save()
+        return account
+
+    @property
+    def credentials(self) -> Credentials:
+        return Credentials(self.auth.username or self.id.username, self.auth.password or "", self.display_name)
+
+    def delete(self) -> None:
+        """Remove the account from the configuration (posts CFGSettingsObjectWasDeleted)."""
+        self.deactivate()
+        super().delete()
+        self._forget()
+
+    def _forget(self) -> None:
+        with self._instances_lock:
+            if self._instances.get(self.id) is self:
+                del self._instances[self.id]
+
+    @classmethod
+    def reset_instances(cls) -> None:
+        """Test hook: forget every Account instance."""
+        with cls._instances_lock:
+            cls._instances.clear()
+
+    def __repr__(self) -> str:
+        return f"Account({str(self.id)!r})"
+
+
+class BonjourAccount(_ActivationMixin, SettingsObject):
+    """The P2P account ``bonjour@local`` (a singleton): no registrar, direct ``sip:user@host:port`` targets."""
+
+    enabled = Setting(bool, default=True)
+    display_name = Setting(str, default=None, nillable=True)
+    rtp = RTPSettings
+    msrp = MSRPSettings
+
+    id = SIPAddress(BONJOUR_ID)
+    transient = False
+    _instance: BonjourAccount | None = None
+    _instance_lock = threading.Lock()
+
+    def __new__(cls, store: SettingsStore | ConfigurationManager | None = None) -> BonjourAccount:
+        with cls._instance_lock:
+            if cls._instance is None:
+                instance = super().__new__(cls)
+                SettingsObject.__init__(instance, ("bonjour",), store)
+                instance._init_runtime()
+                cls._instance = instance
+            return cls._instance
+
+    def __init__(self, store: SettingsStore | ConfigurationManager | None = None) -> None:
+        """Already initialized by __new__."""
+
+    @property
+    def credentials(self) -> Credentials:
+        return Credentials(self.contact.username, "", self.display_name)
+
+    @classmethod
+    def reset_instance(cls) -> None:
+        """Test hook: the next BonjourAccount() is a new object."""
+        with cls._instance_lock:
+            cls._instance = None
+
+    def __repr__(self) -> str:
+        return "BonjourAccount()"
+
+
+def _uri_user_host(uri: object) -> tuple[str | None, str | None]:
+    """(user, host) of a SIP URI given as text (``sip:user@host:port;params``) or an object with user/host."""
+    if not isinstance(uri, str):
+        return getattr(uri, "user", None), getattr(uri, "host", None)
+    text = uri.strip().strip("<>")
+    if ":" in text.split("@")[0]:
+        text = text.split(":", 1)[1]  # drop the scheme
+    text = text.split(";")[0]
+    user, sep, hostport = text.rpartition("@")
+    if not sep:
+        return None, None
+    host = hostport[1:].split("]")[0] if hostport.startswith("[") else hostport.split(":")[0]
+    return user, host.lower()
+
+
+class AccountManager:
+    """Loads and tracks the accounts (a singleton). ``start()`` after ``ConfigurationManager().start()``."""
+
+    _instance: AccountManager | None = None
+    _instance_lock = threading.Lock()
+
+    def __new__(cls) -> AccountManager:
+        with cls._instance_lock:
+            if cls._instance is None:
+                instance = super().__new__(cls)
+                instance._accounts = {}
+                instance._started = False
+                instance._transient_default = None
+                instance._contact_info = None
+                cls._instance = instance
+            return cls._instance
+
+    @classmethod
+    def reset_instance(cls) -> None:
+        """Test hook: stop observing and forget the singleton."""
+        with cls._instance_lock:
+            if cls._instance is not None and cls._instance._started:
+                NotificationCenter().purge_observer(cls._instance)
+            cls._instance = None
+
+    def start(self) -> None:
+        """Load every account from the configuration, posting SIPAccountManagerDidAddAccount for each.
+
+        Raises ConfigurationError when the configuration holds an invalid account.
+        """
+        if self._started:
+            return
+        manager = ConfigurationManager()
+        accounts: list[Account | BonjourAccount] = [BonjourAccount()]
+        for account_id in manager.children(("accounts",)):
+            try:
+                accounts.append(Account(account_id))
+            except ValueError as e:
+                raise ConfigurationError(f"invalid account id {account_id!r} in the configuration: {e}") from None
+        with Account._instances_lock:
+            accounts.extend(a for a in Account._instances.values() if a not in accounts and a.persisted)
+        notification_center = NotificationCenter()
+        notification_center.add_observer(self, name="CFGSettingsObjectWasCreated")
+        notification_center.add_observer(self, name="CFGSettingsObjectWasDeleted")
+        self._started = True
+        for account in accounts:
+            self._add(account)
+
+    def stop(self) -> None:
+        """Deactivate every account and stop tracking additions and deletions."""
+        if not self._started:
+            return
+        self._started = False
+        notification_center = NotificationCenter()
+        notification_center.discard_observer(self, name="CFGSettingsObjectWasCreated")
+        notification_center.discard_observer(self, name="CFGSettingsObjectWasDeleted")
+        for account in list(self._accounts.values()):
+            account.deactivate()
+
+    def has_account(self, id: str) -> bool:
+        return id in self._accounts
+
+    def get_account(self, id: str) -> Account | BonjourAccount:
+        """The account with this id; KeyError when there is none."""
+        return self._accounts[id]
+
+    def get_accounts(self) -> list[Account | BonjourAccount]:
+        return list(self._accounts.values())
+
+    def iter_accounts(self) -> Iterator[Account | BonjourAccount]:
+        return iter(list(self._accounts.values()))
+
+    def find_account(self, contact_uri: object) -> Account | BonjourAccount | None:
+        """The enabled account whose contact user (or else whose id) matches contact_uri, or None."""
+        user, host = _uri_user_host(contact_uri)
+        if user is None:
+            return None
+        enabled = [account for account in self._accounts.values() if account.enabled]
+        for account in enabled:
+            if account.contact.username == user:
+                return account
+        for account in enabled:
+            if account.id.username == user and account.id.domain == host:
+                return account
+        return None
+
+    def update_contacts(self, local_ip: str, transports: Mapping[str, int]) -> None:
+        """Engine hook: give every account (and those added later) the engine's address and {transport: port}."""
+        self._contact_info = (local_ip, dict(transports))
+        for account in self._accounts.values():
+            account.update_contact(local_ip, transports)
+
+    @property
+    def default_account(self) -> Account | BonjourAccount | None:
+        """The account used when none is named (stored as SIPSimpleSettings.default_account)."""
+        if self._transient_default is not None:
+            return self._transient_default
+        default_id = SIPSimpleSettings().default_account
+        return self._accounts.get(default_id) if default_id else None
+
+    @default_account.setter
+    def default_account(self, account: Account | BonjourAccount | None) -> None:
+        """Posts SIPAccountManagerDidChangeDefaultAccount; an ad hoc account is the default for this run only."""
+        if account is not None and self._accounts.get(account.id) is not account:
+            raise KeyError(f"account {account.id} is not managed by the AccountManager")
+        old_account = self.default_account
+        if account is not None and account.transient:
+            self._transient_default = account
+        else:
+            self._transient_default = None
+            settings = SIPSimpleSettings()
+            settings.default_account = account.id if account is not None else None
+            settings.save()
+        if account is not old_account:
+            NotificationCenter().post_notification("SIPAccountManagerDidChangeDefaultAccount", sender=self,
+                                                   data=NotificationData(old_account=old_account, account=account))
+
+    notification_id = "account_manager"
+
+    def handle_notification(self, notification: object) -> None:
+        account = notification.sender
+        if not isinstance(account, Account | BonjourAccount):
+            return
+        if notification.name == "CFGSettingsObjectWasCreated":
+            if self._accounts.get(account.id) is not account:
+                self._add(account)
+                if self.default_account is None and not account.transient:
+                    self.default_account = account
+        elif notification.name == "CFGSettingsObjectWasDeleted" and self._accounts.get(account.id) is account:
+            if self.default_account is account:
+                others = [a for a in self._accounts.values()
+                          if isinstance(a, Account) and not a.transient and a is not account]
+                self.default_account = others[0] if others else None
+            del self._accounts[account.id]
+            NotificationCenter().post_notification("SIPAccountManagerDidRemoveAccount", sender=self,
+                                                   data=NotificationData(account=account))
+
+    def _add(self, account: Account | BonjourAccount) -> None:
+        self._accounts[account.id] = account
+        if self._contact_info is not None:
+            account.update_contact(*self._contact_info)
+        NotificationCenter().post_notification("SIPAccountManagerDidAddAccount", sender=self,
+                                               data=NotificationData(account=account))
+
+
+def reset_singletons() -> None:
+    """Test hook: forget the AccountManager, accounts, general settings and ConfigurationManager singletons."""
+    AccountManager.reset_instance()
+    Account.reset_instances()
+    BonjourAccount.reset_instance()
+    SIPSimpleSettings.reset_instance()
+    ConfigurationManager.reset_instance()

@@ -1,0 +1,78 @@
+"""The general settings: ``SIPSimpleSettings()`` (a singleton stored under the ``general`` section)."""
+
+from __future__ import annotations
+
+import threading
+
+from sipcli import __version__
+from sipcli.configuration import ConfigurationManager, Setting, SettingsGroup, SettingsObject, SettingsStore
+from sipcli.configuration.datatypes import (
+    AudioCodecList,
+    IPAddress,
+    Path,
+    Port,
+    PortRange,
+    SampleRate,
+    SIPAddress,
+    SIPTransportList,
+)
+
+__all__ = ["SIPSimpleSettings"]
+
+
+class SIPSettings(SettingsGroup):
+    transport_list = Setting(SIPTransportList, default=("udp", "tcp", "tls"))
+    udp_port = Setting(Port, default=0)  # 0: any free port
+    tcp_port = Setting(Port, default=0)
+    tls_port = Setting(Port, default=0)
+
+
+class TLSSettings(SettingsGroup):
+    ca_list = Setting(Path, default=None, nillable=True)  # None: the system's CA bundle
+    verify_server = Setting(bool, default=True)
+    certificate = Setting(Path, default=None, nillable=True)  # PEM with our certificate and key
+
+
+class RTPSettings(SettingsGroup):
+    port_range = Setting(PortRange, default="50000:50500")
+
+
+class AudioSettings(SettingsGroup):
+    codec_list = Setting(AudioCodecList, default=("G722", "PCMU", "PCMA", "speex", "GSM", "iLBC"))
+    sample_rate = Setting(SampleRate, default=16000)
+    recordings_directory = Setting(Path, default="~/.local/share/sipcli/recordings")
+
+
+class SIPSimpleSettings(SettingsObject):
+    """Settings that are not per account. ``local_ip`` None means: pick the address automatically."""
+
+    notification_id = "settings"
+
+    user_agent = Setting(str, default=f"sipcli {__version__}")
+    local_ip = Setting(IPAddress, default=None, nillable=True)
+    default_account = Setting(SIPAddress, default=None, nillable=True)
+
+    sip = SIPSettings
+    tls = TLSSettings
+    rtp = RTPSettings
+    audio = AudioSettings
+
+    _instance: SIPSimpleSettings | None = None
+    _instance_lock = threading.Lock()
+
+    def __new__(cls, store: SettingsStore | ConfigurationManager | None = None) -> SIPSimpleSettings:
+        with cls._instance_lock:
+            if cls._instance is None:
+                instance = super().__new__(cls)
+                SettingsObject.__init__(instance, ("general",), store)
+                cls._instance = instance
+            return cls._instance
+
+    def __init__(self, store: SettingsStore | ConfigurationManager | None = None) -> None:
+        """Already initialized by __new__: every call returns the same, loaded object."""
+
+    @classmethod
+    def reset_instance(cls) -> None:
+        """Test hook: the next SIPSimpleSettings() loads afresh from the (current) ConfigurationManager."""
+        with cls._instance_lock:
+            cls._instance = None
