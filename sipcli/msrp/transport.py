@@ -1,0 +1,264 @@
+"""asyncio transport for one MSRP session: it only moves bytes between a socket and an ``MSRPConnection``.
+
+Connection direction (RFC 6135 / RFC 4975 section 5.4), decided with ``sipcli.msrp.sdp.connection_role``:
+the side that ends up ``active`` calls ``open_transport`` to the first URI of the peer's path and sends the
+empty SEND that binds the connection; the ``passive`` side opens an ``MSRPListener`` before it publishes its
+SDP and calls ``listener.accept``. Behind a relay, ``sipcli.msrp.relay.connect_relay`` returns a transport
+that is already connected and authenticated.
+
+Events (see ``sipcli.msrp.connection``) go to the ``on_event`` callback when one is given, otherwise they
+are read with ``async for event in transport.events()``; the last one is always ``ConnectionClosed``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ssl
+from collections.abc import AsyncIterator, Callable
+
+from sipcli.msrp.connection import ConnectionClosed, Event, MSRPConnection, ProtocolError
+from sipcli.msrp.message import MSRPFrame
+from sipcli.msrp.uri import MSRPURI
+
+WRITE_HIGH_WATER = 4 * 1024 * 1024
+TICK = 1.0  # how often transaction timeouts are checked
+LINGER = 2.0  # after a protocol error, how long the peer's remaining bytes are read and dropped
+
+
+class MSRPTransport(asyncio.Protocol):
+    """One TCP/TLS connection carrying one MSRP session."""
+
+    def __init__(self, connection: MSRPConnection, on_event: Callable[[Event], None] | None = None) -> None:
+        self.connection = connection
+        self._on_event = on_event
+        self._queue: asyncio.Queue[Event] | None = None if on_event else asyncio.Queue()
+        self._filters: list[Callable[[Event], bool]] = []
+        self._transport: asyncio.Transport | None = None
+        self._paused = False
+        self._timer: asyncio.TimerHandle | None = None
+        self._lingering = False
+        self._loop = asyncio.get_running_loop()
+        self.connected: asyncio.Future[None] = self._loop.create_future()
+        self.closed: asyncio.Future[None] = self._loop.create_future()
+
+    # -- public API ----------------------------------------------------------------------------------------
+
+    @property
+    def peer(self) -> tuple[str, int] | None:
+        return self._transport.get_extra_info("peername") if self._transport else None
+
+    def send_message(self, content: bytes, content_type: str = "text/plain", message_id: str | None = None,
+                     success_report: bool = False, failure_report: str = "yes",
+                     headers: dict[str, str] | None = None) -> str:
+        """Queue a message for the peer and start writing it; returns its Message-ID."""
+        message_id = self.connection.send_message(content, content_type, message_id, success_report,
+                                                  failure_report, headers)
+        self._flush()
+        return message_id
+
+    def send_request(self, frame: MSRPFrame) -> None:
+        self.connection.send_request(frame)
+        self._flush()
+
+    def add_filter(self, consume: Callable[[Event], bool]) -> None:
+        """Let `consume` see events first; those it returns True for go no further (used by the relay client)."""
+        self._filters.append(consume)
+
+    async def events(self) -> AsyncIterator[Event]:
+        """Events until ConnectionClosed (only without an on_event callback)."""
+        if self._queue is None:
+            raise RuntimeError("events go to the on_event callback")
+        while True:
+            event = await self._queue.get()
+            yield event
+            if isinstance(event, ConnectionClosed):
+                return
+
+    async def close(self, timeout: float = 5.0) -> None:
+        """Flush what is queued, close the connection and wait until it is gone."""
+        if self._transport is not None and not self._transport.is_closing():
+            self._write_pending()
+            self.connection.close("Closed locally")
+            self._dispatch()
+            self._transport.close()
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(asyncio.shield(self.closed), timeout)
+        if not self.closed.done() and self._transport is not None:
+            self._transport.abort()
+            await self.closed
+
+    # -- asyncio.Protocol ----------------------------------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self._transport = transport
+        transport.set_write_buffer_limits(WRITE_HIGH_WATER)
+        self._timer = self._loop.call_later(TICK, self._tick)
+        if not self.connected.done():
+            self.connected.set_result(None)
+        self._flush()
+
+    def data_received(self, data: bytes) -> None:
+        if self._lingering:
+            return
+        connection = self.connection
+        connection.receive_data(data)
+        self._dispatch()
+        self._flush()
+        if connection.closed and self._transport is not None:
+            self._linger(self._transport)
+
+    def _linger(self, transport: asyncio.Transport) -> None:
+        """Close after a protocol error so that our last response (e.g. 413) still reaches the peer.
+
+        Closing a socket with unread input makes the kernel send RST, which can destroy that response: send
+        FIN instead, drop whatever the peer still sends, and close for good after LINGER seconds.
+        """
+        if not transport.can_write_eof():
+            transport.close()
+            return
+        self._lingering = True
+        transport.write_eof()
+        self._loop.call_later(LINGER, transport.close)
+
+    def eof_received(self) -> bool:
+        return False  # MSRP has no half-close: let asyncio close our side too
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+        self.connection.connection_lost(str(exc) if exc else "Connection closed by peer")
+        self._dispatch()
+        if not self.connected.done():
+            self.connected.set_exception(ConnectionError(str(exc)))
+        if not self.closed.done():
+            self.closed.set_result(None)
+
+    def pause_writing(self) -> None:
+        self._paused = True
+
+    def resume_writing(self) -> None:
+        self._paused = False
+        self._flush()
+
+    # -- internals -----------------------------------------------------------------------------------------
+
+    def _tick(self) -> None:
+        self.connection.expire()
+        self._dispatch()
+        self._timer = self._loop.call_later(TICK, self._tick)
+
+    def _flush(self) -> None:
+        transport = self._transport
+        if transport is None or transport.is_closing():
+            return
+        connection = self.connection
+        # Pull chunks only while the socket keeps up: pause_writing() fires inside write() past the high water.
+        while not self._paused and connection.has_data_to_send():
+            transport.write(connection.data_to_send(limit=1024 * 1024))
+
+    def _write_pending(self) -> None:
+        if self._transport is not None and self.connection.has_data_to_send():
+            self._transport.write(self.connection.data_to_send())
+
+    def _dispatch(self) -> None:
+        for event in self.connection.next_events():
+            if any(consume(event) for consume in self._filters):
+                continue
+            if self._on_event is not None:
+                self._on_event(event)
+            else:
+                assert self._queue is not None
+                self._queue.put_nowait(event)
+            if isinstance(event, ProtocolError):
+                self._write_pending()
+
+
+def client_ssl_context(verify: bool = True, cafile: str | None = None) -> ssl.SSLContext:
+    """A TLS client context for msrps; `verify=False` accepts any certificate (self-signed peers)."""
+    context = ssl.create_default_context(cafile=cafile)
+    if not verify:
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+    return context
+
+
+async def open_transport(connection: MSRPConnection, uri: MSRPURI, *, ssl_context: ssl.SSLContext | None = None,
+                         on_event: Callable[[Event], None] | None = None, timeout: float = 10.0,
+                         bind: bool = True) -> MSRPTransport:
+    """Connect (the active side) to `uri`, the first hop of the peer's path; msrps URIs use TLS.
+
+    With `bind`, the empty SEND goes out first so the passive peer can match the connection to its session.
+    """
+    loop = asyncio.get_running_loop()
+    if uri.use_tls and ssl_context is None:
+        ssl_context = client_ssl_context()
+    transport = MSRPTransport(connection, on_event)
+    await asyncio.wait_for(loop.create_connection(
+        lambda: transport, uri.host, uri.port, ssl=ssl_context if uri.use_tls else None,
+        server_hostname=uri.host if uri.use_tls else None), timeout)
+    if bind and connection.remote_path:
+        transport.send_message(b"")
+    return transport
+
+
+class MSRPListener:
+    """A listening socket for the passive side of one session; the first connection that arrives is taken."""
+
+    def __init__(self) -> None:
+        self._server: asyncio.Server | None = None
+        self._waiting: asyncio.Future[MSRPTransport] | None = None
+        self._pending: MSRPConnection | None = None
+        self._on_event: Callable[[Event], None] | None = None
+        self.host = ""
+        self.port = 0
+        self.use_tls = False
+
+    @classmethod
+    async def start(cls, host: str = "127.0.0.1", port: int = 0,
+                    ssl_context: ssl.SSLContext | None = None) -> MSRPListener:
+        listener = cls()
+        loop = asyncio.get_running_loop()
+        listener._server = await loop.create_server(listener._protocol, host, port, ssl=ssl_context)
+        listener.host, listener.port = listener._server.sockets[0].getsockname()[:2]
+        listener.use_tls = ssl_context is not None
+        return listener
+
+    def uri(self) -> MSRPURI:
+        """A fresh local URI (new session id) on this listener, for our a=path."""
+        return MSRPURI.new(self.host, self.port, self.use_tls)
+
+    def _protocol(self) -> asyncio.Protocol:
+        if self._pending is None:
+            return _Refuse()
+        transport = MSRPTransport(self._pending, self._on_event)
+        self._pending = None
+        waiting = self._waiting
+        transport.connected.add_done_callback(lambda f: waiting.done() or f.exception() or
+                                              waiting.set_result(transport))
+        return transport
+
+    async def accept(self, connection: MSRPConnection, on_event: Callable[[Event], None] | None = None,
+                     timeout: float = 30.0) -> MSRPTransport:
+        """Wait for the peer to connect and return the transport carrying `connection`; closes the listener."""
+        self._pending = connection
+        self._on_event = on_event
+        self._waiting = asyncio.get_running_loop().create_future()
+        try:
+            return await asyncio.wait_for(self._waiting, timeout)
+        finally:
+            self._pending = None
+            self.close()
+
+    def close(self) -> None:
+        if self._server is not None:
+            self._server.close()
+            self._server = None
+
+
+class _Refuse(asyncio.Protocol):
+    """Connections nobody waits for are closed at once."""
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        transport.close()

@@ -1,0 +1,169 @@
+"""MSRP over real loopback TCP/TLS connections: ordering, exactly-once delivery, large messages, bad peers."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import os
+import ssl
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from sipcli.msrp.connection import (
+    ConnectionClosed,
+    MessageDelivered,
+    MessageReceived,
+    MSRPConnection,
+    ProtocolError,
+)
+from sipcli.msrp.transport import MSRPListener, MSRPTransport, client_ssl_context, open_transport
+
+pytestmark = pytest.mark.timeout(60)
+
+
+class Collector:
+    """Collects events of one side and wakes waiters."""
+
+    def __init__(self) -> None:
+        self.events: list = []
+        self.changed = asyncio.Event()
+
+    def __call__(self, event) -> None:
+        self.events.append(event)
+        self.changed.set()
+
+    def of(self, kind: type) -> list:
+        return [e for e in self.events if isinstance(e, kind)]
+
+    async def wait(self, predicate, timeout: float = 20.0) -> None:
+        async def loop() -> None:
+            while not predicate():
+                self.changed.clear()
+                await self.changed.wait()
+        await asyncio.wait_for(loop(), timeout)
+
+
+async def pair(ssl_server: ssl.SSLContext | None = None, ssl_client: ssl.SSLContext | None = None, **options):
+    """A passive and an active endpoint connected over loopback, as after an SDP exchange."""
+    listener = await MSRPListener.start("127.0.0.1", 0, ssl_server)
+    passive_uri = listener.uri()
+    active_uri = passive_uri.__class__.new("127.0.0.1", 9, passive_uri.use_tls)  # the active side never listens
+    passive_events, active_events = Collector(), Collector()
+    passive_conn = MSRPConnection([passive_uri], [active_uri], **options)
+    active_conn = MSRPConnection([active_uri], [passive_uri], **options)
+    accepting = asyncio.ensure_future(listener.accept(passive_conn, passive_events))
+    active = await open_transport(active_conn, passive_uri, ssl_context=ssl_client, on_event=active_events)
+    passive = await accepting
+    return (passive, passive_events), (active, active_events)
+
+
+async def exchange_many(count: int) -> None:
+    (passive, p_events), (active, a_events) = await pair()
+    sent_a = [active.send_message(f"a{i}".encode()) for i in range(count)]
+    sent_p = [passive.send_message(f"p{i}".encode()) for i in range(count)]
+    await p_events.wait(lambda: len(p_events.of(MessageReceived)) == count)
+    await a_events.wait(lambda: len(a_events.of(MessageReceived)) == count)
+    await a_events.wait(lambda: len(a_events.of(MessageDelivered)) == count + 1)  # + the binding empty SEND
+    await p_events.wait(lambda: len(p_events.of(MessageDelivered)) == count)
+    assert [e.body for e in p_events.of(MessageReceived)] == [f"a{i}".encode() for i in range(count)]
+    assert [e.body for e in a_events.of(MessageReceived)] == [f"p{i}".encode() for i in range(count)]
+    assert [e.message_id for e in a_events.of(MessageDelivered)][1:] == sent_a
+    assert [e.message_id for e in p_events.of(MessageDelivered)] == sent_p
+    await active.close()
+    await passive.closed
+    assert isinstance(p_events.events[-1], ConnectionClosed)
+
+
+def test_thousand_messages_each_way_exactly_once_in_order() -> None:
+    asyncio.run(exchange_many(1000))
+
+
+async def big_message(size: int) -> None:
+    (passive, p_events), (active, a_events) = await pair(chunk_size=256 * 1024)
+    payload = os.urandom(size)
+    message_id = active.send_message(payload, "application/octet-stream", success_report=True)
+    await a_events.wait(lambda: any(e.message_id == message_id for e in a_events.of(MessageDelivered)))
+    received = p_events.of(MessageReceived)
+    assert len(received) == 1
+    assert hashlib.sha256(received[0].body).hexdigest() == hashlib.sha256(payload).hexdigest()
+    await passive.close()
+    await active.closed
+
+
+def test_ten_mib_message_intact() -> None:
+    asyncio.run(big_message(10 * 1024 * 1024))
+
+
+@pytest.fixture(scope="module")
+def certificate(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """A throwaway self-signed certificate for 127.0.0.1 made with the openssl CLI."""
+    directory = tmp_path_factory.mktemp("tls")
+    cert, key = directory / "cert.pem", directory / "key.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj",
+                    "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1", "-keyout", str(key),
+                    "-out", str(cert)], check=True, capture_output=True, timeout=30)
+    return cert, key
+
+
+def test_tls_session_with_verified_self_signed_certificate(certificate: tuple[Path, Path]) -> None:
+    cert, key = certificate
+
+    async def run() -> None:
+        server = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        server.load_cert_chain(cert, key)
+        (passive, p_events), (active, a_events) = await pair(server, client_ssl_context(cafile=str(cert)))
+        assert active.connection.remote_path[0].use_tls
+        active.send_message("über TLS".encode())
+        passive.send_message(b"back")
+        await p_events.wait(lambda: len(p_events.of(MessageReceived)) == 1)
+        await a_events.wait(lambda: len(a_events.of(MessageReceived)) == 1)
+        assert p_events.of(MessageReceived)[0].body == "über TLS".encode()
+        await active.close()
+        await passive.closed
+
+    asyncio.run(run())
+
+
+def test_tls_with_untrusted_certificate_fails_to_connect(certificate: tuple[Path, Path]) -> None:
+    cert, key = certificate
+
+    async def run() -> None:
+        server = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        server.load_cert_chain(cert, key)
+        with pytest.raises(ssl.SSLCertVerificationError):
+            await pair(server, client_ssl_context())
+
+    asyncio.run(run())
+
+
+BAD_FRAMES = {
+    "bad first line": b"HELLO there\r\n\r\n",
+    "wrong end-line transaction": b"MSRP abcd SEND\r\nTo-Path: msrp://x:1/s;tcp\r\n-------wxyz$\r\n",
+    "oversized headers": b"MSRP abcd SEND\r\nX-Junk: " + b"a" * 40000,
+    "missing end-line": b"MSRP abcd SEND\r\nTo-Path: msrp://x:1/s;tcp\r\nContent-Type: text/plain\r\n\r\n"
+                        + b"b" * 300000,
+}
+
+
+@pytest.mark.parametrize("name", sorted(BAD_FRAMES))
+def test_malformed_frames_close_the_connection(name: str) -> None:
+    async def run() -> None:
+        listener = await MSRPListener.start()
+        events = Collector()
+        conn = MSRPConnection([listener.uri()], [listener.uri()], max_chunk_size=128 * 1024)
+        accepting = asyncio.ensure_future(listener.accept(conn, events))
+        reader, writer = await asyncio.open_connection("127.0.0.1", listener.port)
+        transport: MSRPTransport = await accepting
+        writer.write(BAD_FRAMES[name])
+        answer = await asyncio.wait_for(reader.read(), 10)  # EOF: the endpoint closed the connection
+        writer.close()
+        await transport.closed
+        errors = events.of(ProtocolError)
+        assert len(errors) == 1
+        if name == "missing end-line":
+            assert errors[0].code == 413 and b"MSRP abcd 413" in answer
+        assert isinstance(events.events[-1], ConnectionClosed)
+
+    asyncio.run(run())
