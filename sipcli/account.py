@@ -39,6 +39,7 @@ from sipcli.configuration.datatypes import (
 )
 from sipcli.configuration.settings import SIPSimpleSettings
 from sipcli.notification import NotificationCenter, NotificationData
+from sipcli.uri import SIPURI
 
 __all__ = ["Account", "AccountManager", "BonjourAccount", "ContactURI", "Credentials", "reset_singletons"]
 
@@ -62,7 +63,7 @@ class Credentials:
 
 
 class ContactURI(SIPAddress):
-    """``user@ip``; ``contact["udp"]`` gives the SIP URI for that transport once the engine listens on it."""
+    """``user@ip``; ``contact["udp"]`` gives the SIPURI for that transport once the engine listens on it."""
 
     def __new__(cls, value: str, transports: Mapping[str, int] | None = None) -> ContactURI:
         instance = super().__new__(cls, value)
@@ -74,15 +75,15 @@ class ContactURI(SIPAddress):
         """{transport: port} the engine listens on; empty until it has started."""
         return dict(self._transports)
 
-    def __getitem__(self, key: object) -> str:  # type: ignore[override]
+    def __getitem__(self, key: object) -> SIPURI:  # type: ignore[override]
         if not isinstance(key, str):
             return super().__getitem__(key)
         transport = key.lower()
         if transport not in self._transports:
             raise KeyError(f"no {transport} transport is listening (available: {sorted(self._transports) or 'none'})")
         host = f"[{self.domain}]" if ":" in self.domain else self.domain
-        uri = f"sip:{self.username}@{host}:{self._transports[transport]}"
-        return uri if transport == "udp" else f"{uri};transport={transport}"
+        parameters = {} if transport == "udp" else {"transport": transport}
+        return SIPURI(host=host, user=self.username, port=self._transports[transport], parameters=parameters)
 
 
 def _random_username() -> str:
