@@ -113,6 +113,7 @@ class _ActivationMixin:
         self._contact_username = _random_username()
         self._contact: ContactURI | None = None
         self.active = False
+        self.pj_account = None  # the engine's pj.Account while active (pjsua thread only)
 
     @property
     def notification_id(self) -> str:
@@ -136,6 +137,9 @@ class _ActivationMixin:
         if self.active:
             return
         self.active = True
+        from sipcli import registration  # the engine layer: imported only by processes that run the engine
+
+        registration.activate(self)
         NotificationCenter().post_notification("SIPAccountDidActivate", sender=self)
 
     def deactivate(self) -> None:
@@ -143,6 +147,9 @@ class _ActivationMixin:
         if not self.active:
             return
         self.active = False
+        from sipcli import registration
+
+        registration.deactivate(self)  # unregisters in the background; SIPApplication.stop awaits it first
         NotificationCenter().post_notification("SIPAccountDidDeactivate", sender=self)
 
 

@@ -71,7 +71,8 @@ class EngineSettings:
     tls_private_key: str | None = None
     tls_timeout: float = 3.0
     user_agent: str = "sipcli"
-    nameservers: list[str] = field(default_factory=list)
+    nameservers: list[str] = field(default_factory=list)  # pjsip's resolver: bare IPs, port 53
+    dns_nameservers: list[str] = field(default_factory=list)  # RFC 3263 lookups (sipcli.lookup): 'ip[:port]'
     max_calls: int = 32
     clock_rate: int = 16000
     trace_sip: bool = False
@@ -104,6 +105,9 @@ class Engine:
     def __new__(cls) -> Engine:
         if cls._instance is None:
             instance = super().__new__(cls)
+            instance._shutdown_hooks = []
+            instance.account_config_hooks = []
+            instance.incoming_call_hook = None
             instance._reset()
             cls._instance = instance
         return cls._instance
@@ -114,12 +118,10 @@ class Engine:
         self.endpoint: Any = None
         self.transports: dict[str, tuple[str, int]] = {}
         self.transport_ids: dict[str, int] = {}
-        self.incoming_call_hook: Callable[..., Any] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
         self._thread_id: int | None = None
         self._commands: collections.deque = collections.deque()
-        self._shutdown_hooks: list[Callable[[], Any]] = []
         self._accounts: list[Any] = []
         self._log_writer: Any = None
         self._stopping = False
@@ -189,6 +191,11 @@ class Engine:
             return
         with contextlib.suppress(RuntimeError):  # the loop closed meanwhile: nobody is left to tell
             loop.call_soon_threadsafe(callback, *args)
+
+    # Set by the SessionManager: hook(account, call_id, whole_msg) on the pjsua thread for each incoming INVITE.
+    incoming_call_hook: Callable[..., Any] | None
+    # fn(account, pj.AccountConfig) on the pjsua thread before each pj.Account is created (media settings...).
+    account_config_hooks: list[Callable[[Any, Any], Any]]
 
     def add_shutdown_hook(self, fn: Callable[[], Any]) -> None:
         """fn runs on the pjsua thread at stop, before accounts are removed and before libDestroy (LIFO)."""

@@ -1,0 +1,197 @@
+"""SIPApplication: starts and stops the middleware's sub-systems in order, on the running asyncio loop.
+
+Start: configuration, engine (from SIPSimpleSettings plus per-run overrides), AccountManager, account activation,
+SessionManager (when the session layer is installed). Stop runs the same in reverse; it is idempotent and may be
+called from a signal handler or another thread.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import contextlib
+import logging
+from collections.abc import Iterable
+from typing import Any
+
+from sipcli.engine import Engine, EngineSettings
+from sipcli.notification import NotificationCenter, NotificationData
+
+__all__ = ["SIPApplication"]
+
+log = logging.getLogger(__name__)
+
+
+def engine_settings_from(settings: Any, **overrides: Any) -> EngineSettings:
+    """EngineSettings from SIPSimpleSettings (transports, TLS, user agent, local IP), then the overrides."""
+    enabled = set(settings.sip.transport_list)
+    values: dict[str, Any] = {
+        "local_ip": settings.local_ip or None,
+        "udp_port": int(settings.sip.udp_port) if "udp" in enabled else None,
+        "tcp_port": int(settings.sip.tcp_port) if "tcp" in enabled else None,
+        "tls_port": int(settings.sip.tls_port) if "tls" in enabled else None,
+        "tls_ca_list": settings.tls.ca_list or None,
+        "tls_verify_server": bool(settings.tls.verify_server),
+        "tls_certificate": settings.tls.certificate or None,
+        "user_agent": str(settings.user_agent),
+        "clock_rate": int(settings.audio.sample_rate),
+    }
+    values.update(overrides)
+    return EngineSettings(**values)
+
+
+class SIPApplication:
+    """The process-wide application (a singleton). States: None, 'starting', 'started', 'stopping', 'stopped'."""
+
+    _instance: SIPApplication | None = None
+    notification_id = "application"
+
+    def __new__(cls) -> SIPApplication:
+        if cls._instance is None:
+            instance = super().__new__(cls)
+            instance.state = None
+            instance.storage = None
+            instance._loop = None
+            instance._start_task = None
+            instance._start_settled = None
+            instance._stop_task = None
+            instance._activate = None
+            cls._instance = instance
+        return cls._instance
+
+    @classmethod
+    def reset_instance(cls) -> None:
+        """Test hook: the next SIPApplication() is a fresh object."""
+        cls._instance = None
+
+    # -- public API --------------------------------------------------------------------------------------------
+
+    def start(self, storage: Any, *, engine_options: dict[str, Any] | None = None,
+              accounts: Iterable[str] | None = None) -> asyncio.Task:
+        """Start everything on the running loop; the task raises what made the start fail (after cleaning up).
+
+        engine_options override EngineSettings fields for this run (e.g. trace_sip, log_level, tls_ca_list);
+        accounts limits activation to these account ids (None: every enabled account, as the reference says).
+        """
+        if self.state is not None:
+            raise RuntimeError(f"SIPApplication cannot start: it is {self.state}")
+        self._loop = asyncio.get_running_loop()
+        self.storage = storage
+        self._activate = None if accounts is None else {str(account_id) for account_id in accounts}
+        self.state = "starting"
+        self._start_settled = asyncio.Event()
+        self._post("SIPApplicationWillStart")
+        self._start_task = self._loop.create_task(self._start(storage, engine_options or {}))
+        return self._start_task
+
+    def stop(self) -> asyncio.Future | concurrent.futures.Future:
+        """Stop everything; resolves after SIPApplicationDidEnd. Idempotent; from a signal handler or another
+        thread too (then the result is a concurrent.futures.Future)."""
+        loop = self._loop
+        if loop is None or self.state is None:
+            future: concurrent.futures.Future = concurrent.futures.Future()
+            future.set_result(None)
+            return future
+        if asyncio._get_running_loop() is not loop:
+            return asyncio.run_coroutine_threadsafe(self._stop_from_elsewhere(), loop)
+        if self._stop_task is None:
+            self._stop_task = loop.create_task(self._stop())
+        return self._stop_task
+
+    async def _stop_from_elsewhere(self) -> None:
+        await self.stop()
+
+    @property
+    def engine(self) -> Engine:
+        return Engine()
+
+    # -- internals ---------------------------------------------------------------------------------------------
+
+    def _post(self, name: str, **data: Any) -> None:
+        NotificationCenter().post_notification(name, sender=self, data=NotificationData(**data))
+
+    async def _start(self, storage: Any, engine_options: dict[str, Any]) -> None:
+        from sipcli.account import AccountManager
+        from sipcli.configuration import ConfigurationManager
+        from sipcli.configuration.settings import SIPSimpleSettings
+
+        try:
+            ConfigurationManager().start(storage)
+            settings = engine_settings_from(SIPSimpleSettings(), **engine_options)
+            await Engine().start(settings)
+            if self._stop_task is not None:
+                self._start_settled.set()
+                return
+            manager = AccountManager()
+            NotificationCenter().add_observer(self, name="SIPAccountManagerDidAddAccount")
+            manager.start()
+            engine = Engine()
+            local_ip = next(iter(engine.transports.values()))[0] if engine.transports else "127.0.0.1"
+            manager.update_contacts(local_ip, {name: port for name, (_, port) in engine.transports.items()})
+            for account in manager.get_accounts():
+                self._maybe_activate(account)
+            session_manager = self._session_manager()
+            if session_manager is not None:
+                session_manager.start()
+        except BaseException as error:
+            log.debug("SIPApplication start failed", exc_info=True)
+            self._start_settled.set()
+            self._post("SIPApplicationDidFail", reason=str(error) or type(error).__name__)
+            with contextlib.suppress(Exception):
+                await self.stop()
+            raise
+        self._start_settled.set()
+        if self.state == "starting":
+            self.state = "started"
+            self._post("SIPApplicationDidStart")
+
+    async def _stop(self) -> None:
+        from sipcli.account import AccountManager
+        from sipcli.configuration import ConfigurationManager
+        from sipcli.registration import deactivate
+
+        if self.state in ("stopping", "stopped"):
+            return
+        self.state = "stopping"
+        self._post("SIPApplicationWillEnd")
+        if self._start_settled is not None:
+            # Let a start in progress reach a point where there is something coherent to stop.
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._start_settled.wait(), 10)
+        NotificationCenter().discard_observer(self, name="SIPAccountManagerDidAddAccount")
+        session_manager = self._session_manager()
+        if session_manager is not None and hasattr(session_manager, "stop"):
+            try:
+                result = session_manager.stop()
+                if asyncio.isfuture(result) or asyncio.iscoroutine(result):
+                    await result
+            except Exception:
+                log.exception("SessionManager.stop failed")
+        manager = AccountManager()
+        pending = [future for account in manager.get_accounts() if (future := deactivate(account)) is not None]
+        if pending:
+            await asyncio.wait(pending, timeout=Engine().settings.unregister_timeout + 1)
+        manager.stop()
+        await Engine().stop()
+        with contextlib.suppress(Exception):
+            ConfigurationManager().stop()
+        self.state = "stopped"
+        self._post("SIPApplicationDidEnd")
+
+    def _maybe_activate(self, account: Any) -> None:
+        if not account.enabled or (self._activate is not None and str(account.id) not in self._activate):
+            return
+        account.activate()
+
+    @staticmethod
+    def _session_manager() -> Any:
+        try:
+            from sipcli.session import SessionManager
+        except ImportError:
+            return None
+        return SessionManager()
+
+    def handle_notification(self, notification: Any) -> None:
+        if notification.name == "SIPAccountManagerDidAddAccount" and Engine().is_running and \
+                self.state in ("starting", "started"):
+            self._maybe_activate(notification.data.account)

@@ -1,0 +1,391 @@
+"""Account activation on the engine: one pj.Account per active Account/BonjourAccount, and SIP registration.
+
+``Registration`` lives on the loop thread. It creates the account's pj.Account on the pjsua thread (through
+``Engine.run``), registers it along the RFC 3263 routes with failover, lets pjsip refresh it, retries with
+backoff, and unregisters on ``stop()``. pjsua's own retry is off: failover and backoff are decided here, so that
+SIPAccountRegistrationDidFail can say what comes next (``next_route``, ``delay``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import itertools
+import logging
+import re
+import socket
+from dataclasses import dataclass
+from typing import Any
+
+from sipcli.engine import Engine, EngineError
+from sipcli.lookup import DNSLookup, DNSLookupError
+from sipcli.notification import NotificationCenter, NotificationData
+from sipcli.uri import SIPURI, Route, is_ip_address
+
+__all__ = ["Registration", "RegistrationFailure", "activate", "deactivate", "registration_of"]
+
+log = logging.getLogger(__name__)
+
+MAX_RETRY_DELAY = 300.0
+FIRST_RETRY_DELAY = 5.0
+_CONTACT_HEADER = re.compile(r"^(?:contact|m)\s*:\s*(.*)$", re.IGNORECASE | re.MULTILINE)
+_PJ_SRTP = {"disabled": 0, "optional": 1, "mandatory": 2}  # PJMEDIA_SRTP_DISABLED / OPTIONAL / MANDATORY
+
+
+@dataclass(frozen=True)
+class RegistrationFailure:
+    """Why the last REGISTER failed: kind 'response' (code is the final response), 'timeout' or 'transport'."""
+
+    kind: str
+    reason: str
+    code: int | None = None
+
+
+def contact_uris(message: str) -> list[str]:
+    """The Contact URIs of a SIP response (several headers and comma-separated values)."""
+    head = message.split("\r\n\r\n", 1)[0].replace("\r\n", "\n")
+    uris = []
+    for value in _CONTACT_HEADER.findall(head):
+        for part in re.split(r",(?=(?:[^\"<>]|\"[^\"]*\"|<[^>]*>)*$)", value):
+            part = part.strip()
+            if not part:
+                continue
+            part = part[part.index("<") + 1:part.index(">")] if "<" in part else part.split(";", 1)[0]
+            uris.append(part.strip())
+    return uris
+
+
+def source_address(destination: str) -> str:
+    """The local IP the kernel would use to reach destination (connecting a UDP socket sends nothing)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+        try:
+            probe.connect((destination, 9))
+            return probe.getsockname()[0]
+        except OSError:
+            return "127.0.0.1"
+
+
+@functools.cache
+def _pj_account_class() -> type:
+    import pjsua2 as pj
+
+    class PJAccount(pj.Account):
+        """pjsua-thread side of an account: reports registration state and hands incoming calls over."""
+
+        def __init__(self, owner: Registration) -> None:
+            super().__init__()
+            self._owner = owner
+            self._account = owner.account
+
+        def onRegState(self, prm: Any) -> None:
+            engine = Engine()
+            code, reason, expiration, status = int(prm.code), str(prm.reason), int(prm.expiration), int(prm.status)
+            message = prm.rdata.wholeMsg if prm.rdata is not None else ""
+            error = engine.endpoint.utilStrError(status) if status != 0 else ""
+            engine.post(self._owner._reg_state, code, reason, expiration, error, message)
+
+        def onIncomingCall(self, prm: Any) -> None:
+            engine = Engine()
+            call_id, message = int(prm.callId), str(prm.rdata.wholeMsg)
+            hook = engine.incoming_call_hook
+            if hook is not None:
+                hook(self._account, call_id, message)
+                return
+            # Nobody takes calls in this process: refuse at once, and let the Call go (nothing keeps it).
+            call = pj.Call(self, call_id)
+            answer = pj.CallOpParam()
+            answer.statusCode = 480
+            call.answer(answer)
+
+    return PJAccount
+
+
+class Registration:
+    """The engine side of one active account: its pj.Account and, for a registering account, its registration.
+
+    States: 'idle', 'registering', 'registered', 'failed' (a retry is scheduled), 'unregistering', 'ended'.
+    """
+
+    _ids = itertools.count(1)
+
+    def __init__(self, account: Any, *, register: bool | None = None, expires: int | None = None,
+                 lookup: DNSLookup | None = None) -> None:
+        self.account = account
+        self.engine = Engine()
+        self.register = bool(getattr(getattr(account, "sip", None), "register", False)) if register is None \
+            else register
+        self.expires = int(expires or getattr(getattr(account, "sip", None), "register_interval", 600))
+        self.lookup = lookup or DNSLookup(self.engine.settings.dns_nameservers)
+        self.notification_id = f"registration/{next(self._ids)}"
+        self.state = "idle"
+        self.routes: list[Route] = []
+        self.route: Route | None = None
+        self.contact_uri: str | None = None
+        self.last_failure: RegistrationFailure | None = None
+        self.failures = 0
+        self._route_index = 0
+        self._pj_account: Any = None  # pjsua thread only
+        self._pj_route: Route | None = None
+        self._retry: asyncio.TimerHandle | None = None
+        self._task: asyncio.Task | None = None
+        self._stopping: asyncio.Future | None = None
+        self._ended: asyncio.Future | None = None
+
+    def __repr__(self) -> str:
+        return f"<Registration {self.notification_id} {self.account.id} {self.state}>"
+
+    # -- public API (loop thread) ------------------------------------------------------------------------------
+
+    def start(self) -> asyncio.Task:
+        """Create the pj.Account and, when registering, send the first REGISTER (runs as a task)."""
+        if self._task is None:
+            self._task = asyncio.get_running_loop().create_task(self._start())
+        return self._task
+
+    def stop(self, timeout: float = 2.0) -> asyncio.Future:
+        """Unregister (waiting up to timeout for the answer) and remove the pj.Account; idempotent."""
+        if self._stopping is None:
+            self._stopping = asyncio.ensure_future(self._stop(timeout))
+        return self._stopping
+
+    # -- internals ---------------------------------------------------------------------------------------------
+
+    def _post(self, name: str, **data: Any) -> None:
+        NotificationCenter().post_notification(name, sender=self.account, data=NotificationData(**data))
+
+    async def _start(self) -> None:
+        try:
+            if not self.register:
+                await self.engine.run(self._pj_create, None, None)
+                return
+            await self._attempt()
+        except asyncio.CancelledError:
+            raise
+        except Exception as error:  # an engine that went away, a bad proxy: report, never leave a task error
+            log.debug("registration of %s could not start", self.account.id, exc_info=True)
+            self._failed(RegistrationFailure("transport", str(error) or type(error).__name__), retry=False)
+
+    async def _attempt(self) -> None:
+        """One REGISTER along the current route (resolving the routes first when there are none)."""
+        if self._stopping is not None:
+            return
+        self.state = "registering"
+        if not self.routes or self._route_index >= len(self.routes):
+            try:
+                self.routes = await self._resolve()
+            except (DNSLookupError, ValueError) as error:
+                self._failed(RegistrationFailure("transport", f"DNS lookup failed: {error}"))
+                return
+            self._route_index = 0
+        self.route = self.routes[self._route_index]
+        if self.route.transport not in self.engine.transports:
+            self._failed(RegistrationFailure("transport", f"no {self.route.transport} transport is enabled"))
+            return
+        self.contact_uri = self._contact(self.route)
+        try:
+            await self.engine.run(self._pj_register, self.route, self.contact_uri)
+        except EngineError as error:
+            self._failed(RegistrationFailure("transport", str(error)))
+
+    async def _resolve(self) -> list[Route]:
+        proxy = getattr(getattr(self.account, "sip", None), "outbound_proxy", None)
+        target = SIPURI.parse(str(proxy)) if proxy else SIPURI(host=self.account.id.domain)
+        supported = tuple(transport for transport in ("udp", "tcp", "tls") if transport in self.engine.transports)
+        if is_ip_address(target.host.strip("[]")):
+            return self.lookup.lookup_sip_proxy(target, supported)
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(None, self.lookup.lookup_sip_proxy, target, supported)
+
+    def _contact(self, route: Route) -> str:
+        host, port = self.engine.transports[route.transport]
+        # Bound to every interface, pjsua publishes one of them: name the one that reaches this route instead.
+        local_ip = host if self.engine.settings.local_ip else source_address(route.address)
+        uri = f"sip:{self.account.contact.username}@{local_ip}:{port}"
+        return uri if route.transport == "udp" else f"{uri};transport={route.transport}"
+
+    def _reg_state(self, code: int, reason: str, expiration: int, error: str, message: str) -> None:
+        """Loop thread: what onRegState copied."""
+        if self.state == "ended":
+            return
+        if self.state == "unregistering":
+            data: dict[str, Any] = {"registration": self}
+            if message:
+                data.update(code=code, reason=reason)
+            self.state = "ended"
+            self._post("SIPAccountRegistrationDidEnd", **data)
+            if self._ended is not None and not self._ended.done():
+                self._ended.set_result(None)
+            return
+        if 200 <= code < 300 and expiration > 0:
+            first = self.state != "registered"
+            self.state = "registered"
+            self.failures = 0
+            self.last_failure = None
+            registered = contact_uris(message)
+            self._post("SIPAccountRegistrationDidSucceed", code=code, reason=reason, contact_uri=self.contact_uri,
+                       contact_uri_list=registered, expires=expiration, registration=self)
+            if first:
+                log.info("%s registered at %s for %d s", self.account.id, self.route, expiration)
+            return
+        if message:
+            failure = RegistrationFailure("response", reason, code)
+        elif code == 408:
+            failure = RegistrationFailure("timeout", error or reason or "Request Timeout")
+        else:
+            failure = RegistrationFailure("transport", error or reason)
+        self._failed(failure)
+
+    def _failed(self, failure: RegistrationFailure, retry: bool = True) -> None:
+        """Post SIPAccountRegistrationDidFail and schedule the next attempt: the next route, or a new lookup."""
+        self.state = "failed"
+        self.last_failure = failure
+        # A final refusal from a registrar will be the same from its other addresses; transport trouble and
+        # 5xx/timeouts are what failover is for (RFC 3263 section 4.3).
+        failover = failure.kind != "response" or (failure.code or 0) >= 500
+        next_route = None
+        if failover and self.routes and self._route_index + 1 < len(self.routes):
+            self._route_index += 1
+            next_route = self.routes[self._route_index]
+            delay = 0.0
+        else:
+            self.failures += 1
+            self.routes = []
+            delay = min(MAX_RETRY_DELAY, FIRST_RETRY_DELAY * 2 ** (self.failures - 1))
+        data: dict[str, Any] = {"reason": failure.reason, "registration": self, "next_route": next_route,
+                                "delay": delay}
+        if failure.code is not None:
+            data = {"code": failure.code, **data}
+        self._post("SIPAccountRegistrationDidFail", **data)
+        if retry and self._stopping is None:
+            loop = asyncio.get_running_loop()
+            self._retry = loop.call_later(delay, lambda: loop.create_task(self._attempt()))
+
+    async def _stop(self, timeout: float) -> None:
+        if self._retry is not None:
+            self._retry.cancel()
+        if self._task is not None and not self._task.done():
+            self._task.cancel()
+        if not self.engine.is_running:
+            self.state = "ended"
+            return
+        was_registered = self.state == "registered"
+        if was_registered:
+            self.state = "unregistering"
+            self._ended = asyncio.get_running_loop().create_future()
+            try:
+                sent = await self.engine.run(self._pj_unregister)
+            except EngineError:
+                sent = False
+            if sent:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(asyncio.shield(self._ended), timeout)
+            if self.state != "ended":  # no answer in time (or none could be sent): it ends all the same
+                self.state = "ended"
+                self._post("SIPAccountRegistrationDidEnd", registration=self)
+        self.state = "ended"
+        with contextlib.suppress(EngineError):  # the engine is stopping: it removes leftover accounts itself
+            await self.engine.run(self._pj_destroy)
+
+    # -- pjsua thread ------------------------------------------------------------------------------------------
+
+    def _pj_config(self, route: Route | None, contact: str | None) -> Any:
+        import pjsua2 as pj
+
+        account = self.account
+        engine = self.engine
+        config = pj.AccountConfig()
+        credentials = account.credentials
+        display = getattr(account, "display_name", None)
+        if route is None:  # P2P: the account is known by its contact user
+            local_ip = next(iter(engine.transports.values()))[0] if engine.transports else "127.0.0.1"
+            identity = f"sip:{account.contact.username}@{local_ip}"
+        else:
+            identity = f"sip:{account.id}"
+        config.idUri = f'"{display}" <{identity}>' if display else identity
+        config.regConfig.registerOnAdd = False
+        config.regConfig.retryIntervalSec = 0
+        config.regConfig.firstRetryIntervalSec = 0
+        config.regConfig.dropCallsOnFail = False
+        config.regConfig.timeoutSec = self.expires
+        config.regConfig.delayBeforeRefreshSec = max(1, min(5, self.expires // 2))
+        config.regConfig.unregWaitMsec = 1000
+        if route is not None:
+            config.regConfig.registrarUri = f"sip:{account.id.domain}"
+            config.sipConfig.proxies.append(str(route.uri))
+            config.sipConfig.transportId = engine.transport_ids[route.transport]
+            config.sipConfig.contactForced = f"<{contact}>"
+        if credentials.password:
+            config.sipConfig.authCreds.append(pj.AuthCredInfo("digest", "*", credentials.username, 0,
+                                                              credentials.password))
+        # Contacts and Via are what we computed for the route: no rewriting from what a server echoes back.
+        config.natConfig.contactRewriteUse = 0
+        config.natConfig.viaRewriteUse = 0
+        config.natConfig.sdpNatRewriteUse = 0
+        config.natConfig.sipOutboundUse = 0
+        srtp = str(getattr(getattr(account, "rtp", None), "srtp_encryption", "disabled"))
+        config.mediaConfig.srtpUse = _PJ_SRTP.get(srtp, 0)
+        config.mediaConfig.srtpSecureSignaling = 0
+        for hook in engine.account_config_hooks:
+            hook(account, config)
+        return config
+
+    def _pj_create(self, route: Route | None, contact: str | None) -> None:
+        pj_account = _pj_account_class()(self)
+        pj_account.create(self._pj_config(route, contact), False)
+        self._pj_account = pj_account
+        self._pj_route = route
+        self.account.pj_account = pj_account
+        self.engine.add_account(pj_account)
+
+    def _pj_register(self, route: Route, contact: str) -> None:
+        if self._pj_account is None or self._pj_route != route:
+            self._pj_destroy()
+            self._pj_create(route, contact)
+        self._pj_account.setRegistration(True)
+
+    def _pj_unregister(self) -> bool:
+        if self._pj_account is None:
+            return False
+        try:
+            self._pj_account.setRegistration(False)
+        except Exception as error:
+            log.debug("unregister failed: %r", error)
+            return False
+        return True
+
+    def _pj_destroy(self) -> None:
+        pj_account = self._pj_account
+        if pj_account is None:
+            return
+        self._pj_account = None
+        self._pj_route = None
+        if getattr(self.account, "pj_account", None) is pj_account:
+            self.account.pj_account = None
+        self.engine.remove_account(pj_account)
+        pj_account.shutdown()
+
+
+_active: dict[Any, Registration] = {}
+
+
+def activate(account: Any) -> Registration:
+    """Give an activated Account/BonjourAccount its pj.Account (and registration); called by account.activate()."""
+    registration = _active.get(account)
+    if registration is None or registration._stopping is not None:
+        is_bonjour = not hasattr(account, "sip")
+        registration = Registration(account, register=False if is_bonjour else None)
+        _active[account] = registration
+        registration.start()
+    return registration
+
+
+def deactivate(account: Any, timeout: float = 2.0) -> asyncio.Future | None:
+    """Unregister and drop the account's pj.Account; the future resolves when done (None if never active)."""
+    registration = _active.pop(account, None)
+    return registration.stop(timeout) if registration is not None else None
+
+
+def registration_of(account: Any) -> Registration | None:
+    """The Registration of an active account, or None."""
+    return _active.get(account)
