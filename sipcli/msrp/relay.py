@@ -1,0 +1,196 @@
+"""RFC 4976 relay client: AUTH with digest, Use-Path, Expires and re-AUTH before expiry.
+
+``RelayClient`` is the sans-IO core: it builds AUTH frames and digests the responses (401 challenge, 423 with
+Min-Expires, 200 with Use-Path and Expires). ``connect_relay`` drives it over an ``MSRPTransport``: it connects
+to the relay, authenticates, sets the connection's local path to ``Use-Path + [our URI]`` (publish that as
+a=path) and keeps re-authenticating before the grant expires. Set ``connection.remote_path`` once the peer's
+SDP is known; SENDs then go out with To-Path = our relays + the peer's path.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import re
+import secrets
+import ssl
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from sipcli.msrp.connection import Event, MSRPConnection, ResponseReceived
+from sipcli.msrp.message import FrameError, MSRPFrame, new_transaction_id
+from sipcli.msrp.transport import MSRPTransport, open_transport
+from sipcli.msrp.uri import MSRPURI, URIError
+
+REFRESH_FRACTION = 0.8  # re-AUTH after this share of the granted time
+_PARAM = re.compile(r'(\w+)\s*=\s*("([^"]*)"|[^\s,]+)')
+
+
+class RelayError(Exception):
+    """The relay refused us: `code` and `comment` from its response."""
+
+    def __init__(self, code: int, comment: str | None) -> None:
+        super().__init__(f"MSRP relay answered {code} {comment or ''}".strip())
+        self.code = code
+        self.comment = comment
+
+
+@dataclass(slots=True)
+class RelayAuthenticated:
+    use_path: list[MSRPURI]
+    expires: int | None
+
+
+@dataclass(slots=True)
+class RelayAuthFailed:
+    code: int
+    comment: str | None
+
+
+def digest_params(header: str) -> dict[str, str]:
+    """Parameters of a `Digest k=v, k="v"` header value."""
+    scheme, _, rest = header.strip().partition(" ")
+    if scheme.lower() != "digest":
+        raise FrameError(f"not a Digest challenge: {header!r}")
+    return {m.group(1).lower(): m.group(3) if m.group(3) is not None else m.group(2) for m in _PARAM.finditer(rest)}
+
+
+def digest_authorization(challenge: dict[str, str], username: str, password: str, uri: str, method: str = "AUTH",
+                         cnonce: str | None = None, nc: int = 1) -> str:
+    """An Authorization value answering an RFC 2617 MD5 challenge (qop=auth when offered)."""
+    def md5(text: str) -> str:
+        return hashlib.md5(text.encode()).hexdigest()
+
+    realm, nonce = challenge.get("realm", ""), challenge.get("nonce", "")
+    ha1 = md5(f"{username}:{realm}:{password}")
+    ha2 = md5(f"{method}:{uri}")
+    parts = [f'username="{username}"', f'realm="{realm}"', f'nonce="{nonce}"', f'uri="{uri}"']
+    qops = [q.strip() for q in challenge.get("qop", "").split(",")]
+    if "auth" in qops:
+        cnonce = cnonce or secrets.token_hex(8)
+        response = md5(f"{ha1}:{nonce}:{nc:08x}:{cnonce}:auth:{ha2}")
+        parts += [f'response="{response}"', "qop=auth", f"nc={nc:08x}", f'cnonce="{cnonce}"']
+    else:
+        parts.append(f'response="{md5(f"{ha1}:{nonce}:{ha2}")}"')
+    if "opaque" in challenge:
+        parts.append(f'opaque="{challenge["opaque"]}"')
+    parts.append("algorithm=MD5")
+    return "Digest " + ", ".join(parts)
+
+
+class RelayClient:
+    """Sans-IO AUTH exchange with one relay."""
+
+    def __init__(self, relay_uri: MSRPURI, local_uri: MSRPURI, username: str, password: str,
+                 expires: int | None = None, clock: Callable[[], float] = time.monotonic) -> None:
+        self.relay_uri = relay_uri
+        self.local_uri = local_uri
+        self.username = username
+        self._password = password
+        self.expires = expires
+        self._clock = clock
+        self._challenge: dict[str, str] | None = None
+        self._nc = 0
+        self._answered_challenge = False
+        self._pending: set[str] = set()
+        self.use_path: list[MSRPURI] | None = None
+        self.refresh_at: float | None = None
+
+    def owns(self, response: MSRPFrame) -> bool:
+        return response.transaction_id in self._pending
+
+    def auth_request(self) -> MSRPFrame:
+        """The next AUTH: with credentials once a challenge is known (a re-AUTH reuses it with the next nc)."""
+        tid = new_transaction_id()
+        headers = {"To-Path": str(self.relay_uri), "From-Path": str(self.local_uri)}
+        if self._challenge is not None:
+            self._nc += 1
+            headers["Authorization"] = digest_authorization(self._challenge, self.username, self._password,
+                                                            str(self.relay_uri), nc=self._nc)
+        if self.expires is not None:
+            headers["Expires"] = str(self.expires)
+        self._pending.add(tid)
+        return MSRPFrame(tid, "AUTH", headers=headers)
+
+    def handle_response(self, response: MSRPFrame) -> MSRPFrame | RelayAuthenticated | RelayAuthFailed:
+        """A response to one of our AUTHs: the next AUTH to send, or the outcome."""
+        self._pending.discard(response.transaction_id)
+        code = response.code or 0
+        if code == 401:
+            try:
+                challenge = digest_params(response.headers.get("WWW-Authenticate", ""))
+            except FrameError:
+                return RelayAuthFailed(code, response.comment)
+            stale = challenge.get("stale", "").lower() == "true"
+            if self._answered_challenge and not stale:
+                return RelayAuthFailed(code, response.comment)  # our credentials were refused
+            self._challenge, self._nc, self._answered_challenge = challenge, 0, True
+            return self.auth_request()
+        if code == 423 and response.headers.get("Min-Expires", "").isdigit():
+            self.expires = int(response.headers["Min-Expires"])
+            return self.auth_request()
+        if code != 200:
+            return RelayAuthFailed(code, response.comment)
+        try:
+            use_path = response.use_path
+            expires = response.expires
+        except (URIError, FrameError):
+            return RelayAuthFailed(code, "Bad Use-Path or Expires in the relay's answer")
+        self._answered_challenge = False
+        self.use_path = use_path
+        if expires is not None:
+            self.refresh_at = self._clock() + expires * REFRESH_FRACTION
+        return RelayAuthenticated(use_path, expires)
+
+
+async def connect_relay(relay_uri: MSRPURI, local_uri: MSRPURI, username: str, password: str, *,
+                        ssl_context: ssl.SSLContext | None = None, expires: int | None = None,
+                        on_event: Callable[[Event], None] | None = None, timeout: float = 10.0,
+                        **connection_options) -> MSRPTransport:
+    """Connect to the relay, authenticate and return the transport of a session routed through it.
+
+    `transport.connection.local_path` is then the path to publish in a=path. Raises RelayError when the relay
+    refuses, asyncio.TimeoutError when it does not answer.
+    """
+    connection = MSRPConnection([local_uri], None, **connection_options)
+    client = RelayClient(relay_uri, local_uri, username, password, expires)
+    transport = await open_transport(connection, relay_uri, ssl_context=ssl_context, on_event=on_event,
+                                     timeout=timeout, bind=False)
+    loop = asyncio.get_running_loop()
+    done: asyncio.Future[None] = loop.create_future()
+    refresh: list[asyncio.TimerHandle] = []
+
+    def reauth() -> None:
+        if not connection.closed:
+            transport.send_request(client.auth_request())
+
+    def consume(event: Event) -> bool:
+        if not isinstance(event, ResponseReceived) or not client.owns(event.response):
+            return False
+        outcome = client.handle_response(event.response)
+        if isinstance(outcome, MSRPFrame):
+            transport.send_request(outcome)
+        elif isinstance(outcome, RelayAuthenticated):
+            if not done.done():
+                # The first grant fixes our published path; refreshes keep it (relays answer the same Use-Path).
+                connection.local_path = [*outcome.use_path, local_uri]
+                done.set_result(None)
+            for handle in refresh:
+                handle.cancel()
+            refresh.clear()
+            if client.refresh_at is not None:
+                refresh.append(loop.call_at(loop.time() + client.refresh_at - time.monotonic(), reauth))
+        elif not done.done():
+            done.set_exception(RelayError(outcome.code, outcome.comment))
+        return True
+
+    transport.add_filter(consume)
+    transport.closed.add_done_callback(lambda _: [handle.cancel() for handle in refresh])
+    transport.send_request(client.auth_request())
+    try:
+        await asyncio.wait_for(asyncio.shield(done), timeout)
+    except BaseException:
+        await transport.close()
+        raise
+    return transport
