@@ -1,0 +1,214 @@
+"""`sipcli accounts`, run as the real console script against a temporary --config-dir."""
+
+import json
+import os
+import shutil
+import stat
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pexpect
+import pytest
+
+SIPCLI = str(Path(sys.executable).with_name("sipcli")) if Path(sys.executable).with_name("sipcli").exists() \
+    else shutil.which("sipcli")
+PASSWORD = "Sup3r-s3cret-pw"
+
+
+@pytest.fixture
+def config_dir(tmp_path):
+    return tmp_path / "config"
+
+
+@pytest.fixture
+def run(config_dir):
+    """Run `sipcli --config-dir DIR accounts ARGS`; assert it never prints a traceback or the password."""
+
+    def run(*args, stdin="", env=None, check=None):
+        result = subprocess.run([SIPCLI, "--config-dir", str(config_dir), "accounts", *args], input=stdin,
+                                capture_output=True, text=True, timeout=30, env={**os.environ, **(env or {})})
+        assert "Traceback" not in result.stderr, result.stderr
+        assert PASSWORD not in result.stdout and PASSWORD not in result.stderr
+        if check is not None:
+            assert result.returncode == check, (result.returncode, result.stdout, result.stderr)
+        return result
+
+    return run
+
+
+def one_error_line(result, *fragments):
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    for fragment in fragments:
+        assert fragment in lines[0]
+    assert result.stdout == ""
+
+
+def test_empty_configuration_lists_the_bonjour_account(run, config_dir):
+    result = run("list", check=0)
+    assert "bonjour@local" in result.stdout and "ID" in result.stdout
+    assert not (config_dir / "config.json").exists()  # listing writes nothing
+
+
+def test_add_show_list_with_password_from_stdin(run, config_dir):
+    result = run("add", "alice@example.test", "--password-stdin", "--display-name", "Alice Ünicode",
+                 "--proxy", "sip:127.0.0.1:5070;transport=tcp", stdin=PASSWORD + "\n", check=0)
+    assert result.stdout == "" and "alice@example.test" in result.stderr
+    config_file = config_dir / "config.json"
+    assert stat.S_IMODE(config_file.stat().st_mode) == 0o600
+    assert stat.S_IMODE(config_dir.stat().st_mode) == 0o700
+    stored = json.loads(config_file.read_text())
+    assert stored["accounts"]["alice@example.test"]["auth"]["password"] == PASSWORD  # stored, never shown
+
+    show = run("show", "alice@example.test", check=0)
+    assert "***" in show.stdout and "sip:127.0.0.1:5070;transport=tcp" in show.stdout
+    assert "Alice Ünicode" in show.stdout and "sip.register_interval" in show.stdout
+
+    shown = json.loads(run("show", "alice@example.test", "--json", check=0).stdout)
+    assert shown["id"] == "alice@example.test" and shown["default"] is True
+    assert shown["settings"]["auth.password"] == "***"
+    assert shown["settings"]["sip.transport_list"] == ["udp", "tcp", "tls"]
+
+    rows = [json.loads(line) for line in run("list", "--json", check=0).stdout.splitlines()]
+    assert {row["id"]: row["default"] for row in rows} == {"bonjour@local": False, "alice@example.test": True}
+    alice = next(row for row in rows if row["id"] == "alice@example.test")
+    assert alice["outbound_proxy"] == "sip:127.0.0.1:5070;transport=tcp" and alice["display_name"] == "Alice Ünicode"
+
+
+def test_add_with_password_env_and_default(run, config_dir):
+    run("add", "alice@example.test", stdin="", check=0)
+    run("add", "bob@example.test", "--password-env", "BOB_PW", "--default", env={"BOB_PW": PASSWORD}, check=0)
+    stored = json.loads((config_dir / "config.json").read_text())
+    assert stored["accounts"]["bob@example.test"]["auth"]["password"] == PASSWORD
+    assert "password" not in stored["accounts"]["alice@example.test"].get("auth", {})
+    rows = [json.loads(line) for line in run("list", "--json", check=0).stdout.splitlines()]
+    assert [row["id"] for row in rows if row["default"]] == ["bob@example.test"]
+    table = run("list", check=0).stdout
+    assert any(line.startswith("*") and "bob@example.test" in line for line in table.splitlines())
+
+
+def test_add_prompts_for_a_hidden_password_on_a_terminal(config_dir):
+    child = pexpect.spawn(SIPCLI, ["--config-dir", str(config_dir), "accounts", "add", "carol@example.test"],
+                          encoding="utf-8", timeout=20)
+    try:
+        child.expect("Password for carol@example.test")
+        child.sendline(PASSWORD)
+        child.expect(pexpect.EOF)
+        assert PASSWORD not in child.before  # not echoed
+    finally:
+        child.close()
+    assert child.exitstatus == 0
+    stored = json.loads((config_dir / "config.json").read_text())
+    assert stored["accounts"]["carol@example.test"]["auth"]["password"] == PASSWORD
+
+
+@pytest.mark.parametrize(("args", "fragment"), [
+    (("add", "alice"), "'alice'"),
+    (("add", "a@"), "'a@'"),
+    (("add", "bonjour@local"), "bonjour@local"),
+    (("add", "c@example.test", "--proxy", "sip:proxy;transport=sctp"), "--proxy"),
+    (("add", "c@example.test", "--password-env", "SIPCLI_TEST_UNSET_VAR"), "SIPCLI_TEST_UNSET_VAR"),
+    (("add", "c@example.test", "--password-env", "X", "--password-stdin"), "only one"),
+    (("show", "alice"), "'alice'"),
+    (("set", "alice@example.test", "sip.nope=1"), "sip.nope"),
+    (("set", "alice@example.test", "sip.register_interval=soon"), "sip.register_interval"),
+    (("set", "alice@example.test", "sip.outbound_proxy=sip:x:99999"), "sip.outbound_proxy"),
+    (("set", "alice@example.test", "novalue"), "novalue"),
+    (("add", "alice@example.test", "--password-stdin"), "already exists"),
+    (("delete", "bonjour@local"), "bonjour@local"),
+])
+def test_usage_errors_exit_2_with_one_line(run, config_dir, args, fragment):
+    run("add", "alice@example.test", check=0)
+    before = (config_dir / "config.json").read_bytes()
+    result = run(*args, check=2)
+    one_error_line(result, fragment)
+    assert (config_dir / "config.json").read_bytes() == before
+
+
+@pytest.mark.parametrize("args", [("show", "nobody@example.test"), ("set", "nobody@example.test", "enabled=no"),
+                                  ("delete", "nobody@example.test"), ("default", "nobody@example.test")])
+def test_unknown_account_exits_5(run, args):
+    one_error_line(run(*args, check=5), "nobody@example.test")
+
+
+def test_set_dotted_values_and_default_reset(run, config_dir):
+    run("add", "alice@example.test", check=0)
+    run("set", "alice@example.test", "sip.outbound_proxy=127.0.0.1:5080;transport=tls", "sip.register=no",
+        "rtp.srtp_encryption=mandatory", "sip.transport_list=tcp,tls", "display_name=Al", check=0)
+    settings = json.loads(run("show", "alice@example.test", "--json", check=0).stdout)["settings"]
+    assert settings["sip.outbound_proxy"] == "sip:127.0.0.1:5080;transport=tls"
+    assert settings["sip.register"] is False and settings["rtp.srtp_encryption"] == "mandatory"
+    assert settings["sip.transport_list"] == ["tcp", "tls"] and settings["display_name"] == "Al"
+    run("set", "alice@example.test", "sip.register=DEFAULT", "sip.outbound_proxy=", check=0)
+    settings = json.loads(run("show", "alice@example.test", "--json", check=0).stdout)["settings"]
+    assert settings["sip.register"] is True and settings["sip.outbound_proxy"] is None
+    stored = json.loads((config_dir / "config.json").read_text())["accounts"]["alice@example.test"]
+    assert "register" not in stored["sip"]  # DEFAULT removes the explicit value
+    run("set", "alice@example.test", f"auth.password={PASSWORD}", check=0)
+    assert json.loads(run("show", "alice@example.test", "--json", check=0).stdout)["settings"]["auth.password"] == "***"
+    run("set", "bonjour@local", "display_name=P2P", check=0)
+    assert "P2P" in run("show", "bonjour@local", check=0).stdout
+
+
+def test_delete_and_default(run):
+    run("add", "alice@example.test", check=0)
+    run("add", "bob@example.test", check=0)
+    run("default", "bob@example.test", check=0)
+    run("delete", "bob@example.test", check=0)
+    rows = [json.loads(line) for line in run("list", "--json", check=0).stdout.splitlines()]
+    assert [row["id"] for row in rows] == ["bonjour@local", "alice@example.test"]
+    assert [row["id"] for row in rows if row["default"]] == ["alice@example.test"]
+    run("default", "bonjour@local", check=0)
+    rows = [json.loads(line) for line in run("list", "--json", check=0).stdout.splitlines()]
+    assert [row["id"] for row in rows if row["default"]] == ["bonjour@local"]
+
+
+@pytest.mark.parametrize("args", [("list",), ("list", "--json"), ("show", "alice@example.test"),
+                                  ("add", "bob@example.test", "--password-stdin"),
+                                  ("set", "alice@example.test", "enabled=no"), ("delete", "alice@example.test"),
+                                  ("default", "alice@example.test")])
+def test_corrupt_configuration_exits_5_and_is_left_untouched(run, config_dir, args):
+    config_dir.mkdir(mode=0o700)
+    corrupt = b'{"accounts": {"alice@example.test": {'
+    (config_dir / "config.json").write_bytes(corrupt)
+    one_error_line(run(*args, stdin=PASSWORD + "\n", check=5), "config.json", "corrupt")
+    assert (config_dir / "config.json").read_bytes() == corrupt
+
+
+def test_invalid_setting_in_configuration_exits_5(run, config_dir):
+    config_dir.mkdir(mode=0o700)
+    (config_dir / "config.json").write_text('{"accounts": {"alice@example.test": {"sip": {"register": "maybe"}}}}')
+    one_error_line(run("list", check=5), "sip.register")
+
+
+def test_accounts_never_import_the_sip_engine(config_dir):
+    code = textwrap.dedent(f"""
+        import sys
+        from sipcli.account import reset_singletons
+        from sipcli.commands import main
+        for args in (["--help"], ["accounts", "list"], ["accounts", "add", "x@example.test", "--password-stdin"]):
+            try:
+                main(["--config-dir", {str(config_dir)!r}, *args], prog_name="sipcli")
+            except SystemExit as e:
+                assert e.code in (0, None), (args, e.code)
+            reset_singletons()
+        assert "pjsua2" not in sys.modules, "pjsua2 was imported"
+    """)
+    result = subprocess.run([sys.executable, "-c", code], input="pw\n", capture_output=True, text=True, timeout=30)
+    assert result.returncode == 0, result.stderr
+
+
+def test_help_is_fast():
+    """`sipcli --help` wall time, best of 5, through the installed console script."""
+    timings = []
+    for _ in range(5):
+        start = time.perf_counter()
+        result = subprocess.run([SIPCLI, "--help"], capture_output=True, text=True, timeout=30)
+        timings.append(time.perf_counter() - start)
+        assert result.returncode == 0
+    for name in ("accounts", "register", "call", "listen", "record", "chat"):
+        assert name in result.stdout
+    assert min(timings) < 0.150, f"best of 5: {min(timings) * 1000:.0f} ms"
