@@ -1,11 +1,141 @@
-"""`sipcli register`: not built yet."""
+"""`sipcli register`: register an account, report every registration event, stay N seconds, unregister."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
 
 import click
+from sipcli.commands.exitcodes import ExitCode
+from sipcli.commands.runner import (
+    AccountChoice,
+    JobContext,
+    JobResult,
+    account_options,
+    engine_options,
+    run_job,
+)
+
+from sipcli.notification import NotificationCenter
+
+__all__ = ["command"]
+
+_FAILURE_CODES = {"response": ExitCode.REFUSED, "timeout": ExitCode.TIMEOUT, "transport": ExitCode.NETWORK}
 
 
-@click.command("register", context_settings={"ignore_unknown_options": True})
-@click.argument("args", nargs=-1, type=click.UNPROCESSED)
-def command(args: tuple[str, ...]) -> None:
-    """Not available yet."""
-    click.echo("sipcli register: not available in this version yet", err=True)
-    raise SystemExit(2)
+class _RegistrationWatcher:
+    """Collects the account's registration notifications into a queue the job awaits."""
+
+    def __init__(self, account: Any) -> None:
+        self.account = account
+        self.events: asyncio.Queue = asyncio.Queue()
+        self.succeeded = 0
+
+    def handle_notification(self, notification: Any) -> None:
+        if notification.name == "SIPAccountRegistrationDidSucceed":
+            self.succeeded += 1
+        self.events.put_nowait(notification)
+
+    def __enter__(self) -> _RegistrationWatcher:
+        for name in ("SIPAccountRegistrationDidSucceed", "SIPAccountRegistrationDidFail",
+                     "SIPAccountRegistrationDidEnd"):
+            NotificationCenter().add_observer(self, name=name, sender=self.account)
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        NotificationCenter().purge_observer(self)
+
+
+def _failure_result(notification: Any) -> JobResult:
+    registration = notification.data.registration
+    failure = registration.last_failure
+    code = getattr(notification.data, "code", None)
+    exit_code = _FAILURE_CODES.get(failure.kind if failure else "transport", ExitCode.NETWORK)
+    reason = f"registration failed: {code} {notification.data.reason}" if code else \
+        f"registration failed: {notification.data.reason}"
+    return JobResult(exit_code, reason, {"code": code} if code else {})
+
+
+async def _register(context: JobContext) -> JobResult:
+    from sipcli.registration import deactivate, registration_of
+
+    options = context.options
+    account = context.account
+    timeout, duration = options["timeout"], options["duration"]
+    with _RegistrationWatcher(account) as watcher:
+        if registration_of(account) is None:
+            return JobResult(ExitCode.CONFIG, f"account {account.id} did not activate")
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while True:  # until registered, or a failure with no other route to try
+            try:
+                event = await asyncio.wait_for(watcher.events.get(), max(0.0, deadline - loop.time()))
+            except TimeoutError:
+                return JobResult(ExitCode.TIMEOUT, f"registration not confirmed within {timeout:g} s")
+            if event.name == "SIPAccountRegistrationDidSucceed":
+                break
+            if event.name == "SIPAccountRegistrationDidFail" and event.data.next_route is None:
+                return _failure_result(event)
+        failure: Any = None
+        if duration > 0:
+            end = loop.time() + duration
+            while (remaining := end - loop.time()) > 0:
+                try:
+                    event = await asyncio.wait_for(watcher.events.get(), remaining)
+                except TimeoutError:
+                    break
+                if event.name == "SIPAccountRegistrationDidFail":
+                    failure = event
+                elif event.name == "SIPAccountRegistrationDidSucceed":
+                    failure = None
+        stopped = deactivate(account)
+        if stopped is not None:
+            await stopped
+        if failure is not None:
+            return _failure_result(failure)
+        return JobResult(ExitCode.OK, "registered and unregistered", {"registrations": watcher.succeeded})
+
+
+@click.command("register")
+@account_options
+@engine_options
+@click.option("--expires", type=click.IntRange(1, 86400), default=None,
+              help="Requested registration lifetime in seconds [default: the account's register_interval].")
+@click.option("--duration", type=click.FloatRange(0), default=0, show_default=True,
+              help="Stay registered this many seconds (refreshing), then unregister; 0: unregister at once.")
+@click.option("--timeout", type=click.FloatRange(0, min_open=True), default=30, show_default=True,
+              help="Give up (exit 3) when the registration is not confirmed within this many seconds.")
+@click.pass_obj
+def command(cli: Any, choice: AccountChoice, engine: dict[str, Any], expires: int | None, duration: float,
+            timeout: float) -> None:
+    """Register with the registrar, print every event as a JSON line, then unregister.
+
+    Exit codes: 0 registered and unregistered; 1 refused (e.g. 401 with the password given, 403, 404); 3 no
+    response within --timeout; 4 transport failure (connection refused, TLS verification); 5 configuration error;
+    130 interrupted (after unregistering).
+    """
+    engine = dict(engine)
+    transport = _proxy_transport(choice.proxy)
+    if transport is not None:
+        # Only the transports this job can use: every extra listener costs startup time.
+        engine.update({name + "_port": (0 if name in ("udp", transport) else None) for name in ("udp", "tcp", "tls")})
+
+    async def job(context: JobContext) -> JobResult:
+        return await _register(context)
+
+    def prepare(account: Any) -> None:
+        """Before activation: registration on, with the requested lifetime, for this run only (never saved)."""
+        account.sip.register = True
+        if expires is not None:
+            account.sip.register_interval = expires
+
+    run_job(cli, job, choice=choice, engine=engine, use_default_account=True, prepare=prepare,
+            options={"timeout": timeout, "duration": duration})
+
+
+def _proxy_transport(proxy: str | None) -> str | None:
+    if not proxy:
+        return None
+    from sipcli.uri import SIPURI
+
+    return SIPURI.parse(proxy).transport

@@ -116,7 +116,8 @@ class SIPApplication:
         from sipcli.configuration.settings import SIPSimpleSettings
 
         try:
-            ConfigurationManager().start(storage)
+            if not ConfigurationManager().started:  # the CLI starts it early to resolve its accounts
+                ConfigurationManager().start(storage)
             settings = engine_settings_from(SIPSimpleSettings(), **engine_options)
             await Engine().start(settings)
             if self._stop_task is not None:

@@ -37,6 +37,8 @@ _PJ_TO_PY_LEVEL = {0: logging.CRITICAL, 1: logging.ERROR, 2: logging.WARNING, 3:
 _TRACE = re.compile(r"^(?P<dir>TX|RX) \d+ bytes .*? (?:to|from) (?P<transport>\w+) (?P<peer>\S+):\r?\n"
                     r"(?P<data>.*?)\r?\n?--end msg--", re.DOTALL)
 _WAKE = b"\r\n\r\n"
+# Without a CA list, OpenSSL inside pjsip trusts nothing: verify against the system's bundle instead.
+_SYSTEM_CA_BUNDLES = ("/etc/ssl/certs/ca-certificates.crt", "/etc/pki/tls/certs/ca-bundle.crt", "/etc/ssl/cert.pem")
 
 
 class EngineError(Exception):
@@ -303,7 +305,8 @@ class Engine:
         config.logConfig.decor = 0
         self._log_writer = _make_log_writer(self, settings.log_level, settings.trace_sip)
         config.logConfig.writer = self._log_writer
-        with _stdout_to_stderr():  # libCreate prints to fd 1 before any log configuration applies
+        # libCreate prints its banner to fd 1 before any log configuration applies: never let it reach stdout.
+        with _redirect_stdout("/dev/stderr" if settings.log_level >= 4 else os.devnull):
             endpoint.libCreate()
             endpoint.libInit(config)
         self._create_transports(pj)
@@ -325,8 +328,9 @@ class Engine:
                 tls = config.tlsConfig
                 tls.verifyServer = settings.tls_verify_server
                 tls.msecTimeout = int(settings.tls_timeout * 1000)
-                if settings.tls_ca_list:
-                    tls.CaListFile = settings.tls_ca_list
+                ca_list = settings.tls_ca_list or next(filter(os.path.exists, _SYSTEM_CA_BUNDLES), "")
+                if ca_list:
+                    tls.CaListFile = ca_list
                 if settings.tls_certificate:
                     tls.certFile = settings.tls_certificate
                     tls.privKeyFile = settings.tls_private_key or settings.tls_certificate
@@ -439,13 +443,18 @@ class Engine:
             self._thread.join(5)
 
 
-class _stdout_to_stderr:
-    """Point fd 1 at fd 2 for a moment; what C stdio buffered meanwhile is flushed before fd 1 comes back."""
+class _redirect_stdout:
+    """Point fd 1 at path for a moment; what C stdio buffered meanwhile is flushed before fd 1 comes back."""
+
+    def __init__(self, path: str) -> None:
+        self._path = path
 
     def __enter__(self) -> None:
         sys.stdout.flush()
         self._saved = os.dup(1)
-        os.dup2(2, 1)
+        target = os.open(self._path, os.O_WRONLY)
+        os.dup2(target, 1)
+        os.close(target)
 
     def __exit__(self, *exc_info: object) -> None:
         import ctypes
@@ -485,10 +494,20 @@ def _make_log_writer(engine: Engine, level: int, trace: bool) -> Any:
     return _log_writer_class()(engine, level, trace)
 
 
+_VIA = re.compile(r"^(?:Via|v)\s*:\s*SIP/2\.0/\w+\s+([^;,\s]+)", re.IGNORECASE | re.MULTILINE)
+
+
 def _post_trace(engine: Engine, direction: str, transport: str, peer: str, data: str) -> None:
+    outgoing = direction == "TX"
     local = engine.transports.get(transport)
     local_address = f"{local[0]}:{local[1]}" if local else None
-    outgoing = direction == "TX"
+    # Our requests and the responses to them carry our real sending address (a TCP/TLS connection's own port,
+    # the published address of a wildcard bind) in the top Via; the listener address is the fallback.
+    is_response = data.startswith("SIP/2.0 ")
+    if outgoing != is_response:
+        via = _VIA.search(data.split("\r\n\r\n", 1)[0])
+        if via is not None:
+            local_address = via.group(1)
     engine._notify("SIPEngineSIPTrace", direction="outgoing" if outgoing else "incoming", transport=transport,
                    source=local_address if outgoing else peer, destination=peer if outgoing else local_address,
                    data=data)

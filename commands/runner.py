@@ -1,0 +1,308 @@
+"""Plumbing shared by every session subcommand: account options, running one job, signals, exit codes.
+
+A subcommand declares ``@account_options`` (and usually ``@engine_options``), builds a job coroutine
+``async def job(context: JobContext) -> JobResult`` and calls ``run_job(...)``, which never returns: it starts a
+SIPApplication with the output writer, runs the job, tears down on SIGINT/SIGTERM (the job sees CancelledError,
+then the application unregisters and stops: exit 130), prints ``SIPCLIDidEnd`` as the last line and exits.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import logging
+import os
+import signal
+import sys
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import IO, Any, NoReturn
+
+import click
+from sipcli.commands.exitcodes import ExitCode
+
+from sipcli.notification import NotificationCenter, NotificationData
+
+__all__ = ["AccountChoice", "JobContext", "JobFailed", "JobResult", "account_options", "engine_options",
+           "fail_usage", "run_job"]
+
+log = logging.getLogger("sipcli")
+
+REASONS = {ExitCode.OK: "ok", ExitCode.REFUSED: "refused", ExitCode.USAGE: "usage", ExitCode.TIMEOUT: "timeout",
+           ExitCode.NETWORK: "network", ExitCode.CONFIG: "config", ExitCode.MEDIA: "media",
+           ExitCode.INTERRUPTED: "interrupted"}
+
+
+class _Summary:
+    notification_id = "sipcli"
+
+
+@dataclass
+class JobResult:
+    """How a job ended: the exit code, a short reason, and extra data for the SIPCLIDidEnd line."""
+
+    exit_code: ExitCode
+    reason: str
+    data: dict[str, Any] = field(default_factory=dict)
+
+
+class JobFailed(Exception):
+    """Raised by a job (or by setup) to end the run with this exit code and reason."""
+
+    def __init__(self, exit_code: ExitCode, reason: str, **data: Any) -> None:
+        super().__init__(reason)
+        self.result = JobResult(exit_code, reason, data)
+
+
+@dataclass
+class AccountChoice:
+    """What the account options asked for: a configured account, an ad hoc one, or none (P2P)."""
+
+    account_id: str | None = None
+    from_address: str | None = None
+    password: str | None = field(default=None, repr=False)
+    proxy: str | None = None
+
+    @property
+    def is_p2p(self) -> bool:
+        return self.account_id is None and self.from_address is None
+
+
+@dataclass
+class JobContext:
+    """What a job gets: the CLI context, the application, its account, and the options it was run with."""
+
+    cli: Any
+    application: Any
+    account: Any
+    choice: AccountChoice
+    options: dict[str, Any]
+
+
+def fail_usage(message: str) -> NoReturn:
+    """One line on stderr and exit 2 (before anything started)."""
+    raise click.UsageError(message)
+
+
+def _read_password(password_env: str | None, password_stdin: bool) -> str | None:
+    if password_env and password_stdin:
+        fail_usage("--password-env and --password-stdin are exclusive")
+    if password_env:
+        if password_env not in os.environ:
+            fail_usage(f"environment variable {password_env} (from --password-env) is not set")
+        return os.environ[password_env]
+    if password_stdin:
+        line = sys.stdin.readline()
+        return line.rstrip("\r\n")
+    return None
+
+
+def account_options(command: Callable) -> Callable:
+    """Add --account / --from / --password-env / --password-stdin / --proxy; the command gets ``choice``."""
+
+    @click.option("--proxy", metavar="URI", help="Outbound proxy, e.g. sip:127.0.0.1:5060;transport=tcp.")
+    @click.option("--password-stdin", is_flag=True, help="Read the password for --from from the first stdin line.")
+    @click.option("--password-env", metavar="VAR", help="Take the password for --from from this variable.")
+    @click.option("--from", "from_address", metavar="USER@DOMAIN", help="Use an ad hoc account (not saved).")
+    @click.option("--account", "account_id", metavar="ID", help="Use this account from the configuration.")
+    @functools.wraps(command)
+    def wrapper(*args: Any, account_id: str | None, from_address: str | None, password_env: str | None,
+                password_stdin: bool, proxy: str | None, **kwargs: Any) -> Any:
+        if account_id and from_address:
+            fail_usage("--account and --from are exclusive")
+        if (password_env or password_stdin) and not from_address:
+            fail_usage("--password-env/--password-stdin go with --from")
+        if from_address:
+            from sipcli.configuration.datatypes import SIPAddress
+
+            try:
+                SIPAddress(from_address)
+            except ValueError as error:
+                fail_usage(f"--from: {error}")
+        if proxy:
+            from sipcli.uri import SIPURI
+
+            try:
+                uri = SIPURI.parse(proxy if proxy.lower().startswith(("sip:", "sips:")) else f"sip:{proxy}")
+            except ValueError as error:
+                fail_usage(f"--proxy: {error}")
+            if uri.user:
+                fail_usage(f"--proxy: a proxy URI has no user part: {proxy!r}")
+            proxy = str(uri)
+        choice = AccountChoice(account_id, from_address, _read_password(password_env, password_stdin), proxy)
+        return command(*args, choice=choice, **kwargs)
+
+    return wrapper
+
+
+def engine_options(command: Callable) -> Callable:
+    """Add --trace (SIPEngineSIPTrace lines), --tls-ca FILE and --nameserver IP[:PORT]; the command gets them."""
+
+    @click.option("--nameserver", "nameservers", metavar="IP[:PORT]", multiple=True,
+                  help="DNS server for RFC 3263 lookups (repeatable) [default: the system's].")
+    @click.option("--tls-ca", type=click.Path(exists=True, dir_okay=False), default=None,
+                  help="CA certificates (PEM) that verify TLS servers [default: setting tls.ca_list, else system].")
+    @click.option("--trace", is_flag=True, help="Print every SIP message as a SIPEngineSIPTrace line.")
+    @functools.wraps(command)
+    def wrapper(*args: Any, trace: bool, tls_ca: str | None, nameservers: tuple[str, ...], **kwargs: Any) -> Any:
+        options: dict[str, Any] = {"trace_sip": trace}
+        if tls_ca:
+            options["tls_ca_list"] = os.path.abspath(tls_ca)
+        if nameservers:
+            options["dns_nameservers"] = list(nameservers)
+        return command(*args, engine=options, **kwargs)
+
+    return wrapper
+
+
+def _protect_stdout() -> IO[str]:
+    """The JSON lines stream: a private copy of fd 1. fd 1 itself then points at stderr, so nothing a library
+    prints in C (pjsip's libCreate does) or Python can ever corrupt the JSON output."""
+    sys.stdout.flush()
+    out = os.fdopen(os.dup(1), "w", encoding="utf-8", errors="replace")
+    os.dup2(2, 1)
+    sys.stdout = sys.stderr
+    return out
+
+
+def _writer(cli: Any, stream: IO[str]) -> Any:
+    from sipcli.jsonlines import JSONLinesWriter, TextWriter
+
+    return TextWriter(stream) if getattr(cli, "output_format", "json") == "text" else JSONLinesWriter(stream)
+
+
+def _select_account(choice: AccountChoice, use_default: bool) -> Any:
+    """The Account/BonjourAccount for the job (configuration started); JobFailed for config/usage trouble."""
+    from sipcli.account import Account, AccountManager, BonjourAccount
+    from sipcli.configuration import ConfigurationManager
+
+    manager = ConfigurationManager()
+    if choice.from_address:
+        try:
+            return Account.create_adhoc(choice.from_address, password=choice.password,
+                                        outbound_proxy=choice.proxy)
+        except ValueError as error:
+            raise JobFailed(ExitCode.USAGE, str(error)) from None
+    if choice.account_id:
+        from sipcli.configuration.datatypes import SIPAddress
+
+        try:
+            account_id = SIPAddress(choice.account_id)
+        except ValueError as error:
+            raise JobFailed(ExitCode.USAGE, f"--account: {error}") from None
+        if manager.get(("accounts", str(account_id))) is None:
+            raise JobFailed(ExitCode.CONFIG, f"unknown account {account_id} (see `sipcli accounts list`)")
+        account = Account(account_id)
+    elif use_default:
+        accounts = AccountManager()
+        accounts.start()
+        account = accounts.default_account
+        if account is None or isinstance(account, BonjourAccount):
+            raise JobFailed(ExitCode.USAGE, "no account given: use --account ID or --from USER@DOMAIN")
+    else:
+        return BonjourAccount()
+    if not account.enabled:
+        raise JobFailed(ExitCode.CONFIG, f"account {account.id} is disabled")
+    if choice.proxy:
+        account.sip.outbound_proxy = choice.proxy  # this run only: never saved
+    return account
+
+
+def _exit_code_for(error: BaseException) -> JobResult:
+    from sipcli.configuration import ConfigurationError
+    from sipcli.engine import EngineError
+
+    if isinstance(error, JobFailed):
+        return error.result
+    if isinstance(error, ConfigurationError):
+        return JobResult(ExitCode.CONFIG, str(error))
+    if isinstance(error, EngineError):
+        return JobResult(ExitCode.NETWORK, f"SIP engine: {error}")
+    log.debug("job failed", exc_info=error)
+    return JobResult(ExitCode.NETWORK if isinstance(error, OSError) else ExitCode.REFUSED,
+                     f"{type(error).__name__}: {error}")
+
+
+def run_job(cli: Any, job: Callable[[JobContext], Awaitable[JobResult]], *, choice: AccountChoice,
+            engine: dict[str, Any] | None = None, options: dict[str, Any] | None = None,
+            use_default_account: bool = False, prepare: Callable[[Any], None] | None = None) -> NoReturn:
+    """Run job against a started SIPApplication and exit with its code (see the module docstring).
+
+    choice: from @account_options (P2P BonjourAccount when empty, unless use_default_account picks the
+    configured default). engine: EngineSettings overrides (from @engine_options, plus e.g. udp_port).
+    prepare(account) runs before the application starts (and activates the account): in-memory tweaks.
+    """
+    stream = _protect_stdout()
+    writer = _writer(cli, stream)
+    center = NotificationCenter()
+    center.add_observer(writer)
+    engine_overrides = dict(engine or {})
+    verbose = getattr(cli, "verbose", 0)
+    engine_overrides.setdefault("log_level", 5 if verbose >= 2 else 2 if verbose == 1 else 0)
+    try:
+        import pjsua2  # noqa: F401 - fail here with one line rather than in the engine thread
+    except ImportError as error:
+        result = JobResult(ExitCode.NETWORK, f"the SIP engine is not available (pjsua2-python: {error}); it needs "
+                                             "Linux x86_64 and CPython 3.10-3.12")
+        click.echo(f"sipcli: {result.reason}", err=True)
+    else:
+        result = asyncio.run(_main(cli, job, choice, engine_overrides, options or {}, use_default_account, prepare))
+    data = {"outcome": REASONS.get(result.exit_code, str(result.exit_code)), "exit_code": int(result.exit_code),
+            "reason": result.reason, **result.data}
+    center.post_notification("SIPCLIDidEnd", sender=_Summary(), data=NotificationData(**data))
+    center.remove_observer(writer)
+    if result.exit_code not in (ExitCode.OK, ExitCode.INTERRUPTED):
+        click.echo(f"sipcli: {result.reason}", err=True)
+    stream.flush()
+    sys.stderr.flush()
+    logging.shutdown()
+    # Everything is stopped and flushed: skip interpreter teardown (module cleanup is most of a short run's exit).
+    os._exit(int(result.exit_code))
+
+
+async def _main(cli: Any, job: Callable[[JobContext], Awaitable[JobResult]], choice: AccountChoice,
+                engine_overrides: dict[str, Any], options: dict[str, Any], use_default: bool,
+                prepare: Callable[[Any], None] | None) -> JobResult:
+    from sipcli.application import SIPApplication
+    from sipcli.configuration import ConfigurationManager, FileStorage
+
+    loop = asyncio.get_running_loop()
+    application = SIPApplication()
+    job_task: asyncio.Task | None = None
+    interrupted = False
+
+    def on_signal(signum: int) -> None:
+        nonlocal interrupted
+        if interrupted:
+            return
+        interrupted = True
+        log.info("%s: tearing down", signal.Signals(signum).name)
+        if job_task is not None and not job_task.done():
+            job_task.cancel()
+        else:
+            application.stop()
+
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, on_signal, signum)
+    result: JobResult
+    try:
+        storage = FileStorage(cli.config_dir)
+        ConfigurationManager().start(storage)
+        account = _select_account(choice, use_default)
+        if prepare is not None:
+            prepare(account)
+        await application.start(storage, engine_options=engine_overrides, accounts=[str(account.id)])
+        if interrupted:
+            raise asyncio.CancelledError
+        job_task = loop.create_task(job(JobContext(cli, application, account, choice, options)))
+        result = await job_task
+    except asyncio.CancelledError:
+        result = JobResult(ExitCode.INTERRUPTED, "interrupted")
+    except Exception as error:
+        result = _exit_code_for(error)
+    with contextlib.suppress(Exception):
+        await application.stop()
+    if interrupted and result.exit_code != ExitCode.INTERRUPTED:
+        result = JobResult(ExitCode.INTERRUPTED, "interrupted", result.data)
+    return result
