@@ -250,8 +250,6 @@ class MSRPConnection:
         sending = self._sending
         while sending and (limit is None or len(self._out) < limit):
             msg = sending.popleft()
-            if msg.done:
-                continue
             size = min(self.chunk_size, msg.total - msg.offset)
             last = msg.offset + size >= msg.total
             self._out += self._chunk(msg, size, "$" if last else "+")
@@ -365,7 +363,7 @@ class MSRPConnection:
         incoming.add(start - 1, body)
         self._buffered += len(incoming.buf) - before
         if flag == "$":
-            incoming.final = start - 1 + len(body)
+            incoming.final = total if total is not None else start - 1 + len(body)
         self._respond(frame, 200)
         if incoming.complete:
             self._drop(message_id)
@@ -428,6 +426,8 @@ class MSRPConnection:
             self._finish(msg, MessageDelivered(msg.message_id, 200, "OK"))
 
     def _finish(self, msg: _Outgoing, event: MessageDelivered | MessageNotDelivered) -> None:
+        if msg.offset < msg.total:
+            self._sending.remove(msg)
         msg.done = True
         self._messages.pop(msg.message_id, None)
         self._events.append(event)

@@ -17,6 +17,7 @@ MAX_HEADER_SIZE = 16 * 1024
 MAX_BODY_SIZE = 16 * 1024 * 1024
 _TID = re.compile(r"[A-Za-z0-9][A-Za-z0-9.\-+%=]{2,31}\Z")
 _METHOD = re.compile(r"[A-Z]+\Z")
+_HEADER_NAME = re.compile(r"[A-Za-z0-9!#$%&'*+.^_`|~-]+\Z")
 _END_PREFIX = b"\r\n-------"
 
 
@@ -134,9 +135,9 @@ class MSRPParser:
         headers = frame.headers
         for line in block.split("\r\n"):
             name, sep, value = line.partition(":")
-            if not sep or not name or name != name.strip():
+            if not sep or not _HEADER_NAME.match(name):
                 return self._fail(400, f"bad header line {line[:80]!r}", frame.transaction_id)
-            headers[CANONICAL_HEADERS.get(name.lower(), name)] = value.strip()
+            headers[CANONICAL_HEADERS.get(name.lower(), name)] = value.strip(" \t")
         return None
 
     def _parse_body(self, buf: bytearray) -> MSRPFrame | ParseError | None:

@@ -1,0 +1,103 @@
+"""MSRP framing: parse(serialize(x)) == x, any split of the stream gives the same frames, malformed input."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from sipcli.msrp.message import FrameError, MSRPFrame, parse_byte_range
+from sipcli.msrp.parser import MSRPParser, ParseError
+
+TID = st.text("abcdefghijklmnopqrstuvwxyz0123456789", min_size=3, max_size=32).filter(lambda t: t[0].isalnum())
+VALUE = st.text(st.characters(min_codepoint=33, max_codepoint=0x2FF, blacklist_characters=":"), min_size=1,
+                max_size=40)
+HEADER_NAMES = st.sampled_from(["Message-ID", "Byte-Range", "Success-Report", "Failure-Report", "Status",
+                                "Use-Path", "Expires", "WWW-Authenticate", "Authorization", "X-Extra"])
+
+
+@st.composite
+def frames(draw) -> MSRPFrame:
+    tid = draw(TID)
+    headers = {"To-Path": "msrp://b.example:2855/" + draw(TID) + ";tcp", "From-Path": "msrp://a.example/s;tcp"}
+    for name in draw(st.lists(HEADER_NAMES, max_size=5, unique=True)):
+        headers[name] = draw(VALUE)
+    if draw(st.booleans()):
+        frame = MSRPFrame(tid, code=draw(st.integers(100, 699)), comment=draw(st.none() | VALUE), headers=headers)
+    else:
+        frame = MSRPFrame(tid, draw(st.sampled_from(["SEND", "REPORT", "AUTH"])), headers=headers,
+                          continuation=draw(st.sampled_from("+$#")))
+        body = draw(st.none() | st.binary(max_size=300))
+        if body is not None:
+            frame.headers["Content-Type"] = "text/plain"
+            frame.body = body.replace(b"-------" + tid.encode(), b"")
+    return frame
+
+
+def parse_all(data: bytes, cuts: list[int]) -> list:
+    parser = MSRPParser()
+    out, last = [], 0
+    for cut in [*sorted(cuts), len(data)]:
+        out += parser.feed(data[last:cut])
+        last = cut
+    return out
+
+
+@given(st.lists(frames(), min_size=1, max_size=4))
+@settings(max_examples=300, deadline=None)
+def test_parse_of_serialize_is_identity(items: list[MSRPFrame]) -> None:
+    data = b"".join(frame.serialize() for frame in items)
+    assert MSRPParser().feed(data) == items
+
+
+@given(st.lists(frames(), min_size=1, max_size=3), st.data())
+@settings(max_examples=300, deadline=None)
+def test_any_split_of_the_stream_gives_the_same_frames(items: list[MSRPFrame], data: st.DataObject) -> None:
+    stream = b"".join(frame.serialize() for frame in items)
+    cuts = data.draw(st.lists(st.integers(0, len(stream)), max_size=12))
+    assert parse_all(stream, cuts) == items
+
+
+def test_byte_at_a_time() -> None:
+    frame = MSRPFrame("abc123", "SEND", headers={"To-Path": "msrp://h/s;tcp", "From-Path": "msrp://g/t;tcp",
+                                                 "Message-ID": "m", "Byte-Range": "1-5/5",
+                                                 "Content-Type": "text/plain"}, body=b"hello")
+    stream = frame.serialize() * 3
+    assert parse_all(stream, list(range(len(stream)))) == [frame] * 3
+
+
+def test_body_containing_an_end_line_of_another_transaction_and_a_longer_tid() -> None:
+    body = b"x\r\n-------other$\r\n\r\n-------abc123z$\r\ny"
+    frame = MSRPFrame("abc123", "SEND", headers={"Content-Type": "text/plain"}, body=body)
+    assert MSRPParser().feed(frame.serialize()) == [frame]
+
+
+def test_typed_headers() -> None:
+    frame = MSRPFrame("t1x", "REPORT", headers={"To-Path": "msrp://a:1/x;tcp msrps://b:2/y;tcp",
+                                                "Byte-Range": "1-*/*", "Status": "000 413 Too big",
+                                                "Failure-Report": "partial", "Expires": "60"})
+    assert [u.port for u in frame.to_path] == [1, 2] and frame.to_path[1].use_tls
+    assert frame.byte_range == (1, None, None)
+    assert frame.status == (413, "Too big")
+    assert frame.failure_report == "partial" and not frame.success_report and frame.expires == 60
+    with pytest.raises(FrameError):
+        parse_byte_range("5-1/10")
+
+
+@pytest.mark.parametrize(("data", "code"), [
+    (b"GET / HTTP/1.1\r\n\r\n", 400),
+    (b"MSRP x SEND\r\n-------x$\r\n", 400),  # transaction id too short
+    (b"MSRP abcd send\r\n-------abcd$\r\n", 400),
+    (b"MSRP abcd SEND\r\nTo-Path msrp://a/b;tcp\r\n-------abcd$\r\n", 400),
+    (b"MSRP abcd SEND\r\nTo-Path: msrp://a/b;tcp\r\n-------dcba$\r\n", 400),
+    (b"MSRP abcd SEND\r\nX: " + b"y" * 20000, 413),
+    (b"MSRP abcd SEND\r\nContent-Type: a/b\r\n\r\n" + b"z" * 2000, 413),
+])
+def test_malformed_input_is_one_error_and_then_silence(data: bytes, code: int) -> None:
+    parser = MSRPParser(max_body_size=1024)
+    events = []
+    for start in range(0, len(data), 7):
+        events += parser.feed(data[start:start + 7])
+    assert len(events) == 1 and isinstance(events[0], ParseError) and events[0].code == code
+    assert parser.failed
+    assert parser.feed(b"MSRP abcd 200 OK\r\n-------abcd$\r\n") == []
