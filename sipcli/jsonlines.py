@@ -38,7 +38,7 @@ def sender_id(sender: object) -> str:
 
 def to_jsonable(value: Any, _depth: int = 0) -> Any:
     """Convert value to JSON-compatible data; never raises."""
-    if value is None or isinstance(value, bool | int | str):
+    if value is None or type(value) in (bool, int, str):
         return value
     if isinstance(value, float):
         return value if value == value and value not in (float("inf"), float("-inf")) else str(value)
@@ -74,6 +74,8 @@ def to_jsonable(value: Any, _depth: int = 0) -> Any:
             return to_jsonable(as_json(), _depth + 1)
         except Exception:
             pass
+    if isinstance(value, str | int):  # subclasses without __json__ (a Password has one that masks it)
+        return str(value) if isinstance(value, str) else int(value)
     try:
         return str(value)
     except Exception:

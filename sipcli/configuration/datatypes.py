@@ -291,6 +291,9 @@ class Password(str):
     def __repr__(self) -> str:
         return "Password('***')"
 
+    def __json__(self) -> str:
+        return "***"
+
 
 class TypedList(tuple):
     """An immutable list whose items are coerced to ``item_type``; subclasses set it (and ``unique``)."""

@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from sipcli.configuration import MemoryStorage, SettingsStore
-from sipcli.configuration.datatypes import SIPAddress, SIPProxyAddress
+from sipcli.configuration.datatypes import Password, Port, SIPAddress, SIPProxyAddress
 from sipcli.jsonlines import SCHEMA_VERSION, JSONLinesWriter, TextWriter, format_notification, to_jsonable
 from sipcli.notification import Notification, NotificationData
 
@@ -94,6 +94,13 @@ def test_settings_objects_render_by_id_or_masked_json():
         assert "hunter2" not in line
     finally:
         reset_singletons()
+
+
+def test_typed_setting_values_keep_their_json_type_and_passwords_are_masked():
+    data = NotificationData(port=Port(5060), password=Password("hunter2"), address=SIPAddress("a@example.test"))
+    line = format_notification(Notification("X", data=data))
+    assert json.loads(line)["data"] == {"port": 5060, "password": "***", "address": "a@example.test"}
+    assert "hunter2" not in line
 
 
 def test_unknown_objects_never_crash():
