@@ -15,7 +15,6 @@ from typing import NoReturn
 
 import click
 from sipcli.commands.exitcodes import ExitCode
-from tabulate import tabulate
 
 from sipcli.account import Account, AccountManager, BonjourAccount
 from sipcli.configuration import (
@@ -83,6 +82,12 @@ def _summary(manager: AccountManager, account: Account | BonjourAccount) -> dict
     }
 
 
+def _table(rows: list, headers: list[str]) -> None:
+    from tabulate import tabulate  # about 35 ms of imports, needed only for human output
+
+    click.echo(tabulate(rows, headers=headers))
+
+
 def _emit_json(obj: dict) -> None:
     click.echo(json.dumps(to_jsonable(obj), ensure_ascii=False))
 
@@ -104,7 +109,7 @@ def list_accounts(as_json: bool) -> None:
         return
     table = [["*" if row["default"] else "", row["id"], "yes" if row["enabled"] else "no", row["display_name"] or "",
               row["outbound_proxy"] or "", "yes" if row["register"] else "no"] for row in rows]
-    click.echo(tabulate(table, headers=["", "ID", "Enabled", "Display name", "Outbound proxy", "Register"]))
+    _table(table, ["", "ID", "Enabled", "Display name", "Outbound proxy", "Register"])
 
 
 def _read_password(account_id: str, password_stdin: bool, password_env: str | None) -> str | None:
@@ -174,7 +179,7 @@ def show_account(account_id: str, as_json: bool) -> None:
         return
     rows = [["id", account.id], ["default", "yes" if manager.default_account is account else "no"]]
     rows += [[name, _human(value)] for name, value in settings.items()]
-    click.echo(tabulate(rows, headers=["Setting", "Value"]))
+    _table(rows, ["Setting", "Value"])
 
 
 def _human(value: object) -> str:
