@@ -110,27 +110,35 @@ class _Outgoing:
 
 
 class _Incoming:
-    __slots__ = ("buf", "final", "frame", "ranges")
+    """A message being reassembled: in-order chunks are kept as a list of parts (joined once at the end);
+    the first out-of-order chunk switches to a bytearray written by offset."""
+
+    __slots__ = ("buf", "final", "frame", "parts", "ranges", "size")
 
     def __init__(self, frame: MSRPFrame) -> None:
         self.frame = frame
-        self.buf = bytearray()
+        self.parts: list[bytes] | None = []
+        self.buf: bytearray | None = None
+        self.size = 0  # bytes held
         self.ranges: list[list[int]] = []
         self.final: int | None = None
 
     def add(self, start: int, data: bytes) -> None:
         end = start + len(data)
-        buf = self.buf
-        if start == len(buf):
-            buf += data
-        else:
-            if start > len(buf):
-                buf.extend(bytes(start - len(buf)))
-            buf[start:end] = data
-        ranges = self.ranges
-        if ranges and ranges[-1][0] <= start <= ranges[-1][1]:
-            ranges[-1][1] = max(ranges[-1][1], end)
+        if self.parts is not None and start == self.size:
+            self.parts.append(data)
+            self.size = end
+            self.ranges = [[0, end]]
             return
+        if self.buf is None:
+            self.buf = bytearray(b"".join(self.parts or ()))
+            self.parts = None
+        buf = self.buf
+        if start > len(buf):
+            buf.extend(bytes(start - len(buf)))
+        buf[start:end] = data
+        self.size = len(buf)
+        ranges = self.ranges
         ranges.append([start, end])
         ranges.sort()
         merged = [ranges[0]]
@@ -144,6 +152,9 @@ class _Incoming:
     @property
     def complete(self) -> bool:
         return self.final is not None and (self.final == 0 or self.ranges == [[0, self.final]])
+
+    def content(self) -> bytes:
+        return b"".join(self.parts) if self.parts is not None else bytes(self.buf or b"")
 
 
 class MSRPConnection:
@@ -247,17 +258,20 @@ class MSRPConnection:
 
         With `limit`, stop adding chunks once about `limit` bytes are ready (flow control for large messages).
         """
+        parts = [bytes(self._out)] if self._out else []
+        self._out.clear()
+        ready = len(parts[0]) if parts else 0
         sending = self._sending
-        while sending and (limit is None or len(self._out) < limit):
+        while sending and (limit is None or ready < limit):
             msg = sending.popleft()
             size = min(self.chunk_size, msg.total - msg.offset)
             last = msg.offset + size >= msg.total
-            self._out += self._chunk(msg, size, "$" if last else "+")
+            chunk = self._chunk(msg, size, "$" if last else "+")
+            parts.append(chunk)
+            ready += len(chunk)
             if not last:
                 sending.append(msg)
-        data = bytes(self._out)
-        self._out.clear()
-        return data
+        return b"".join(parts)  # a single part is returned as is, without a copy
 
     def _chunk(self, msg: _Outgoing, size: int, flag: str) -> bytes:
         start = msg.offset
@@ -359,20 +373,20 @@ class MSRPConnection:
             return
         if incoming is None:
             incoming = self._incoming[message_id] = _Incoming(frame)
-        before = len(incoming.buf)
+        before = incoming.size
         incoming.add(start - 1, body)
-        self._buffered += len(incoming.buf) - before
+        self._buffered += incoming.size - before
         if flag == "$":
             incoming.final = total if total is not None else start - 1 + len(body)
         self._respond(frame, 200)
         if incoming.complete:
             self._drop(message_id)
-            self._deliver(incoming.frame, message_id, bytes(incoming.buf), frame.success_report)
+            self._deliver(incoming.frame, message_id, incoming.content(), frame.success_report)
 
     def _drop(self, message_id: str) -> None:
         incoming = self._incoming.pop(message_id, None)
         if incoming is not None:
-            self._buffered -= len(incoming.buf)
+            self._buffered -= incoming.size
 
     def _deliver(self, first: MSRPFrame, message_id: str, body: bytes, success_report: bool) -> None:
         self._events.append(MessageReceived(message_id, first.headers.get("Content-Type"), body, first))

@@ -161,7 +161,12 @@ class MSRPParser:
         frame = self._frame
         if idx - body_start > self.max_body_size:
             return self._fail(413, "body too large", frame.transaction_id, frame)
-        frame.body = bytes(buf[body_start:idx]) if idx > body_start else b""
+        if idx > body_start:
+            view = memoryview(buf)
+            frame.body = view[body_start:idx].tobytes()  # one copy; buf[a:b] would make two
+            view.release()
+        else:
+            frame.body = b""
         frame.continuation = chr(buf[tail - 3])
         del buf[:tail]
         self._frame = None
