@@ -107,7 +107,10 @@ class FileStorage:
             self.load()  # raises, and so protects a file we could not read
         text = json.dumps({**data, "version": FORMAT_VERSION}, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
         self._ensure_directory()
-        fd, tmp_name = tempfile.mkstemp(prefix=f".{CONFIG_FILENAME}.", suffix=".tmp", dir=self.directory)
+        try:
+            fd, tmp_name = tempfile.mkstemp(prefix=f".{CONFIG_FILENAME}.", suffix=".tmp", dir=self.directory)
+        except OSError as e:
+            raise ConfigurationError(f"cannot write {self.path}: {e.strerror or e}") from None
         try:
             with os.fdopen(fd, "w", encoding="utf-8") as tmp:  # mkstemp creates it 0600
                 tmp.write(text)

@@ -75,6 +75,19 @@ def test_unwritable_directory_is_a_configuration_error(tmp_path):
         FileStorage(blocker / "sub").save({})
 
 
+@pytest.mark.skipif(os.geteuid() == 0, reason="root writes anywhere")
+def test_read_only_directory_is_a_configuration_error(tmp_path):
+    storage = FileStorage(tmp_path)
+    storage.save({"a": 1})
+    tmp_path.chmod(0o500)
+    try:
+        with pytest.raises(ConfigurationError, match="cannot write"):
+            storage.save({"a": 2})
+    finally:
+        tmp_path.chmod(0o700)
+    assert storage.load() == {"a": 1, "version": 1}
+
+
 def test_memory_storage_is_isolated_and_json_strict():
     storage = MemoryStorage({"a": {"b": 1}})
     data = storage.load()
