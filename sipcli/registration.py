@@ -222,6 +222,7 @@ class Registration:
             self.state = "registered"
             self.failures = 0
             self.last_failure = None
+            self._schedule_refresh(expiration)
             registered = contact_uris(message)
             self._post("SIPAccountRegistrationDidSucceed", code=code, reason=reason, contact_uri=self.contact_uri,
                        contact_uri_list=registered, expires=expiration, registration=self)
@@ -235,6 +236,22 @@ class Registration:
         else:
             failure = RegistrationFailure("transport", error or reason)
         self._failed(failure)
+
+    def _schedule_refresh(self, expires: int) -> None:
+        """Refresh ahead of pjsip, whose own timer never fires sooner than 5 s (too late for short expires)."""
+        if self._retry is not None:
+            self._retry.cancel()
+        delay = expires / 2 if expires < 20 else expires - 10
+        loop = asyncio.get_running_loop()
+        self._retry = loop.call_later(delay, lambda: loop.create_task(self._refresh()))
+
+    async def _refresh(self) -> None:
+        if self._stopping is not None or self.state != "registered":
+            return
+        try:
+            await self.engine.run(self._pj_refresh)
+        except EngineError as error:
+            log.debug("refresh of %s not sent: %s", self.account.id, error)
 
     def _failed(self, failure: RegistrationFailure, retry: bool = True) -> None:
         """Post SIPAccountRegistrationDidFail and schedule the next attempt: the next route, or a new lookup."""
@@ -343,6 +360,10 @@ class Registration:
             self._pj_destroy()
             self._pj_create(route, contact)
         self._pj_account.setRegistration(True)
+
+    def _pj_refresh(self) -> None:
+        if self._pj_account is not None:
+            self._pj_account.setRegistration(True)
 
     def _pj_unregister(self) -> bool:
         if self._pj_account is None:
