@@ -245,7 +245,6 @@ def run_job(cli: Any, job: Callable[[JobContext], Awaitable[JobResult]], *, choi
     except ImportError as error:
         result = JobResult(ExitCode.NETWORK, f"the SIP engine is not available (pjsua2-python: {error}); it needs "
                                              "Linux x86_64 and CPython 3.10-3.12")
-        click.echo(f"sipcli: {result.reason}", err=True)
     else:
         result = asyncio.run(_main(cli, job, choice, engine_overrides, options or {}, use_default_account, prepare))
     data = {"outcome": REASONS.get(result.exit_code, str(result.exit_code)), "exit_code": int(result.exit_code),
