@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import importlib
 import logging
-import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -12,6 +11,7 @@ from pathlib import Path
 import click
 
 from sipcli import __version__
+from sipcli.configuration.storage import default_config_dir
 
 __all__ = ["CLIContext", "main"]
 
@@ -26,15 +26,6 @@ SUBCOMMANDS = {
     "chat": ("chat", "Chat over MSRP: each stdin line is a message."),
     "demo": ("demo", "Call a listener on loopback: audio both ways, DTMF, no server needed."),
 }
-
-
-def default_config_dir() -> Path:
-    """$SIPCLI_CONFIG_DIR, else $XDG_CONFIG_HOME/sipcli, else ~/.config/sipcli."""
-    env = os.environ.get("SIPCLI_CONFIG_DIR")
-    if env:
-        return Path(env)
-    base = os.environ.get("XDG_CONFIG_HOME") or os.path.join(os.path.expanduser("~"), ".config")
-    return Path(base) / "sipcli"
 
 
 @dataclass
