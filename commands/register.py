@@ -56,13 +56,13 @@ def _failure_result(notification: Any) -> JobResult:
     return JobResult(exit_code, reason, {"code": code} if code else {})
 
 
-async def _register(context: JobContext) -> JobResult:
+async def _register(context: JobContext, watcher: _RegistrationWatcher) -> JobResult:
     from sipcli.registration import deactivate, registration_of
 
     options = context.options
     account = context.account
     timeout, duration = options["timeout"], options["duration"]
-    with _RegistrationWatcher(account) as watcher:
+    with watcher:
         if registration_of(account) is None:
             return JobResult(ExitCode.CONFIG, f"account {account.id} did not activate")
         loop = asyncio.get_running_loop()
@@ -120,11 +120,15 @@ def command(cli: Any, choice: AccountChoice, engine: dict[str, Any], expires: in
         # Only the transports this job can use: every extra listener costs startup time.
         engine.update({name + "_port": (0 if name in ("udp", transport) else None) for name in ("udp", "tcp", "tls")})
 
+    watchers: list[_RegistrationWatcher] = []
+
     async def job(context: JobContext) -> JobResult:
-        return await _register(context)
+        return await _register(context, watchers[0])
 
     def prepare(account: Any) -> None:
-        """Before activation: registration on, with the requested lifetime, for this run only (never saved)."""
+        """Before activation: watch the account (the first REGISTER may be answered before the job runs), and
+        registration on, with the requested lifetime, for this run only (never saved)."""
+        watchers.append(_RegistrationWatcher(account).__enter__())
         account.sip.register = True
         if expires is not None:
             account.sip.register_interval = expires
