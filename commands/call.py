@@ -1,11 +1,97 @@
-"""`sipcli call`: not built yet."""
+"""`sipcli call URI`: place an audio call, script it (play, record, DTMF, hold), report every event."""
+
+from __future__ import annotations
+
+from typing import Any
 
 import click
+from sipcli.commands.runner import (
+    AccountChoice,
+    JobContext,
+    JobResult,
+    account_options,
+    engine_options,
+    fail_usage,
+    run_job,
+)
+from sipcli.commands.sessionjob import MediaOptions, drive_session, media_options, prepare_account, wait_registered
+
+__all__ = ["call_options", "command", "run_call"]
 
 
-@click.command("call", context_settings={"ignore_unknown_options": True})
-@click.argument("args", nargs=-1, type=click.UNPROCESSED)
-def command(args: tuple[str, ...]) -> None:
-    """Not available yet."""
-    click.echo("sipcli call: not available in this version yet", err=True)
-    raise SystemExit(2)
+def call_options(command: Any) -> Any:
+    """The options of `call` that `record` shares."""
+    for decorator in reversed([
+        click.option("--dtmf", metavar="DIGITS", default="", help="Send these DTMF digits once the call starts."),
+        click.option("--dtmf-delay", type=click.FloatRange(0), default=1.0, show_default=True,
+                     help="Seconds after the call starts before sending --dtmf."),
+        click.option("--dtmf-info", is_flag=True, help="Send DTMF as SIP INFO instead of RFC 4733 events."),
+        click.option("--timeout", type=click.FloatRange(0, min_open=True), default=None,
+                     help="Stop ringing (CANCEL, exit 3) when not answered within this many seconds."),
+        click.option("--hold-after", type=click.FloatRange(0), default=None,
+                     help="Put the call on hold this many seconds after it starts."),
+        click.option("--unhold-after", type=click.FloatRange(0), default=None,
+                     help="Take the call off hold this many seconds after it starts."),
+    ]):
+        command = decorator(command)
+    return command
+
+
+def _target(uri: str) -> Any:
+    from sipcli.uri import SIPURI
+
+    text = uri if uri.lower().startswith(("sip:", "sips:")) else f"sip:{uri}"
+    try:
+        return SIPURI.parse(text)
+    except ValueError as error:
+        fail_usage(f"URI: {error}")
+
+
+def run_call(cli: Any, uri: str, choice: AccountChoice, engine: dict[str, Any], codecs: tuple[str, ...],
+             srtp: str | None, options: MediaOptions, timeout: float | None) -> None:
+    """Run the call job and exit with its code."""
+    target = _target(uri)
+    if options.dtmf and any(d not in "0123456789*#ABCDabcd" for d in options.dtmf):
+        fail_usage(f"--dtmf: not DTMF digits: {options.dtmf!r} (0-9, *, #, A-D)")
+    if options.unhold_after is not None and options.hold_after is None:
+        fail_usage("--unhold-after goes with --hold-after")
+    if choice.is_p2p and not target.port and not target.user:
+        fail_usage(f"URI: {uri} has no user or port; in P2P mode call sip:user@host:port")
+
+    async def job(context: JobContext) -> JobResult:
+        from sipcli.session import Session
+
+        await wait_registered(context.account, timeout or 30)
+        session = Session(context.account)
+        session.connect(target)
+        return await drive_session(session, options, answer_timeout=timeout)
+
+    run_job(cli, job, choice=choice, engine=engine, prepare=prepare_account(codecs, srtp))
+
+
+@click.command("call")
+@click.argument("uri")
+@account_options
+@engine_options
+@media_options
+@call_options
+@click.option("--record", type=click.Path(dir_okay=False), default=None,
+              help="Record the received audio to this WAV file (the whole call, holds included).")
+@click.pass_obj
+def command(cli: Any, uri: str, choice: AccountChoice, engine: dict[str, Any], codecs: tuple[str, ...],
+            srtp: str | None, play: str | None, record: str | None, dtmf: str, dtmf_delay: float, dtmf_info: bool,
+            expect_dtmf: str, expect_audio: bool, duration: float | None, timeout: float | None,
+            hold_after: float | None, unhold_after: float | None) -> None:
+    """Call URI (sip:user@domain, or sip:user@host:port with no account) and report every event.
+
+    Exit codes: 0 answered and ended as asked; 1 refused (the SIP code is in the JSON); 3 not answered within
+    --timeout (CANCEL sent); 4 transport failure; 6 a media expectation failed; 2 usage; 130 interrupted (BYE or
+    CANCEL sent first).
+    """
+    options = MediaOptions(play=play, record=record, dtmf=dtmf, dtmf_delay=dtmf_delay,
+                           dtmf_method="info" if dtmf_info else "rfc2833", expect_dtmf=expect_dtmf,
+                           expect_audio=expect_audio, duration=duration, hold_after=hold_after,
+                           unhold_after=unhold_after)
+    run_call(cli, uri, choice, engine, codecs, srtp, options, timeout)
+
+

@@ -1,11 +1,120 @@
-"""`sipcli listen`: not built yet."""
+"""`sipcli listen`: wait for incoming sessions and answer (or refuse) them, reporting every event."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from typing import Any
 
 import click
+from sipcli.commands.exitcodes import ExitCode
+from sipcli.commands.runner import AccountChoice, JobContext, JobResult, account_options, engine_options, run_job
+from sipcli.commands.sessionjob import (
+    MediaOptions,
+    drive_session,
+    media_options,
+    prepare_account,
+    recording_path,
+    wait_registered,
+)
+
+from sipcli.notification import NotificationCenter
+
+__all__ = ["command"]
 
 
-@click.command("listen", context_settings={"ignore_unknown_options": True})
-@click.argument("args", nargs=-1, type=click.UNPROCESSED)
-def command(args: tuple[str, ...]) -> None:
-    """Not available yet."""
-    click.echo("sipcli listen: not available in this version yet", err=True)
-    raise SystemExit(2)
+class _Listener:
+    """Handles each SIPSessionNewIncoming: refuse, or answer after a delay and drive the session to its end."""
+
+    def __init__(self, options: MediaOptions, auto_answer: float | None, reject: str | None, count: int | None,
+                 record_dir: str | None) -> None:
+        self.options = options
+        self.auto_answer = auto_answer
+        self.reject = reject
+        self.count = count
+        self.record_dir = record_dir
+        self.results: list[JobResult] = []
+        self.tasks: set[asyncio.Task] = set()
+        self.done = asyncio.Event()
+
+    def handle_notification(self, notification: Any) -> None:
+        if self.count is not None and len(self.results) + len(self.tasks) >= self.count:
+            return  # beyond --count: leave it ringing; the process is about to end
+        task = asyncio.get_running_loop().create_task(self._handle(notification.sender))
+        self.tasks.add(task)
+
+    async def _handle(self, session: Any) -> None:
+        try:
+            result = await self._session(session)
+        except Exception as error:
+            result = JobResult(ExitCode.NETWORK, f"{session.notification_id}: {error}")
+        self.tasks.discard(asyncio.current_task())
+        self.results.append(result)
+        if self.count is not None and len(self.results) >= self.count:
+            self.done.set()
+
+    async def _session(self, session: Any) -> JobResult:
+        if self.reject is not None:
+            session.reject(is_busy=self.reject == "busy")
+            await session.wait_ended()
+            return JobResult(ExitCode.OK, "rejected")
+        if self.auto_answer is None:
+            await session.wait_ended()  # left ringing: reported, never answered
+            return JobResult(ExitCode.OK, "not answered")
+        if self.auto_answer:
+            await asyncio.sleep(self.auto_answer)
+            if session.state != "INCOMING":
+                await session.wait_ended()
+                return JobResult(ExitCode.OK, "cancelled before the answer")
+        options = self.options
+        if self.record_dir:
+            options = MediaOptions(**{**vars(options), "record": recording_path(self.record_dir, session)})
+        return await drive_session(session, options, accept=session.accept)
+
+
+@click.command("listen")
+@account_options
+@engine_options
+@media_options
+@click.option("--auto-answer", type=click.FloatRange(0), is_flag=False, flag_value=0.0, default=None,
+              metavar="[DELAY]", help="Answer every incoming session, after DELAY seconds (default 0).")
+@click.option("--reject", type=click.Choice(["busy", "decline"]), default=None,
+              help="Refuse every incoming session with 486 Busy Here or 603 Decline.")
+@click.option("--count", type=click.IntRange(1), default=None, help="Exit after this many sessions ended.")
+@click.option("--record", "record_dir", type=click.Path(file_okay=False), default=None,
+              help="Record each session's received audio to a WAV file in this directory.")
+@click.option("--echo", is_flag=True, help="Send the received audio back to the caller.")
+@click.pass_obj
+def command(cli: Any, choice: AccountChoice, engine: dict[str, Any], codecs: tuple[str, ...], srtp: str | None,
+            play: str | None, expect_dtmf: str, expect_audio: bool, duration: float | None,
+            auto_answer: float | None, reject: str | None, count: int | None, record_dir: str | None,
+            echo: bool) -> None:
+    """Wait for incoming sessions (P2P on --port, or registered with an account) and report every event.
+
+    Without --auto-answer or --reject, sessions ring and are reported, never answered. Exit codes: 0 after
+    --count sessions; 6 a media expectation failed in some session; 130 interrupted (sessions ended, the account
+    unregistered first); 1/3/4 when the account could not register.
+    """
+    if auto_answer is not None and reject is not None:
+        click.echo("sipcli: --auto-answer and --reject are exclusive", err=True)
+        raise SystemExit(ExitCode.USAGE)
+    if record_dir:
+        os.makedirs(record_dir, exist_ok=True)
+    options = MediaOptions(play=play, expect_dtmf=expect_dtmf, expect_audio=expect_audio, duration=duration,
+                           echo=echo)
+
+    async def job(context: JobContext) -> JobResult:
+        await wait_registered(context.account, 30)
+        listener = _Listener(options, auto_answer, reject, count, record_dir)
+        NotificationCenter().add_observer(listener, name="SIPSessionNewIncoming")
+        try:
+            await listener.done.wait()
+        finally:
+            NotificationCenter().remove_observer(listener, name="SIPSessionNewIncoming")
+        failed = [result for result in listener.results if result.exit_code != ExitCode.OK]
+        sessions = len(listener.results)
+        if failed:
+            return JobResult(failed[0].exit_code, failed[0].reason, {"sessions": sessions, "failed": len(failed)})
+        return JobResult(ExitCode.OK, f"{sessions} session(s) handled", {"sessions": sessions})
+
+    run_job(cli, job, choice=choice, engine=engine, prepare=prepare_account(codecs, srtp))

@@ -1,0 +1,243 @@
+"""What `call`, `listen`, `record` and `demo` share: media options, and driving one audio session to its end.
+
+``drive_session`` takes a Session that was just connected or is about to be accepted, and does what the options
+ask once it is established (record, DTMF, hold/unhold, hang up after --duration), then checks the expectations
+and maps how the session ended to an exit code (DESIGN.md).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import logging
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import click
+from sipcli.commands.exitcodes import ExitCode
+from sipcli.commands.runner import JobFailed, JobResult
+
+from sipcli.notification import NotificationCenter
+
+__all__ = ["MediaOptions", "drive_session", "media_options", "prepare_account", "wait_registered"]
+
+log = logging.getLogger("sipcli")
+
+_REGISTRATION_FAILURES = {"response": ExitCode.REFUSED, "timeout": ExitCode.TIMEOUT, "transport": ExitCode.NETWORK}
+
+
+@dataclass
+class MediaOptions:
+    """The per-session options of the audio commands."""
+
+    play: str | None = None
+    record: str | None = None
+    dtmf: str = ""
+    dtmf_delay: float = 1.0
+    dtmf_method: str = "rfc2833"
+    expect_dtmf: str = ""
+    expect_audio: bool = False
+    duration: float | None = None
+    hold_after: float | None = None
+    unhold_after: float | None = None
+    echo: bool = False
+
+
+def media_options(command: Callable) -> Callable:
+    """--play, --expect-dtmf, --expect-audio, --duration, --srtp, --codec, --port, --local-ip."""
+
+    @click.option("--local-ip", metavar="IP", help="Bind SIP and RTP to this address [default: all].")
+    @click.option("--port", type=click.IntRange(0, 65535), default=0, show_default=True,
+                  help="Local SIP port (UDP and TCP); 0: any free port.")
+    @click.option("--codec", "codecs", multiple=True, metavar="NAME",
+                  help="Offer/accept only these codecs, in this order (repeatable): G722, PCMU, PCMA, speex, GSM, "
+                       "iLBC, L16 [default: setting audio.codec_list].")
+    @click.option("--srtp", type=click.Choice(["disabled", "optional", "mandatory"]), default=None,
+                  help="SRTP (SDES) for the audio [default: the account's rtp.srtp_encryption].")
+    @click.option("--duration", type=click.FloatRange(0), default=None,
+                  help="Hang up this many seconds after the session starts (0: at once) [default: never].")
+    @click.option("--expect-audio", is_flag=True, help="Exit 6 unless RTP audio was received.")
+    @click.option("--expect-dtmf", metavar="DIGITS", default="",
+                  help="Exit 6 unless these DTMF digits were received, in this order.")
+    @click.option("--play", type=click.Path(exists=True, dir_okay=False), default=None,
+                  help="Play this WAV into the call, in a loop (any rate, mono or stereo, 8/16-bit).")
+    @functools.wraps(command)
+    def wrapper(*args: Any, local_ip: str | None, port: int, codecs: tuple[str, ...], srtp: str | None,
+                **kwargs: Any) -> Any:
+        engine = dict(kwargs.pop("engine", {}))
+        engine.update(udp_port=port, tcp_port=port, tls_port=None)
+        if local_ip:
+            engine["local_ip"] = local_ip
+        return command(*args, engine=engine, codecs=codecs, srtp=srtp, **kwargs)
+
+    return wrapper
+
+
+def prepare_account(codecs: tuple[str, ...], srtp: str | None) -> Callable[[Any], None]:
+    """A runner ``prepare`` hook: this run's SRTP mode and codec order (in memory, never saved)."""
+
+    def prepare(account: Any) -> None:
+        from sipcli.configuration.datatypes import AudioCodec
+        from sipcli.session import SessionManager
+
+        if srtp is not None:
+            account.rtp.srtp_encryption = srtp
+        if codecs:
+            names = {name.lower(): name for name in AudioCodec.values}
+            unknown = [codec for codec in codecs if codec.lower() not in names]
+            if unknown:
+                raise JobFailed(ExitCode.USAGE, f"--codec: unknown codec {unknown[0]!r} "
+                                                f"(known: {', '.join(AudioCodec.values)})")
+            SessionManager().codecs = [names[codec.lower()] for codec in codecs]
+
+    return prepare
+
+
+async def wait_registered(account: Any, timeout: float) -> None:
+    """For an account that registers: wait for the outcome; JobFailed when refused or not confirmed in time."""
+    from sipcli.registration import registration_of
+
+    if not getattr(getattr(account, "sip", None), "register", False):
+        return
+    registration = registration_of(account)
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while registration is not None and registration.state != "registered":
+        failure = registration.last_failure
+        if registration.state == "failed" and failure is not None:
+            raise JobFailed(_REGISTRATION_FAILURES.get(failure.kind, ExitCode.NETWORK),
+                            f"registration failed: {failure.reason}", code=failure.code)
+        if loop.time() > deadline:
+            raise JobFailed(ExitCode.TIMEOUT, f"registration not confirmed within {timeout:g} s")
+        await asyncio.sleep(0.01)
+
+
+class _Events:
+    """Every notification of one session, as a queue."""
+
+    def __init__(self, session: Any) -> None:
+        self.session = session
+        self.queue: asyncio.Queue = asyncio.Queue()
+        self.digits = ""
+        self.failure: Any = None
+        NotificationCenter().add_observer(self, sender=session)
+
+    def handle_notification(self, notification: Any) -> None:
+        if notification.name == "SIPSessionGotDTMF":
+            self.digits += notification.data.digit
+        elif notification.name == "SIPSessionDidFail":
+            self.failure = notification.data
+        self.queue.put_nowait(notification.name)
+
+    def close(self) -> None:
+        NotificationCenter().purge_observer(self)
+
+    async def wait_for(self, *names: str) -> str:
+        while True:
+            name = await self.queue.get()
+            if name in names:
+                return name
+
+
+def _failure_result(failure: Any) -> JobResult:
+    code = int(getattr(failure, "code", 0) or 0)
+    reason = str(getattr(failure, "reason", "") or "failed")
+    data = {"code": code}
+    if failure.originator == "remote" and code >= 300:
+        return JobResult(ExitCode.REFUSED, f"refused: {code} {reason}", data)
+    if code == 408:
+        return JobResult(ExitCode.TIMEOUT, f"no response: {reason}", data)
+    return JobResult(ExitCode.NETWORK, f"failed: {code} {reason}".replace(" 0 ", " "), data)
+
+
+def _subsequence(expected: str, received: str) -> bool:
+    it = iter(received)
+    return all(digit in it for digit in expected)
+
+
+async def drive_session(session: Any, options: MediaOptions, *, answer_timeout: float | None = None,
+                        accept: Callable[[], Any] | None = None) -> JobResult:
+    """Drive an outgoing (already connecting) or incoming (accept() answers it) session to its end."""
+    events = _Events(session)
+    try:
+        if options.play:
+            session.play_audio(options.play)
+        if options.echo:
+            session.echo_audio(True)
+        if accept is not None:
+            accept()
+        waiting = events.wait_for("SIPSessionDidStart", "SIPSessionDidEnd")
+        try:
+            first = await asyncio.wait_for(waiting, answer_timeout) if answer_timeout else await waiting
+        except TimeoutError:
+            session.end()
+            await session.wait_ended()
+            return JobResult(ExitCode.TIMEOUT, f"no answer within {answer_timeout:g} s", {"code": 487})
+        if first == "SIPSessionDidEnd":
+            return _failure_result(events.failure)
+        await _established(session, options)
+        await session.wait_ended()
+        return _outcome(session, options, events)
+    finally:
+        events.close()
+
+
+async def _established(session: Any, options: MediaOptions) -> None:
+    """Run the scripted actions of an established session until it ends (or --duration passes)."""
+    tasks = []
+    if options.record:
+        with contextlib.suppress(Exception):
+            await session.start_recording_audio(options.record)
+
+    async def at(delay: float, action: Callable[[], Any]) -> None:
+        await asyncio.sleep(delay)
+        if session.state == "ESTABLISHED":
+            try:
+                result = action()
+                if asyncio.isfuture(result) or asyncio.iscoroutine(result):
+                    await result
+            except Exception as error:  # e.g. the session ended meanwhile: reported by its own events
+                log.warning("%s: %s", session.notification_id, error)
+
+    async def send_digits() -> None:
+        for digit in options.dtmf:
+            if session.state != "ESTABLISHED":
+                return
+            await session.send_dtmf(digit)
+            await asyncio.sleep(0.25)
+
+    if options.dtmf:
+        session.dtmf_method = options.dtmf_method
+        tasks.append(asyncio.ensure_future(at(options.dtmf_delay, send_digits)))
+    if options.hold_after is not None:
+        tasks.append(asyncio.ensure_future(at(options.hold_after, session.hold)))
+    if options.unhold_after is not None:
+        tasks.append(asyncio.ensure_future(at(options.unhold_after, session.unhold)))
+    if options.duration is not None:
+        tasks.append(asyncio.ensure_future(at(options.duration, session.end)))
+    try:
+        await session.wait_ended()
+    finally:
+        for task in tasks:
+            task.cancel()
+
+
+def _outcome(session: Any, options: MediaOptions, events: _Events) -> JobResult:
+    data: dict[str, Any] = {"session": session.notification_id, "dtmf_received": events.digits,
+                            "audio_received": session.audio_was_received}
+    if session.start_time and session.stop_time:
+        data["duration"] = round((session.stop_time - session.start_time).total_seconds(), 3)
+    if options.expect_dtmf and not _subsequence(options.expect_dtmf.upper(), events.digits):
+        return JobResult(ExitCode.MEDIA, f"expected DTMF {options.expect_dtmf!r}, received {events.digits!r}", data)
+    if options.expect_audio and not session.audio_was_received:
+        return JobResult(ExitCode.MEDIA, "no audio was received", data)
+    return JobResult(ExitCode.OK, "session ended", data)
+
+
+def recording_path(directory: str, session: Any) -> str:
+    """One WAV per session in directory."""
+    remote = session.remote_uri.user if session.remote_uri is not None and session.remote_uri.user else "unknown"
+    return os.path.join(directory, f"{session.notification_id.replace('/', '-')}-{remote}.wav")

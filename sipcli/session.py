@@ -1,0 +1,922 @@
+"""Sessions: the reference's ``Session`` and ``SessionManager`` on top of pjsua2 calls (audio; chat plugs in).
+
+Threading (see ``sipcli.engine``): Session objects live on the asyncio loop thread and post every notification
+from it. Their pjsua2 side, a ``pj.Call`` subclass plus the WAV player/recorder of the audio stream, lives on the
+pjsua thread: its callbacks copy plain data and ``Engine.post`` it to the Session; the Session drives it with
+``Engine.run``. The SessionManager keeps every pj.Call referenced (pjsua2 hangs up a collected Call) and drops
+them, with players and recorders, in an engine shutdown hook before ``libDestroy`` (alive, they abort it).
+
+Streams: a Session holds ``streams`` ({"audio": AudioStream, later "chat": ...}). Every SDP pjsua produces for
+the session (offers, answers, re-offers for hold) passes through ``Session.local_sdp``, which gives each stream
+its ``rewrite_sdp(local, remote)`` hook; that runs on the pjsua thread and must only use plain data.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import gc
+import itertools
+import logging
+import os
+import re
+import time
+from collections.abc import Iterable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from sipcli.audio import PlaybackFile
+from sipcli.engine import Engine, EngineError
+from sipcli.notification import NotificationCenter, NotificationData
+from sipcli.sdp import SessionDescription
+from sipcli.uri import SIPURI, Route
+
+__all__ = [
+    "STATES",
+    "AudioStream",
+    "IllegalStateError",
+    "Session",
+    "SessionError",
+    "SessionManager",
+    "check_transition",
+]
+
+log = logging.getLogger(__name__)
+
+STATES = ("NULL", "CALLING", "INCOMING", "ACCEPTING", "ESTABLISHED", "PROPOSING", "PROPOSED", "TERMINATING",
+          "TERMINATED")
+# Which state each public method may be called in (the reference's "may only be called while ..." rules).
+_ALLOWED = {
+    "connect": {"NULL"},
+    "accept": {"INCOMING"},
+    "reject": {"INCOMING"},
+    "hold": {"ESTABLISHED"},
+    "unhold": {"ESTABLISHED"},
+    "send_dtmf": {"ESTABLISHED"},
+    "start_recording_audio": {"ESTABLISHED"},
+    "stop_recording_audio": {"ESTABLISHED"},
+    "end": {"CALLING", "INCOMING", "ACCEPTING", "ESTABLISHED", "PROPOSING", "PROPOSED"},
+}
+DTMF_DIGITS = frozenset("0123456789*#ABCD")
+NO_AUDIO_TIMEOUT = 5.0
+STATS_INTERVAL = 1.0
+HANGUP_TIMEOUT = 2.0
+
+# pjsua_call_state and pjsua_call_media_status values (stable C enums; pjsua2 is imported on the pjsua thread).
+_CALL_STATES = {0: "NULL", 1: "CALLING", 2: "INCOMING", 3: "EARLY", 4: "CONNECTING", 5: "CONFIRMED",
+                6: "DISCONNECTED"}
+_MEDIA_ACTIVE, _MEDIA_LOCAL_HOLD, _MEDIA_REMOTE_HOLD = 1, 2, 3
+_DTMF_METHODS = {0: "rfc2833", 1: "info"}
+_SRTP_ACTIVE = re.compile(r"SRTP status:\s*Active", re.IGNORECASE)
+_HEADER = re.compile(r"^(?P<name>[A-Za-z-]+)\s*:\s*(?P<value>.*)$", re.MULTILINE)
+_REQUEST_LINE = re.compile(r"^\w+\s+(\S+)\s+SIP/2\.0", re.IGNORECASE)
+
+
+class SessionError(Exception):
+    """A session operation could not be done (e.g. no audio stream to send DTMF on)."""
+
+
+class IllegalStateError(SessionError):
+    """A Session method was called in a state that does not allow it."""
+
+
+def check_transition(method: str, state: str) -> None:
+    """Raise IllegalStateError unless method may be called in state."""
+    if state not in _ALLOWED[method]:
+        allowed = " or ".join(sorted(_ALLOWED[method]))
+        raise IllegalStateError(f"Session.{method}() is not allowed in state {state} (only in {allowed})")
+
+
+def header(message: str, *names: str) -> str | None:
+    """The first value of any of the named headers in a SIP message (case-insensitive), or None."""
+    head = message.replace("\r\n", "\n").split("\n\n", 1)[0]
+    wanted = {name.lower() for name in names}
+    for match in _HEADER.finditer(head):
+        if match["name"].lower() in wanted:
+            return match["value"].strip()
+    return None
+
+
+def message_body(message: str) -> str:
+    parts = message.replace("\r\n", "\n").split("\n\n", 1)
+    return parts[1] if len(parts) == 2 else ""
+
+
+def _uri_of(value: str | None) -> SIPURI | None:
+    """A SIPURI from a name-addr or addr-spec ('"Bob" <sip:bob@host>;tag=x'), or None."""
+    if not value:
+        return None
+    text = value[value.index("<") + 1:value.index(">")] if "<" in value else value.split(";", 1)[0]
+    try:
+        return SIPURI.parse(text)
+    except ValueError:
+        return None
+
+
+class AudioStream:
+    """The audio stream of a session: negotiated parameters (loop thread) and its WAV player/recorder.
+
+    ``play``, ``echo`` and recording take effect whenever the stream (re)starts: pjsua recreates it on hold and
+    unhold and may move it to another conference slot, so connections are remade on every media update.
+    """
+
+    kind = "audio"
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+        self.codec: str | None = None
+        self.sample_rate: int | None = None
+        self.srtp_active = False
+        self.local_rtp_address: str | None = None
+        self.local_rtp_port: int | None = None
+        self.remote_rtp_address_sdp: str | None = None
+        self.remote_rtp_port_sdp: int | None = None
+        self.remote_rtp_address_received: str | None = None
+        self.remote_rtp_port_received: int | None = None
+        self.packets_received = 0
+        self.started = False
+        self.recording_file_name: str | None = None
+        self.play_file: str | None = None  # what the player plays (a converted copy when needed)
+        self.echo = False
+        self._playback: PlaybackFile | None = None
+
+    @property
+    def was_received(self) -> bool:
+        return self.packets_received > 0
+
+    def set_play(self, source: str | os.PathLike | None) -> None:
+        """Play this WAV (any common format; converted to the bridge rate) into the call, in a loop."""
+        if self._playback is not None:
+            self._playback.close()
+            self._playback = None
+        if source is not None:
+            self._playback = PlaybackFile(source, Engine().settings.clock_rate)
+        self.play_file = str(self._playback.path) if self._playback is not None else None
+
+    def rewrite_sdp(self, local: str, remote: str | None) -> str:
+        """pjsua writes the audio lines itself."""
+        return local
+
+    def close(self) -> None:
+        """Loop thread, after the pjsua side is gone: remove a converted playback copy."""
+        if self._playback is not None:
+            self._playback.close()
+            self._playback = None
+
+    def update(self, info: dict[str, Any]) -> None:
+        for name, value in info.items():
+            setattr(self, name, value)
+
+
+class Session:
+    """One SIP session, incoming or outgoing; see the reference document for the API."""
+
+    _ids = itertools.count(1)
+
+    def __init__(self, account: Any) -> None:
+        self.account = account
+        self.notification_id = f"session/{next(self._ids)}"
+        self.state = "NULL"
+        self.direction: str | None = None
+        self.start_time: datetime | None = None
+        self.stop_time: datetime | None = None
+        self.on_hold_by_local = False
+        self.on_hold_by_remote = False
+        self.remote_user_agent: str | None = None
+        self.local_uri: SIPURI | None = None
+        self.remote_uri: SIPURI | None = None
+        self.route: Route | None = None
+        self.streams: dict[str, Any] = {}
+        self.proposed_streams: list[str] = []
+        self.dtmf_method = "rfc2833"
+        self._call: Any = None  # the pj.Call (pjsua thread only)
+        self._ended = asyncio.Event()
+        self._end_requested = False
+        self._failure_reported = False
+        self._will_start_posted = False
+        self._timers: list[asyncio.TimerHandle] = []
+        self._stats_task: asyncio.Task | None = None
+
+    def __repr__(self) -> str:
+        return f"<Session {self.notification_id} {self.direction} {self.state}>"
+
+    # -- attributes ------------------------------------------------------------------------------------------------
+
+    @property
+    def on_hold(self) -> bool:
+        return self.on_hold_by_local or self.on_hold_by_remote
+
+    @property
+    def caller_uri(self) -> SIPURI | None:
+        return self.local_uri if self.direction == "outgoing" else self.remote_uri
+
+    @property
+    def callee_uri(self) -> SIPURI | None:
+        return self.remote_uri if self.direction == "outgoing" else self.local_uri
+
+    @property
+    def audio(self) -> AudioStream | None:
+        return self.streams.get("audio")
+
+    @property
+    def has_audio(self) -> bool:
+        return self.audio is not None and self.audio.started
+
+    @property
+    def audio_transport(self) -> AudioStream | None:
+        return self.audio
+
+    def _audio_attribute(self, name: str) -> Any:
+        return getattr(self.audio, name) if self.audio is not None else None
+
+    audio_codec = property(lambda self: self._audio_attribute("codec"))
+    audio_sample_rate = property(lambda self: self._audio_attribute("sample_rate"))
+    audio_srtp_active = property(lambda self: bool(self._audio_attribute("srtp_active")))
+    audio_local_rtp_address = property(lambda self: self._audio_attribute("local_rtp_address"))
+    audio_local_rtp_port = property(lambda self: self._audio_attribute("local_rtp_port"))
+    audio_remote_rtp_address_sdp = property(lambda self: self._audio_attribute("remote_rtp_address_sdp"))
+    audio_remote_rtp_port_sdp = property(lambda self: self._audio_attribute("remote_rtp_port_sdp"))
+    audio_remote_rtp_address_received = property(lambda self: self._audio_attribute("remote_rtp_address_received"))
+    audio_remote_rtp_port_received = property(lambda self: self._audio_attribute("remote_rtp_port_received"))
+    audio_was_received = property(lambda self: bool(self._audio_attribute("was_received")))
+    audio_recording_file_name = property(lambda self: self._audio_attribute("recording_file_name"))
+
+    def __json__(self) -> str:
+        return self.notification_id
+
+    # -- methods ---------------------------------------------------------------------------------------------------
+
+    def connect(self, callee_uri: SIPURI | str, routes: Iterable[Route] = (), audio: bool = True,
+                chat: bool = False) -> asyncio.Future:
+        """Call callee_uri (state CALLING); the result comes as notifications. routes: where to send the INVITE
+        when the account has no outbound proxy of its own (the first one is used)."""
+        check_transition("connect", self.state)
+        if chat:
+            raise SessionError("chat streams are not available in this version")
+        if not audio:
+            raise SessionError("a session needs at least one stream")
+        uri = SIPURI.parse(callee_uri) if isinstance(callee_uri, str) else callee_uri
+        routes = list(routes)
+        self.route = routes[0] if routes else None
+        self.direction = "outgoing"
+        self.remote_uri = uri
+        self.streams["audio"] = AudioStream(self)
+        SessionManager()._add(self)
+        self._post("SIPSessionNewOutgoing", streams=list(self.streams))
+        self._change_state("CALLING")
+        return self._run(self._pj_make_call, str(uri), self.route)
+
+    def accept(self, audio: bool = True, chat: bool = False) -> asyncio.Future:
+        """Answer an incoming session with 200 OK (state ACCEPTING, then ESTABLISHED on ACK)."""
+        check_transition("accept", self.state)
+        if chat:
+            raise SessionError("chat streams are not available in this version")
+        if not audio or "audio" not in self.proposed_streams:
+            raise SessionError("only sessions with audio can be accepted (the offer has: "
+                               f"{', '.join(self.proposed_streams) or 'nothing'})")
+        self._change_state("ACCEPTING")
+        return self._run(self._pj_answer, 200)
+
+    def reject(self, is_busy: bool = False) -> asyncio.Future:
+        """Refuse an incoming session: 486 Busy Here when is_busy, else 603 Decline."""
+        check_transition("reject", self.state)
+        self._end_requested = True
+        self._post("SIPSessionWillEnd")
+        self._change_state("TERMINATING")
+        return self._run(self._pj_answer, 486 if is_busy else 603)
+
+    def end(self, is_busy: bool = False) -> asyncio.Future:
+        """End the session at any stage: CANCEL while calling, 486/603 while incoming, else BYE."""
+        if self.state in ("NULL", "TERMINATING", "TERMINATED"):
+            future = asyncio.get_running_loop().create_future()
+            future.set_result(None)
+            if self.state == "NULL":
+                self._change_state("TERMINATED")
+            return future
+        check_transition("end", self.state)
+        unanswered = self.state == "INCOMING"
+        self._end_requested = True
+        self._post("SIPSessionWillEnd")
+        self._change_state("TERMINATING")
+        if unanswered:
+            return self._run(self._pj_answer, 486 if is_busy else 603)
+        return self._run(self._pj_hangup)
+
+    def hold(self) -> asyncio.Future:
+        """Put the session on hold (a re-INVITE with sendonly); GotHoldRequest(originator=local) follows."""
+        check_transition("hold", self.state)
+        self._require_audio()
+        return self._run(self._pj_hold)
+
+    def unhold(self) -> asyncio.Future:
+        """Take the session out of hold; GotUnholdRequest(originator=local) follows."""
+        check_transition("unhold", self.state)
+        self._require_audio()
+        return self._run(self._pj_unhold)
+
+    def send_dtmf(self, digit: str) -> asyncio.Future:
+        """Send one DTMF digit (0-9, *, #, A-D) as RFC 4733 events, or SIP INFO when dtmf_method is 'info'."""
+        check_transition("send_dtmf", self.state)
+        self._require_audio()
+        if len(digit) != 1 or digit.upper() not in DTMF_DIGITS:
+            raise ValueError(f"not a DTMF digit: {digit!r} (0-9, *, #, A-D)")
+        return self._run(self._pj_send_dtmf, digit.upper(), self.dtmf_method)
+
+    def start_recording_audio(self, file_name: str | os.PathLike | None = None) -> asyncio.Future:
+        """Record the received audio to a WAV file (mono 16-bit at the bridge rate); the whole call, holds too."""
+        check_transition("start_recording_audio", self.state)
+        self._require_audio()
+        if self.audio.recording_file_name is not None:
+            raise SessionError(f"already recording to {self.audio.recording_file_name}")
+        return asyncio.ensure_future(self._start_recording(file_name))
+
+    def stop_recording_audio(self) -> asyncio.Future:
+        check_transition("stop_recording_audio", self.state)
+        if self.audio is None or self.audio.recording_file_name is None:
+            raise SessionError("not recording")
+        return asyncio.ensure_future(self._stop_recording())
+
+    # Set before connect()/accept(): they act from the first audio frame.
+    def play_audio(self, file_name: str | os.PathLike | None) -> None:
+        """Play a WAV into the call (looped) from the moment audio starts; None stops."""
+        if self.audio is None:
+            raise SessionError("the session has no audio stream")
+        self.audio.set_play(file_name)
+        if self.has_audio:
+            self._run(self._pj_connect_media)
+
+    def echo_audio(self, enabled: bool = True) -> None:
+        """Send the received audio back to the remote party."""
+        if self.audio is None:
+            raise SessionError("the session has no audio stream")
+        self.audio.echo = enabled
+        if self.has_audio:
+            self._run(self._pj_connect_media)
+
+    async def wait_ended(self) -> None:
+        """Wait until SIPSessionDidEnd was posted."""
+        await self._ended.wait()
+
+    def local_sdp(self, sdp: str, remote: str | None) -> str:
+        """pjsua thread: every SDP pjsua produces for this session, offers and answers, through every stream."""
+        for stream in list(self.streams.values()):
+            sdp = stream.rewrite_sdp(sdp, remote)
+        return sdp
+
+    # -- internals (loop thread) -----------------------------------------------------------------------------------
+
+    def _require_audio(self) -> None:
+        if not self.has_audio:
+            raise SessionError("the session has no active audio stream")
+
+    def _post(self, name: str, **data: Any) -> None:
+        NotificationCenter().post_notification(name, sender=self, data=NotificationData(**data))
+
+    def _change_state(self, state: str) -> None:
+        if state == self.state:
+            return
+        previous, self.state = self.state, state
+        self._post("SIPSessionChangedState", prev_state=previous, state=state)
+
+    def _run(self, fn: Any, *args: Any) -> asyncio.Future:
+        future = Engine().run(fn, *args)
+        future.add_done_callback(functools.partial(self._command_done, fn.__name__))
+        return future
+
+    def _command_done(self, name: str, future: asyncio.Future) -> None:
+        if future.cancelled() or future.exception() is None:
+            return
+        error = future.exception()
+        log.debug("%s %s failed: %r", self.notification_id, name, error)
+        if name in ("_pj_make_call", "_pj_answer") and self.state not in ("ESTABLISHED", "TERMINATED"):
+            self._fail("local", 0, getattr(error, "reason", None) or str(error) or type(error).__name__)
+            self._finish("local")
+
+    def _fail(self, originator: str, code: int, reason: str) -> None:
+        if self._failure_reported or self.state == "TERMINATED":
+            return
+        self._failure_reported = True
+        self._post("SIPSessionDidFail", originator=originator, code=code, reason=reason)
+
+    def _finish(self, originator: str) -> None:
+        if self.state == "TERMINATED":
+            return
+        for timer in self._timers:
+            timer.cancel()
+        if self._stats_task is not None:
+            self._stats_task.cancel()
+        if self.audio is not None and self.audio.recording_file_name is not None:
+            file_name = self.audio.recording_file_name
+            self._post("SIPSessionWillStopRecordingAudio", file_name=file_name)
+            self.audio.recording_file_name = None
+            self._post("SIPSessionDidStopRecordingAudio", file_name=file_name)
+        self.stop_time = datetime.now(UTC)
+        self._change_state("TERMINATED")
+        self._post("SIPSessionDidEnd", originator=originator)
+        self._ended.set()
+        SessionManager()._remove(self)
+
+    async def _start_recording(self, file_name: str | os.PathLike | None) -> None:
+        if file_name is None:
+            from sipcli.configuration.settings import SIPSimpleSettings
+
+            directory = Path(os.path.expanduser(str(SIPSimpleSettings().audio.recordings_directory)))
+            directory.mkdir(parents=True, exist_ok=True)
+            remote = f"{self.remote_uri.user or 'unknown'}@{self.remote_uri.host}" if self.remote_uri else "unknown"
+            stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+            file_name = directory / f"{stamp}-{remote}-{self.notification_id.replace('/', '')}.wav"
+        path = str(Path(file_name).expanduser().resolve())
+        self._post("SIPSessionWillStartRecordingAudio", file_name=path)
+        await Engine().run(self._pj_start_recorder, path)
+        self.audio.recording_file_name = path
+        self._post("SIPSessionDidStartRecordingAudio", file_name=path)
+
+    async def _stop_recording(self) -> None:
+        file_name = self.audio.recording_file_name
+        self._post("SIPSessionWillStopRecordingAudio", file_name=file_name)
+        await Engine().run(self._pj_stop_recorder)
+        self.audio.recording_file_name = None
+        self._post("SIPSessionDidStopRecordingAudio", file_name=file_name)
+
+    # what the pjsua thread reports
+
+    def _incoming(self, request: str) -> None:
+        self.direction = "incoming"
+        self.remote_user_agent = header(request, "User-Agent")
+        self.remote_uri = _uri_of(header(request, "From", "f"))
+        self.local_uri = _uri_of(header(request, "To", "t"))
+        body = message_body(request)
+        try:
+            self.proposed_streams = SessionDescription.parse(body).streams() if body.strip() else ["audio"]
+        except ValueError:
+            self.proposed_streams = []
+        if "audio" in self.proposed_streams:
+            self.streams["audio"] = AudioStream(self)
+        SessionManager()._add(self)
+        self._change_state("INCOMING")
+        self._post("SIPSessionNewIncoming", streams=list(self.proposed_streams))
+
+    def _call_state(self, state: str, code: int, reason: str, local_uri: str, remote_uri: str,
+                    remote_response: bool, message: str) -> None:
+        if self.state == "TERMINATED":
+            return
+        if self.direction is None:  # an INVITE refused at once (404/480): no Session was announced
+            if state == "DISCONNECTED":
+                SessionManager()._release(self)
+            return
+        if local_uri and self.local_uri is None:
+            self.local_uri = _uri_of(local_uri)
+        if message and self.direction == "outgoing" and code // 100 == 2:
+            self.remote_user_agent = header(message, "Server", "User-Agent") or self.remote_user_agent
+        if state == "EARLY" and self.direction == "outgoing" and code in (180, 183):
+            self._post("SIPSessionGotRingIndication")
+        elif state in ("CONNECTING", "CONFIRMED") and not self._will_start_posted and self.state != "TERMINATING":
+            self._will_start_posted = True
+            self._post("SIPSessionWillStart")
+        if state == "CONFIRMED" and self.state in ("CALLING", "ACCEPTING", "TERMINATING"):
+            if self.state != "TERMINATING":
+                self.start_time = datetime.now(UTC)
+                self._change_state("ESTABLISHED")
+                self._post("SIPSessionDidStart", streams=[name for name, s in self.streams.items() if s.started])
+                self._stats_task = asyncio.get_running_loop().create_task(self._watch_audio())
+        elif state == "DISCONNECTED":
+            self._disconnected(code, reason, remote_response)
+
+    def _disconnected(self, code: int, reason: str, remote_response: bool) -> None:
+        SessionManager()._release(self)
+        if self.start_time is None:
+            if self._end_requested:
+                originator = "local"
+                if self.direction == "outgoing":
+                    self._fail("local", code or 487, reason or "Session cancelled")
+            elif self.direction == "incoming":
+                originator = "remote"  # the caller gave up (CANCEL)
+                self._fail("remote", code or 487, reason or "Session cancelled")
+            else:
+                originator = "remote" if remote_response else "local"
+                self._fail(originator, code, reason)
+        else:
+            originator = "local" if self._end_requested else "remote"
+            if not self._end_requested:
+                self._post("SIPSessionWillEnd")
+                self._change_state("TERMINATING")
+        self._finish(originator)
+
+    def _media_update(self, audio: dict[str, Any] | None, hold: str | None) -> None:
+        """Loop thread: the audio stream (re)started (audio: its parameters) or went away (None)."""
+        stream = self.audio
+        if stream is None:
+            return
+        first = not stream.started
+        if audio is not None:
+            stream.update(audio)
+            stream.started = True
+        local, remote = hold == "local", hold == "remote"
+        if local != self.on_hold_by_local:
+            self.on_hold_by_local = local
+            self._post("SIPSessionGotHoldRequest" if local else "SIPSessionGotUnholdRequest", originator="local")
+        if remote != self.on_hold_by_remote:
+            self.on_hold_by_remote = remote
+            self._post("SIPSessionGotHoldRequest" if remote else "SIPSessionGotUnholdRequest", originator="remote")
+        if not first and self.state == "ESTABLISHED":
+            self._post("SIPSessionGotStreamUpdate", streams=[name for name, s in self.streams.items() if s.started])
+
+    def _dtmf(self, digit: str, method: str) -> None:
+        if self.state != "TERMINATED":
+            self._post("SIPSessionGotDTMF", digit=digit, method=method)
+
+    def _audio_stats(self, packets: int, address: str | None, port: int | None) -> None:
+        stream = self.audio
+        if stream is None:
+            return
+        stream.packets_received = max(stream.packets_received, packets)
+        if address:
+            stream.remote_rtp_address_received, stream.remote_rtp_port_received = address, port
+
+    async def _watch_audio(self) -> None:
+        """Poll RTP statistics while established; GotNoAudio when nothing arrived 5 s after audio started."""
+        started = time.monotonic()
+        warned = False
+        while self.state not in ("TERMINATING", "TERMINATED"):
+            await asyncio.sleep(STATS_INTERVAL)
+            with contextlib.suppress(EngineError):
+                stats = await Engine().run(self._pj_stats)
+                if stats is not None:
+                    self._audio_stats(*stats)
+            if not warned and self.has_audio and not self.audio.was_received and \
+                    time.monotonic() - started >= NO_AUDIO_TIMEOUT and not self.on_hold:
+                warned = True
+                self._post("SIPSessionGotNoAudio")
+
+    # -- pjsua thread ----------------------------------------------------------------------------------------------
+
+    def _pj_make_call(self, uri: str, route: Route | None) -> None:
+        import pjsua2 as pj
+
+        pj_account = self.account.pj_account
+        if pj_account is None:
+            raise SessionError(f"account {self.account.id} is not active")
+        call = _pj_call_class()(self, pj_account)
+        SessionManager()._pj_keep(call)
+        self._call = call
+        param = pj.CallOpParam(True)
+        if route is not None:
+            header_ = pj.SipHeader()
+            header_.hName = "Route"
+            header_.hValue = f"<{route.uri}>"
+            param.txOption.headers.append(header_)
+        try:
+            call.makeCall(uri, param)
+        except Exception:
+            self._call = None
+            SessionManager()._pj_drop(call)
+            raise
+
+    def _pj_answer(self, code: int) -> None:
+        import pjsua2 as pj
+
+        param = pj.CallOpParam(True)
+        param.statusCode = code
+        self._call.answer(param)
+
+    def _pj_hangup(self) -> None:
+        import pjsua2 as pj
+
+        call = self._call
+        if call is None or not call.isActive():
+            return
+        self._pj_read_stats(call)
+        call.hangup(pj.CallOpParam(True))
+
+    def _pj_hold(self) -> None:
+        import pjsua2 as pj
+
+        self._call.setHold(pj.CallOpParam(True))
+
+    def _pj_unhold(self) -> None:
+        import pjsua2 as pj
+
+        param = pj.CallOpParam(True)
+        param.opt.flag = pj.PJSUA_CALL_UNHOLD
+        self._call.reinvite(param)
+
+    def _pj_send_dtmf(self, digit: str, method: str) -> None:
+        import pjsua2 as pj
+
+        if method == "info":
+            param = pj.CallSendDtmfParam()
+            param.method = pj.PJSUA_DTMF_METHOD_SIP_INFO
+            param.digits = digit
+            self._call.sendDtmf(param)
+        else:
+            self._call.dialDtmf(digit)
+
+    def _pj_audio_media(self) -> Any:
+        """The call's active audio media, or None."""
+        import pjsua2 as pj
+
+        call = self._call
+        if call is None or not call.isActive():
+            return None
+        info = call.getInfo()
+        media = info.media  # bind first: iterating getInfo().media directly reads freed memory
+        for index in range(len(media)):
+            item = media[index]
+            if item.type == pj.PJMEDIA_TYPE_AUDIO and item.status in (_MEDIA_ACTIVE, _MEDIA_LOCAL_HOLD,
+                                                                      _MEDIA_REMOTE_HOLD):
+                return call.getAudioMedia(index)
+        return None
+
+    def _pj_connect_media(self) -> None:
+        """(Re)connect player, recorder and echo to the current audio media; startTransmit is idempotent."""
+        import pjsua2 as pj
+
+        call = self._call
+        media = self._pj_audio_media()
+        if media is None:
+            return
+        stream = self.audio
+        play_file = stream.play_file if stream is not None else None
+        if play_file and (call.player is None or call.player_file != play_file):
+            call.player = pj.AudioMediaPlayer()
+            call.player.createPlayer(play_file)
+            call.player_file = play_file
+        elif not play_file and call.player is not None:
+            call.player.stopTransmit(media)
+            call.player = None
+            call.player_file = None
+        if call.player is not None:
+            call.player.startTransmit(media)
+        if call.recorder is not None:
+            media.startTransmit(call.recorder)
+        if stream is not None and stream.echo:
+            media.startTransmit(media)
+
+    def _pj_start_recorder(self, path: str) -> None:
+        import pjsua2 as pj
+
+        call = self._call
+        recorder = pj.AudioMediaRecorder()
+        recorder.createRecorder(path)
+        call.recorder = recorder
+        self._pj_connect_media()
+
+    def _pj_stop_recorder(self) -> None:
+        call = self._call
+        if call is not None:
+            call.recorder = None  # the destructor closes the file and writes the WAV header
+
+    def _pj_read_stats(self, call: Any) -> tuple[int, str | None, int | None] | None:
+        import pjsua2 as pj
+
+        try:
+            info = call.getInfo()
+            media = info.media
+            for index in range(len(media)):
+                if media[index].type != pj.PJMEDIA_TYPE_AUDIO or media[index].status == 0:
+                    continue
+                stat = call.getStreamStat(index)
+                packets = int(stat.rtcp.rxStat.pkt)
+                source = call.getMedTransportInfo(index).srcRtpName
+                host, _, port = source.rpartition(":")
+                result = (packets, host or None, int(port) if port.isdigit() and int(port) else None)
+                Engine().post(self._audio_stats, *result)
+                return result
+        except Exception as error:  # the call ended meanwhile
+            log.debug("stream statistics unavailable: %r", error)
+        return None
+
+    def _pj_stats(self) -> tuple[int, str | None, int | None] | None:
+        call = self._call
+        if call is None or not call.isActive():
+            return None
+        return self._pj_read_stats(call)
+
+
+class SessionManager:
+    """Tracks the sessions (a singleton) and turns incoming INVITEs into Sessions (SIPSessionNewIncoming)."""
+
+    _instance: SessionManager | None = None
+    notification_id = "session_manager"
+
+    def __new__(cls) -> SessionManager:
+        if cls._instance is None:
+            instance = super().__new__(cls)
+            instance.sessions = []
+            instance._started = False
+            instance._pj_calls = []  # pjsua thread only: every live pj.Call
+            instance.codecs: list[str] | None = None
+            cls._instance = instance
+        return cls._instance
+
+    @classmethod
+    def reset_instance(cls) -> None:
+        """Test hook: the next SessionManager() is a fresh object."""
+        cls._instance = None
+
+    def start(self) -> None:
+        """Take incoming calls and apply the codec order (SIPSimpleSettings.audio.codec_list, or ``codecs``)."""
+        if self._started:
+            return
+        self._started = True
+        engine = Engine()
+        engine.incoming_call_hook = self._pj_incoming_call
+        engine.add_shutdown_hook(self._pj_shutdown)
+        codecs = self.codecs
+        if codecs is None:
+            from sipcli.configuration.settings import SIPSimpleSettings
+
+            codecs = [str(codec) for codec in SIPSimpleSettings().audio.codec_list]
+        engine.run(_pj_set_codecs, list(codecs))
+
+    async def stop(self, timeout: float = HANGUP_TIMEOUT) -> None:
+        """End every session (CANCEL, BYE or a refusal) and wait for them to end."""
+        if not self._started:
+            return
+        self._started = False
+        engine = Engine()
+        if engine.incoming_call_hook == self._pj_incoming_call:
+            engine.incoming_call_hook = None
+        sessions = [session for session in self.sessions if session.state != "TERMINATED"]
+        for session in sessions:
+            with contextlib.suppress(SessionError, EngineError):
+                session.end()
+        if sessions:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(asyncio.gather(*(s.wait_ended() for s in sessions)), timeout)
+
+    def _add(self, session: Session) -> None:
+        if session not in self.sessions:
+            self.sessions.append(session)
+
+    def _remove(self, session: Session) -> None:
+        if session in self.sessions:
+            self.sessions.remove(session)
+        for stream in session.streams.values():
+            stream.close()
+
+    def _release(self, session: Session) -> None:
+        """Loop thread: the call is over; drop its pj.Call (and player/recorder) once the callback returned."""
+        engine = Engine()
+        if engine.is_running or engine.state == "stopping":
+            engine.run(self._pj_release, session)
+
+    # pjsua thread
+
+    def _pj_keep(self, call: Any) -> None:
+        self._pj_calls.append(call)
+
+    def _pj_drop(self, call: Any) -> None:
+        call.player = call.recorder = None
+        if call in self._pj_calls:
+            self._pj_calls.remove(call)
+
+    def _pj_release(self, session: Session) -> None:
+        call = session._call
+        if call is not None:
+            session._call = None
+            self._pj_drop(call)
+
+    def _pj_incoming_call(self, account: Any, call_id: int, message: str) -> None:
+        """Engine hook for each incoming INVITE: keep the pj.Call at once, ring, and tell the loop."""
+        import pjsua2 as pj
+
+        session = Session(account)
+        call = _pj_call_class()(session, account.pj_account, call_id)
+        self._pj_keep(call)
+        session._call = call
+        param = pj.CallOpParam(True)
+        if not self._started or not self._pj_for_us(account, message):
+            param.statusCode = 404 if self._started else 480
+            call.answer(param)
+            return  # nothing is announced for this call; its DISCONNECTED releases it
+        # Posted before answering: answer() reports EARLY at once, and the Session must be INCOMING by then.
+        Engine().post(session._incoming, message)
+        param.statusCode = 180
+        call.answer(param)
+
+    @staticmethod
+    def _pj_for_us(account: Any, message: str) -> bool:
+        """Whether the request URI names this account: its contact user or its id (P2P takes any user)."""
+        if not hasattr(account, "sip"):
+            return True
+        match = _REQUEST_LINE.match(message)
+        uri = _uri_of(match.group(1)) if match else None
+        if uri is None:
+            return False
+        return uri.user in (account.contact.username, account.id.username)
+
+    def _pj_shutdown(self) -> None:
+        """Engine shutdown hook: hang up what is left, pump until calls are gone, drop every pj object."""
+        import pjsua2 as pj
+
+        engine = Engine()
+        for call in list(self._pj_calls):
+            with contextlib.suppress(Exception):
+                if call.isActive():
+                    call.hangup(pj.CallOpParam(True))
+        engine.pump(lambda: not any(_is_active(call) for call in self._pj_calls), HANGUP_TIMEOUT)
+        for call in list(self._pj_calls):
+            self._pj_drop(call)
+        for session in self.sessions:
+            session._call = None
+        gc.collect()
+
+
+def _is_active(call: Any) -> bool:
+    try:
+        return bool(call.isActive())
+    except Exception:
+        return False
+
+
+def _pj_set_codecs(names: list[str]) -> list[str]:
+    """pjsua thread: codecs in names get descending priorities, every other codec is disabled."""
+    endpoint = Engine().endpoint
+    available = [info.codecId for info in endpoint.codecEnum2()]
+    wanted = [name.lower() for name in names]
+    enabled = []
+    for codec_id in available:
+        name = codec_id.split("/", 1)[0].lower()
+        priority = 0
+        if name in wanted:
+            priority = 255 - wanted.index(name) * 10 - (0 if codec_id.endswith("/16000/1") else 1)
+            enabled.append(codec_id)
+        endpoint.codecSetPriority(codec_id, max(priority, 0))
+    if not enabled:
+        raise SessionError(f"none of the codecs {', '.join(names)} is available "
+                           f"(available: {', '.join(sorted({c.split('/')[0] for c in available}))})")
+    return enabled
+
+
+@functools.cache
+def _pj_call_class() -> type:
+    import pjsua2 as pj
+
+    class PJCall(pj.Call):
+        """pjsua-thread side of a Session: copies what callbacks say into plain data for the loop thread."""
+
+        def __init__(self, session: Session, pj_account: Any, call_id: int = pj.PJSUA_INVALID_ID) -> None:
+            super().__init__(pj_account, call_id)
+            self.session = session
+            self.player: Any = None
+            self.player_file: str | None = None
+            self.recorder: Any = None
+
+        def onCallState(self, prm: Any) -> None:
+            info = self.getInfo()
+            state = _CALL_STATES.get(int(info.state), "NULL")
+            code, reason = int(info.lastStatusCode), str(info.lastReason)
+            message, remote_response = "", False
+            with contextlib.suppress(Exception):
+                event = prm.e
+                if event.type == pj.PJSIP_EVENT_TSX_STATE and event.body.tsxState.type == pj.PJSIP_EVENT_RX_MSG:
+                    message = str(event.body.tsxState.src.rdata.wholeMsg)
+                    remote_response = message.startswith("SIP/2.0")
+            if state == "DISCONNECTED":
+                self.session._pj_read_stats(self)
+            Engine().post(self.session._call_state, state, code, reason, str(info.localUri), str(info.remoteUri),
+                          remote_response, message)
+
+        def onCallMediaState(self, prm: Any) -> None:
+            session = self.session
+            info = self.getInfo()
+            media = info.media
+            audio = None
+            hold = None
+            for index in range(len(media)):
+                item = media[index]
+                if item.type != pj.PJMEDIA_TYPE_AUDIO or item.status == 0:
+                    continue
+                status = int(item.status)
+                hold = {_MEDIA_LOCAL_HOLD: "local", _MEDIA_REMOTE_HOLD: "remote"}.get(status)
+                stream = self.getStreamInfo(index)
+                transport = self.getMedTransportInfo(index)
+                local_host, _, local_port = str(transport.localRtpName).rpartition(":")
+                remote_host, _, remote_port = str(stream.remoteRtpAddress).rpartition(":")
+                audio = {"codec": str(stream.codecName), "sample_rate": int(stream.codecClockRate),
+                         "srtp_active": bool(_SRTP_ACTIVE.search(self.dump(True, ""))),
+                         "local_rtp_address": local_host, "local_rtp_port": int(local_port or 0),
+                         "remote_rtp_address_sdp": remote_host, "remote_rtp_port_sdp": int(remote_port or 0)}
+                break
+            session._pj_connect_media()
+            Engine().post(session._media_update, audio, hold)
+
+        def onCallSdpCreated(self, prm: Any) -> None:
+            remote = str(prm.remSdp.wholeSdp) or None
+            local = str(prm.sdp.wholeSdp)
+            rewritten = self.session.local_sdp(local, remote)
+            if rewritten != local:
+                prm.sdp.wholeSdp = rewritten
+
+        def onDtmfDigit(self, prm: Any) -> None:
+            Engine().post(self.session._dtmf, str(prm.digit), _DTMF_METHODS.get(int(prm.method), str(prm.method)))
+
+        def onStreamDestroyed(self, prm: Any) -> None:
+            with contextlib.suppress(Exception):
+                stat = self.getStreamStat(int(prm.streamIdx))
+                Engine().post(self.session._audio_stats, int(stat.rtcp.rxStat.pkt), None, None)
+
+    return PJCall
