@@ -14,7 +14,7 @@ from sipcli.commands.runner import (
     fail_usage,
     run_job,
 )
-from sipcli.commands.sessionjob import MediaOptions, drive_session, media_options, prepare_account, wait_registered
+from sipcli.commands.sessionjob import MediaOptions, drive_session, media_options, prepare_account, wait_ready
 
 __all__ = ["call_options", "command", "run_call"]
 
@@ -61,7 +61,7 @@ def run_call(cli: Any, uri: str, choice: AccountChoice, engine: dict[str, Any], 
     async def job(context: JobContext) -> JobResult:
         from sipcli.session import Session
 
-        await wait_registered(context.account, timeout or 30)
+        await wait_ready(context.account, timeout or 30)
         session = Session(context.account)
         session.connect(target)
         return await drive_session(session, options, answer_timeout=timeout)

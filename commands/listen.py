@@ -15,10 +15,10 @@ from sipcli.commands.sessionjob import (
     media_options,
     prepare_account,
     recording_path,
-    wait_registered,
+    wait_ready,
 )
 
-from sipcli.notification import NotificationCenter
+from sipcli.notification import NotificationCenter, NotificationData
 
 __all__ = ["command"]
 
@@ -72,6 +72,14 @@ class _Listener:
         return await drive_session(session, options, accept=session.accept)
 
 
+def _announce(account: Any) -> None:
+    """SIPCLIListenDidStart: calls are taken from now on, at these URIs (scripts wait for this line)."""
+    contact = account.contact
+    uris = {transport: str(contact[transport]) for transport in contact.transports}
+    NotificationCenter().post_notification("SIPCLIListenDidStart", sender=account,
+                                           data=NotificationData(account=account, uris=uris))
+
+
 @click.command("listen")
 @account_options
 @engine_options
@@ -104,9 +112,10 @@ def command(cli: Any, choice: AccountChoice, engine: dict[str, Any], codecs: tup
                            echo=echo)
 
     async def job(context: JobContext) -> JobResult:
-        await wait_registered(context.account, 30)
+        await wait_ready(context.account, 30)
         listener = _Listener(options, auto_answer, reject, count, record_dir)
         NotificationCenter().add_observer(listener, name="SIPSessionNewIncoming")
+        _announce(context.account)
         try:
             await listener.done.wait()
         finally:

@@ -22,7 +22,7 @@ from sipcli.commands.runner import JobFailed, JobResult
 
 from sipcli.notification import NotificationCenter
 
-__all__ = ["MediaOptions", "drive_session", "media_options", "prepare_account", "wait_registered"]
+__all__ = ["MediaOptions", "drive_session", "media_options", "prepare_account", "recording_path", "wait_ready"]
 
 log = logging.getLogger("sipcli")
 
@@ -96,15 +96,20 @@ def prepare_account(codecs: tuple[str, ...], srtp: str | None) -> Callable[[Any]
     return prepare
 
 
-async def wait_registered(account: Any, timeout: float) -> None:
-    """For an account that registers: wait for the outcome; JobFailed when refused or not confirmed in time."""
+async def wait_ready(account: Any, timeout: float) -> None:
+    """Wait until the account can place and take calls: its pjsua account exists and, when it registers, the
+    registration succeeded. JobFailed when refused or not done in time."""
     from sipcli.registration import registration_of
 
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while account.pj_account is None:  # created on the pjsua thread just after activation
+        if loop.time() > deadline:
+            raise JobFailed(ExitCode.NETWORK, f"account {account.id} could not be activated")
+        await asyncio.sleep(0.005)
     if not getattr(getattr(account, "sip", None), "register", False):
         return
     registration = registration_of(account)
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
     while registration is not None and registration.state != "registered":
         failure = registration.last_failure
         if registration.state == "failed" and failure is not None:

@@ -7,6 +7,7 @@ common rate, mono or stereo, 8 or 16 bit. Conversion is done with the standard l
 from __future__ import annotations
 
 import array
+import math
 import os
 import sys
 import tempfile
@@ -20,7 +21,7 @@ with warnings.catch_warnings():
     warnings.simplefilter("ignore", DeprecationWarning)
     import audioop
 
-__all__ = ["AudioFormatError", "PCMAudio", "PlaybackFile", "convert_wav", "read_wav", "write_wav"]
+__all__ = ["AudioFormatError", "PCMAudio", "PlaybackFile", "convert_wav", "read_wav", "sine", "write_wav"]
 
 
 class AudioFormatError(ValueError):
@@ -37,6 +38,13 @@ class PCMAudio:
     @property
     def duration(self) -> float:
         return len(self.samples) / self.rate if self.rate else 0.0
+
+
+def sine(frequency: float, seconds: float, rate: int = 16000, amplitude: float = 0.5) -> PCMAudio:
+    """A sine tone."""
+    step = 2 * math.pi * frequency / rate
+    scale = 32767 * amplitude
+    return PCMAudio(array.array("h", (int(scale * math.sin(step * n)) for n in range(int(seconds * rate)))), rate)
 
 
 def _read_frames(path: str | os.PathLike) -> tuple[bytes, int, int, int]:
