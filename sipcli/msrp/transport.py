@@ -22,12 +22,17 @@ from sipcli.msrp.message import MSRPFrame
 from sipcli.msrp.uri import MSRPURI
 
 WRITE_HIGH_WATER = 4 * 1024 * 1024
+_DISCARD = bytearray(64 * 1024)  # where bytes read while lingering go
 TICK = 1.0  # how often transaction timeouts are checked
 LINGER = 2.0  # after a protocol error, how long the peer's remaining bytes are read and dropped
 
 
-class MSRPTransport(asyncio.Protocol):
-    """One TCP/TLS connection carrying one MSRP session."""
+class MSRPTransport(asyncio.BufferedProtocol):
+    """One TCP/TLS connection carrying one MSRP session.
+
+    A BufferedProtocol: the socket is read straight into the parser's buffer (no bytes object per read), and
+    what send_message queues is written once per loop iteration, so pipelined messages share writes.
+    """
 
     def __init__(self, connection: MSRPConnection, on_event: Callable[[Event], None] | None = None) -> None:
         self.connection = connection
@@ -36,6 +41,7 @@ class MSRPTransport(asyncio.Protocol):
         self._filters: list[Callable[[Event], bool]] = []
         self._transport: asyncio.Transport | None = None
         self._paused = False
+        self._flush_scheduled = False
         self._timer: asyncio.TimerHandle | None = None
         self._lingering = False
         self._loop = asyncio.get_running_loop()
@@ -54,12 +60,12 @@ class MSRPTransport(asyncio.Protocol):
         """Queue a message for the peer and start writing it; returns its Message-ID."""
         message_id = self.connection.send_message(content, content_type, message_id, success_report,
                                                   failure_report, headers)
-        self._flush()
+        self._schedule_flush()
         return message_id
 
     def send_request(self, frame: MSRPFrame) -> None:
         self.connection.send_request(frame)
-        self._flush()
+        self._schedule_flush()
 
     def add_filter(self, consume: Callable[[Event], bool]) -> None:
         """Let `consume` see events first; those it returns True for go no further (used by the relay client)."""
@@ -99,11 +105,16 @@ class MSRPTransport(asyncio.Protocol):
             self.connected.set_result(None)
         self._flush()
 
-    def data_received(self, data: bytes) -> None:
+    def get_buffer(self, sizehint: int) -> memoryview:
+        if self._lingering:
+            return memoryview(_DISCARD)
+        return self.connection.get_buffer(sizehint)
+
+    def buffer_updated(self, nbytes: int) -> None:
         if self._lingering:
             return
         connection = self.connection
-        connection.receive_data(data)
+        connection.buffer_updated(nbytes)
         self._dispatch()
         self._flush()
         if connection.closed and self._transport is not None:
@@ -140,6 +151,7 @@ class MSRPTransport(asyncio.Protocol):
 
     def resume_writing(self) -> None:
         self._paused = False
+        self._flush_scheduled = False
         self._flush()
 
     # -- internals -----------------------------------------------------------------------------------------
@@ -149,7 +161,13 @@ class MSRPTransport(asyncio.Protocol):
         self._dispatch()
         self._timer = self._loop.call_later(TICK, self._tick)
 
+    def _schedule_flush(self) -> None:
+        if not self._flush_scheduled:
+            self._flush_scheduled = True
+            self._loop.call_soon(self._flush)
+
     def _flush(self) -> None:
+        self._flush_scheduled = False
         transport = self._transport
         if transport is None or transport.is_closing():
             return

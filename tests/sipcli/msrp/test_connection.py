@@ -236,3 +236,25 @@ def test_relay_paths_shape_the_to_path() -> None:
     response, report = frames(b.data_to_send())
     assert response.headers["To-Path"] == str(remote[0])  # hop by hop: back to the previous hop
     assert report.headers["To-Path"] == f"{remote[0]} {relay} {A}"  # end to end: back along the whole path
+
+
+def test_reading_into_the_connection_buffer_reassembles_once_and_leaks_no_views() -> None:
+    a, b = endpoints(chunk_size=70_000)
+    payload = bytes(range(251)) * 1000
+    mid = a.send_message(payload)
+    small = a.send_message(b"one chunk")
+    stream = a.data_to_send()
+    pos = 0
+    while pos < len(stream):
+        view = b.get_buffer(-1)
+        n = min(len(view), len(stream) - pos, 50_000)
+        view[:n] = stream[pos:pos + n]
+        pos += n
+        b.buffer_updated(n)
+    events = [e for e in b.next_events() if isinstance(e, MessageReceived)]
+    assert [(e.message_id, e.body) for e in events] == [(small, b"one chunk"), (mid, payload)]
+    assert type(events[0].body) is bytes and type(events[1].body) is bytearray  # no copy of the whole
+    assert events[0].frame.body == b"one chunk" and events[1].frame.body is None
+    assert b._parser.get_buffer(10 ** 7)  # nothing still borrows the parser buffer: it can grow in place
+    a.receive_data(b.data_to_send())
+    assert MessageDelivered(mid, 200, "OK") in a.next_events()

@@ -7,7 +7,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from sipcli.msrp.message import FrameError, MSRPFrame, parse_byte_range
-from sipcli.msrp.parser import MSRPParser, ParseError
+from sipcli.msrp.parser import READ_SIZE, MSRPParser, ParseError
 
 TID = st.text("abcdefghijklmnopqrstuvwxyz0123456789", min_size=3, max_size=32).filter(lambda t: t[0].isalnum())
 VALUE = st.text(st.characters(min_codepoint=33, max_codepoint=0x2FF, blacklist_characters=":"), min_size=1,
@@ -101,3 +101,70 @@ def test_malformed_input_is_one_error_and_then_silence(data: bytes, code: int) -
     assert len(events) == 1 and isinstance(events[0], ParseError) and events[0].code == code
     assert parser.failed
     assert parser.feed(b"MSRP abcd 200 OK\r\n-------abcd$\r\n") == []
+
+
+def read_all(parser: MSRPParser, data: bytes, sizes: list[int]) -> list:
+    """Feed `data` the way asyncio.BufferedProtocol does: recv_into a get_buffer() view, then buffer_updated()."""
+    out, pos, turn = [], 0, 0
+    while pos < len(data):
+        view = parser.get_buffer()
+        n = min(len(view), len(data) - pos, sizes[turn % len(sizes)] if sizes else len(data))
+        view[:n] = data[pos:pos + n]
+        pos += n
+        turn += 1
+        for item in parser.buffer_updated(n):
+            if isinstance(item, MSRPFrame) and isinstance(item.body, memoryview):
+                item.body = item.body.tobytes()  # borrowed: valid only until the next call
+            out.append(item)
+    return out
+
+
+@given(st.lists(frames(), min_size=1, max_size=4), st.lists(st.integers(1, 400), max_size=8), st.booleans())
+@settings(max_examples=300, deadline=None)
+def test_reading_into_the_parser_buffer_gives_the_same_frames(items: list[MSRPFrame], sizes: list[int],
+                                                              copy_bodies: bool) -> None:
+    stream = b"".join(frame.serialize() for frame in items)
+    assert read_all(MSRPParser(copy_bodies=copy_bodies), stream, sizes) == items
+
+
+def test_reads_of_a_large_body_stop_at_its_end_line() -> None:
+    body = bytes(range(256)) * 4096  # 1 MiB
+    tid = "big1"
+    frames_ = [MSRPFrame(tid, "SEND", headers={"Byte-Range": f"{1 + i * len(body)}-{(i + 1) * len(body)}/*",
+                                               "Content-Type": "a/b"}, body=body, continuation="+")
+               for i in range(3)]
+    stream = b"".join(frame.serialize() for frame in frames_)
+    parser = MSRPParser(copy_bodies=False)
+    views = []
+    pos = 0
+    while pos < len(stream):
+        view = parser.get_buffer()
+        views.append(len(view))
+        n = min(len(view), len(stream) - pos)
+        view[:n] = stream[pos:pos + n]
+        pos += n
+        for frame in parser.buffer_updated(n):
+            assert frame.body == body
+    # Once a header block is parsed, reads stop exactly at the end of its frame, so the next frame starts at
+    # the front of an empty buffer, which therefore never outgrows one frame.
+    longest = max(len(frame.serialize()) for frame in frames_)
+    assert max(views) <= longest and len(parser._buf) <= longest
+
+
+def test_a_borrowed_body_kept_by_the_caller_survives_the_buffer_growing() -> None:
+    parser = MSRPParser(copy_bodies=False)
+    first = MSRPFrame("keep1", "SEND", headers={"Content-Type": "a/b"}, body=b"kept")
+    [frame] = parser.feed(first.serialize())
+    held = frame.body
+    big = MSRPFrame("next1", "SEND", headers={"Content-Type": "a/b"}, body=b"y" * 600_000)
+    assert [f.body.tobytes() for f in parser.feed(big.serialize())] == [big.body]
+    assert held.tobytes() == b"kept"  # the parser moved to a new buffer instead of resizing under the view
+
+
+def test_a_claimed_chunk_size_alone_does_not_grow_the_buffer() -> None:
+    parser = MSRPParser(copy_bodies=False)
+    head = b"MSRP huge1 SEND\r\nByte-Range: 1-16000000/16000000\r\nContent-Type: a/b\r\n\r\nxyz"
+    view = parser.get_buffer()
+    view[:len(head)] = head
+    assert parser.buffer_updated(len(head)) == []
+    assert len(parser.get_buffer()) <= 4 * READ_SIZE and len(parser._buf) <= 5 * READ_SIZE
