@@ -68,7 +68,7 @@ async def _demo(context: JobContext, duration: float) -> JobResult:
             session = Session(context.account)
             session.connect(listener_uri)
             options = MediaOptions(play=str(caller_tone), record=str(Path(workdir) / "received.wav"), dtmf=DIGITS,
-                                   dtmf_delay=0.5, duration=duration, expect_audio=True)
+                                   dtmf_delay=0.3, duration=duration, expect_audio=True)
             result = await drive_session(session, options, answer_timeout=10)
             try:
                 listener_code = await asyncio.wait_for(process.wait(), 10)
@@ -88,7 +88,7 @@ async def _demo(context: JobContext, duration: float) -> JobResult:
 
 
 @click.command("demo")
-@click.option("--duration", type=click.FloatRange(1), default=3, show_default=True,
+@click.option("--duration", type=click.FloatRange(2), default=3, show_default=True,
               help="How long the demo call lasts, in seconds.")
 @click.pass_obj
 def command(cli: Any, duration: float) -> None:

@@ -63,6 +63,7 @@ DTMF_DIGITS = frozenset("0123456789*#ABCD")
 NO_AUDIO_TIMEOUT = 5.0
 STATS_INTERVAL = 1.0
 HANGUP_TIMEOUT = 2.0
+CANCEL_GRACE = 0.2
 
 # pjsua_call_state and pjsua_call_media_status values (stable C enums; pjsua2 is imported on the pjsua thread).
 _CALL_STATES = {0: "NULL", 1: "CALLING", 2: "INCOMING", 3: "EARLY", 4: "CONNECTING", 5: "CONFIRMED",
@@ -588,6 +589,8 @@ class Session:
         if call is None or not call.isActive():
             return
         self._pj_read_stats(call)
+        if self.direction == "outgoing" and self.start_time is None:
+            SessionManager()._pj_cancelled_at = time.monotonic()
         call.hangup(pj.CallOpParam(True))
 
     def _pj_hold(self) -> None:
@@ -707,6 +710,7 @@ class SessionManager:
             instance.sessions = []
             instance._started = False
             instance._pj_calls = []  # pjsua thread only: every live pj.Call
+            instance._pj_cancelled_at = None  # pjsua thread only: when a CANCEL was last sent
             instance.codecs: list[str] | None = None
             cls._instance = instance
         return cls._instance
@@ -724,6 +728,9 @@ class SessionManager:
         engine = Engine()
         engine.incoming_call_hook = self._pj_incoming_call
         engine.add_shutdown_hook(self._pj_shutdown)
+        if _pj_media_config not in engine.account_config_hooks:
+            # Before the first pj.Account is made: activation only queued its creation on the engine.
+            engine.account_config_hooks.append(_pj_media_config)
         codecs = self.codecs
         if codecs is None:
             from sipcli.configuration.settings import SIPSimpleSettings
@@ -818,6 +825,9 @@ class SessionManager:
                 if call.isActive():
                     call.hangup(pj.CallOpParam(True))
         engine.pump(lambda: not any(_is_active(call) for call in self._pj_calls), HANGUP_TIMEOUT)
+        if self._pj_cancelled_at is not None:
+            # pjsua reports a CANCELled call over at once; the 487 that ends the INVITE still needs its ACK.
+            engine.pump(lambda: time.monotonic() - self._pj_cancelled_at > CANCEL_GRACE, CANCEL_GRACE)
         for call in list(self._pj_calls):
             self._pj_drop(call)
         for session in self.sessions:
@@ -830,6 +840,25 @@ def _is_active(call: Any) -> bool:
         return bool(call.isActive())
     except Exception:
         return False
+
+
+def _pj_media_config(account: Any, config: Any) -> None:
+    """Engine account hook (pjsua thread): RTP on the engine's address, in the configured port range; no
+    re-INVITE to lock a codec when the answer lists several (peers such as SIPp do not expect one)."""
+    from sipcli.configuration import ConfigurationManager
+    from sipcli.configuration.settings import SIPSimpleSettings
+
+    media = config.mediaConfig
+    media.lockCodecEnabled = False
+    local_ip = Engine().settings.local_ip
+    if local_ip:
+        media.transportConfig.boundAddress = local_ip
+        media.transportConfig.publicAddress = local_ip
+    if ConfigurationManager().started:
+        start, end = (int(port) for port in str(SIPSimpleSettings().rtp.port_range).split(":"))
+        media.transportConfig.port = start
+        media.transportConfig.portRange = end - start
+        media.transportConfig.randomizePort = True
 
 
 def _pj_set_codecs(names: list[str]) -> list[str]:

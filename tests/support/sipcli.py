@@ -1,0 +1,86 @@
+"""Run `sipcli` subcommands as processes and follow their JSON lines while they run."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+SIPCLI = [sys.executable, "-m", "sipcli.commands"]
+
+
+class SIPCLIProcess:
+    """One running `sipcli ...`: its JSON events as they arrive, its exit code; stop() in a finalizer."""
+
+    def __init__(self, config_dir: Path, *args: str, env: dict[str, str] | None = None) -> None:
+        self.args = args
+        self.events: list[dict] = []
+        self._changed = threading.Condition()
+        self.stderr_path = config_dir.parent / f"sipcli-{os.getpid()}-{id(self)}.err"
+        self._stderr = open(self.stderr_path, "w")  # noqa: SIM115 - closed in stop()
+        self.process = subprocess.Popen(
+            [*SIPCLI, *args], stdout=subprocess.PIPE, stderr=self._stderr, stdin=subprocess.DEVNULL, text=True,
+            env={**os.environ, "SIPCLI_CONFIG_DIR": str(config_dir), **(env or {})})
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        assert self.process.stdout is not None
+        for line in self.process.stdout:
+            with self._changed:
+                self.events.append(json.loads(line))
+                self._changed.notify_all()
+        with self._changed:
+            self._changed.notify_all()
+
+    def names(self) -> list[str]:
+        return [event["name"] for event in self.events]
+
+    def find(self, name: str) -> list[dict]:
+        return [event for event in self.events if event["name"] == name]
+
+    def wait_for(self, name: str, timeout: float = 10.0) -> dict:
+        """The first event called name, waiting for it to be printed."""
+        deadline = time.monotonic() + timeout
+        with self._changed:
+            while True:
+                found = self.find(name)
+                if found:
+                    return found[0]
+                remaining = deadline - time.monotonic()
+                if remaining <= 0 or (self.process.poll() is not None and not self._reader.is_alive()):
+                    raise AssertionError(f"no {name} from sipcli {' '.join(self.args)}; got {self.names()}\n"
+                                         f"{self.stderr()[-2000:]}")
+                self._changed.wait(min(remaining, 0.1))
+
+    def wait(self, timeout: float = 15.0) -> int:
+        code = self.process.wait(timeout)
+        self._reader.join(5)
+        return code
+
+    def signal(self, signum: int = signal.SIGINT) -> None:
+        self.process.send_signal(signum)
+
+    def stderr(self) -> str:
+        self._stderr.flush()
+        return self.stderr_path.read_text(errors="replace")
+
+    @property
+    def summary(self) -> dict:
+        assert self.events and self.events[-1]["name"] == "SIPCLIDidEnd", self.names()
+        return self.events[-1]["data"]
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(5)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        self._stderr.close()
