@@ -3,7 +3,10 @@
 Connection direction (RFC 6135 / RFC 4975 section 5.4), decided with ``sipcli.msrp.sdp.connection_role``:
 the side that ends up ``active`` calls ``open_transport`` to the first URI of the peer's path and sends the
 empty SEND that binds the connection; the ``passive`` side opens an ``MSRPListener`` before it publishes its
-SDP and calls ``listener.accept``. Behind a relay, ``sipcli.msrp.relay.connect_relay`` returns a transport
+SDP and calls ``listener.accept``. A process with many sessions uses one ``MSRPDispatcher`` instead: one
+listening socket whose connections go to the session named by the To-Path of their first frame (so a local URI
+can be handed out synchronously, before the SDP that carries it is even sent). Behind a relay,
+``sipcli.msrp.relay.connect_relay`` returns a transport
 that is already connected and authenticated.
 
 Events (see ``sipcli.msrp.connection``) go to the ``on_event`` callback when one is given, otherwise they
@@ -132,6 +135,17 @@ class MSRPTransport(asyncio.BufferedProtocol):
         self._lingering = True
         transport.write_eof()
         self._loop.call_later(LINGER, transport.close)
+
+    def take_over(self, transport: asyncio.Transport, data: bytes) -> None:
+        """Adopt a connection another protocol accepted and read `data`, the bytes it already received."""
+        transport.set_protocol(self)
+        self.connection_made(transport)
+        if data:
+            self.connection.receive_data(data)
+            self._dispatch()
+            self._flush()
+            if self.connection.closed:
+                self._linger(transport)
 
     def eof_received(self) -> bool:
         return False  # MSRP has no half-close: let asyncio close our side too
@@ -273,6 +287,149 @@ class MSRPListener:
         if self._server is not None:
             self._server.close()
             self._server = None
+
+
+class MSRPDispatcher:
+    """One listening socket for every MSRP session of a process.
+
+    ``uri()`` hands out a local URI at once (any thread: it only reads host and port); ``expect(connection)``
+    registers the session whose local URI it is. An incoming connection is held until its first frame's
+    To-Path names a session id, then given to that session (waiting up to HOLD seconds for ``expect``, which
+    may come after the peer connected: the answerer learns it is passive only once its answer is sent).
+    """
+
+    HOLD = 10.0
+    MAX_FIRST_FRAME_HEAD = 16 * 1024
+
+    def __init__(self) -> None:
+        self._server: asyncio.Server | None = None
+        self._expected: dict[str, tuple[MSRPConnection, Callable[[Event], None] | None,
+                                        asyncio.Future[MSRPTransport]]] = {}
+        self._held: dict[str, list[_Held]] = {}
+        self.host = ""
+        self.port = 0
+        self.use_tls = False
+
+    @classmethod
+    async def start(cls, host: str = "127.0.0.1", port: int = 0, ssl_context: ssl.SSLContext | None = None,
+                    advertised_host: str | None = None) -> MSRPDispatcher:
+        """Listen on host:port; URIs name advertised_host (default: host)."""
+        dispatcher = cls()
+        loop = asyncio.get_running_loop()
+        dispatcher._server = await loop.create_server(lambda: _Held(dispatcher), host, port, ssl=ssl_context)
+        dispatcher.port = dispatcher._server.sockets[0].getsockname()[1]
+        dispatcher.host = advertised_host or host
+        dispatcher.use_tls = ssl_context is not None
+        return dispatcher
+
+    def uri(self) -> MSRPURI:
+        """A fresh local URI (new session id) on this socket."""
+        return MSRPURI.new(self.host, self.port, self.use_tls)
+
+    def expect(self, connection: MSRPConnection, on_event: Callable[[Event], None] | None = None,
+               timeout: float = 30.0) -> asyncio.Future[MSRPTransport]:
+        """The transport of `connection` once its peer connected (TimeoutError after timeout seconds)."""
+        session_id = connection.local_uri.session_id
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[MSRPTransport] = loop.create_future()
+        if session_id is None:
+            future.set_exception(ValueError("a local URI without a session id"))
+            return future
+        self._expected[session_id] = (connection, on_event, future)
+        handle = loop.call_later(timeout, lambda: future.done() or future.set_exception(
+            TimeoutError(f"no MSRP connection within {timeout:g} s")))
+        future.add_done_callback(lambda _: (handle.cancel(), self._expected.pop(session_id, None)))
+        for held in self._held.pop(session_id, []):
+            held.dispatch()
+        return future
+
+    def cancel(self, connection: MSRPConnection) -> None:
+        """Stop waiting for `connection`'s peer."""
+        entry = self._expected.get(connection.local_uri.session_id or "")
+        if entry is not None and entry[0] is connection and not entry[2].done():
+            entry[2].cancel()
+
+    def close(self) -> None:
+        if self._server is not None:
+            self._server.close()
+            self._server = None
+        for _, _, future in list(self._expected.values()):
+            future.cancel()
+        for held in [h for hs in self._held.values() for h in hs]:
+            held.drop()
+
+    def _arrived(self, held: _Held, session_id: str) -> bool:
+        """Give a connection to its session; False when none expects it yet (then it is held)."""
+        entry = self._expected.get(session_id)
+        if entry is None or entry[2].done():
+            self._held.setdefault(session_id, []).append(held)
+            return False
+        connection, on_event, future = entry
+        transport = MSRPTransport(connection, on_event)
+        future.set_result(transport)
+        assert held.transport is not None
+        transport.take_over(held.transport, bytes(held.data))
+        return True
+
+    def _forget(self, held: _Held) -> None:
+        for session_id, waiting in list(self._held.items()):
+            if held in waiting:
+                waiting.remove(held)
+                if not waiting:
+                    del self._held[session_id]
+
+
+class _Held(asyncio.Protocol):
+    """A dispatcher's connection until its first frame names the session (then an MSRPTransport takes it)."""
+
+    def __init__(self, dispatcher: MSRPDispatcher) -> None:
+        self.dispatcher = dispatcher
+        self.transport: asyncio.Transport | None = None
+        self.data = bytearray()
+        self.session_id: str | None = None
+        self._timer: asyncio.TimerHandle | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+        self._timer = asyncio.get_running_loop().call_later(self.dispatcher.HOLD, self.drop)
+
+    def data_received(self, data: bytes) -> None:
+        self.data += data
+        if self.session_id is not None:
+            return
+        head = bytes(self.data[:self.dispatcher.MAX_FIRST_FRAME_HEAD])
+        for line in head.split(b"\r\n")[1:]:
+            if not line:
+                break
+            name, _, value = line.partition(b":")
+            if name.strip().lower() == b"to-path":
+                try:
+                    uri = MSRPURI.parse(value.decode("utf-8", "replace").split()[0])
+                except (ValueError, IndexError):
+                    self.drop()
+                    return
+                self.session_id = uri.session_id or ""
+                self.dispatch()
+                return
+        if len(self.data) >= self.dispatcher.MAX_FIRST_FRAME_HEAD or b"\r\n\r\n" in head:
+            self.drop()  # no To-Path in the first frame's headers: not an MSRP session we serve
+
+    def dispatch(self) -> None:
+        if self.session_id is None or self.transport is None or self.transport.is_closing():
+            return
+        if self.dispatcher._arrived(self, self.session_id) and self._timer is not None:
+            self._timer.cancel()
+
+    def drop(self) -> None:
+        self.dispatcher._forget(self)
+        if self.transport is not None and self.transport.get_protocol() is self:
+            self.transport.close()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+        self.dispatcher._forget(self)
 
 
 class _Refuse(asyncio.Protocol):

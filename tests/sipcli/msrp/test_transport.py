@@ -18,7 +18,8 @@ from sipcli.msrp.connection import (
     MSRPConnection,
     ProtocolError,
 )
-from sipcli.msrp.transport import MSRPListener, MSRPTransport, client_ssl_context, open_transport
+from sipcli.msrp.transport import MSRPDispatcher, MSRPListener, MSRPTransport, client_ssl_context, open_transport
+from sipcli.msrp.uri import MSRPURI
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -167,3 +168,30 @@ def test_malformed_frames_close_the_connection(name: str) -> None:
         assert isinstance(events.events[-1], ConnectionClosed)
 
     asyncio.run(run())
+
+
+def test_dispatcher_routes_connections_by_session_id_even_before_expect() -> None:
+    async def main() -> None:
+        dispatcher = await MSRPDispatcher.start()
+        uris = [dispatcher.uri(), dispatcher.uri()]
+        peers = [MSRPURI.new("127.0.0.1", 9), MSRPURI.new("127.0.0.1", 9)]
+        # The second peer connects before its session is expected: held, then dispatched.
+        clients = [await open_transport(MSRPConnection([peer], [uri]), uri)
+                   for peer, uri in zip(peers, uris, strict=True)]
+        for index, client in enumerate(clients):
+            client.send_message(f"to {index}".encode())
+        first = await dispatcher.expect(MSRPConnection([uris[0]], [peers[0]]))
+        await asyncio.sleep(0.05)
+        second = await dispatcher.expect(MSRPConnection([uris[1]], [peers[1]]))
+        for index, server in enumerate((first, second)):
+            bodies = []
+            async for event in server.events():
+                if isinstance(event, MessageReceived) and event.body:
+                    bodies.append(bytes(event.body))
+                    break
+            assert bodies == [f"to {index}".encode()]
+        for transport in (first, second, *clients):
+            await transport.close()
+        dispatcher.close()
+
+    asyncio.run(main())
