@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from sipcli.audio import PlaybackFile
+from sipcli.chat import ChatError, ChatStream, audio_active, offered_chat
 from sipcli.engine import Engine, EngineError
 from sipcli.notification import NotificationCenter, NotificationData
 from sipcli.sdp import SessionDescription
@@ -58,6 +59,13 @@ _ALLOWED = {
     "start_recording_audio": {"ESTABLISHED"},
     "stop_recording_audio": {"ESTABLISHED"},
     "end": {"CALLING", "INCOMING", "ACCEPTING", "ESTABLISHED", "PROPOSING", "PROPOSED"},
+    "add_chat": {"ESTABLISHED"},
+    "remove_chat": {"ESTABLISHED"},
+    "add_audio": {"ESTABLISHED"},
+    "remove_audio": {"ESTABLISHED"},
+    "send_message": {"ESTABLISHED"},
+    "accept_proposal": {"PROPOSED"},
+    "reject_proposal": {"PROPOSED"},
 }
 DTMF_DIGITS = frozenset("0123456789*#ABCD")
 NO_AUDIO_TIMEOUT = 5.0
@@ -192,6 +200,8 @@ class Session:
         self.streams: dict[str, Any] = {}
         self.proposed_streams: list[str] = []
         self.dtmf_method = "rfc2833"
+        # pjsua answers a re-INVITE before loop code runs: how remote proposals (e.g. adding chat) are answered.
+        self.proposal_policy = "accept"
         self._call: Any = None  # the pj.Call (pjsua thread only)
         self._ended = asyncio.Event()
         self._end_requested = False
@@ -229,6 +239,19 @@ class Session:
     def audio_transport(self) -> AudioStream | None:
         return self.audio
 
+    @property
+    def chat(self) -> ChatStream | None:
+        return self.streams.get("chat")
+
+    @property
+    def has_chat(self) -> bool:
+        return self.chat is not None and self.chat.connected
+
+    @property
+    def chat_transport(self) -> Any:
+        """The MSRPTransport of the chat stream, when connected."""
+        return self.chat.transport if self.has_chat else None
+
     def _audio_attribute(self, name: str) -> Any:
         return getattr(self.audio, name) if self.audio is not None else None
 
@@ -254,29 +277,50 @@ class Session:
         """Call callee_uri (state CALLING); the result comes as notifications. routes: where to send the INVITE
         when the account has no outbound proxy of its own (the first one is used)."""
         check_transition("connect", self.state)
-        if chat:
-            raise SessionError("chat streams are not available in this version")
-        if not audio:
+        if not audio and not chat:
             raise SessionError("a session needs at least one stream")
         uri = SIPURI.parse(callee_uri) if isinstance(callee_uri, str) else callee_uri
         routes = list(routes)
         self.route = routes[0] if routes else None
         self.direction = "outgoing"
         self.remote_uri = uri
-        self.streams["audio"] = AudioStream(self)
+        if audio:
+            self.streams["audio"] = AudioStream(self)
+        if chat:
+            self.streams["chat"] = ChatStream(self, use_tls=_msrp_tls(self.account))
+            self.streams["chat"].audio_inactive = not audio  # chat-only: pjsua needs an audio line
         SessionManager()._add(self)
         self._post("SIPSessionNewOutgoing", streams=list(self.streams))
         self._change_state("CALLING")
+        if chat:
+            return asyncio.ensure_future(self._connect_with_chat(str(uri)))
         return self._run(self._pj_make_call, str(uri), self.route)
+
+    async def _connect_with_chat(self, uri: str) -> None:
+        """Our MSRP path (dispatcher or relay grant) must be known before pjsua writes the offer."""
+        try:
+            await self.streams["chat"].prepare(self.account)
+        except Exception as error:
+            self._fail("local", 0, f"MSRP: {error}")
+            self._finish("local")
+            return
+        if self.state == "TERMINATING":  # ended meanwhile: no INVITE was sent
+            self._finish("local")
+        elif self.state == "CALLING":
+            await self._run(self._pj_make_call, uri, self.route)
 
     def accept(self, audio: bool = True, chat: bool = False) -> asyncio.Future:
         """Answer an incoming session with 200 OK (state ACCEPTING, then ESTABLISHED on ACK)."""
         check_transition("accept", self.state)
-        if chat:
-            raise SessionError("chat streams are not available in this version")
-        if not audio or "audio" not in self.proposed_streams:
-            raise SessionError("only sessions with audio can be accepted (the offer has: "
-                               f"{', '.join(self.proposed_streams) or 'nothing'})")
+        offered = ", ".join(self.proposed_streams) or "nothing"
+        if (audio and "audio" not in self.proposed_streams) or (chat and "chat" not in self.proposed_streams):
+            raise SessionError(f"only offered streams can be accepted (the offer has: {offered})")
+        if not audio and not chat:
+            raise SessionError("accept at least one stream")
+        if chat and self.chat is None:
+            raise SessionError("chat was offered but is not available (ChatSupport not started)")
+        if self.chat is not None and not chat:
+            self.chat.decline_on_start = True  # pjsua already answered it: removed by a re-INVITE after the ACK
         self._change_state("ACCEPTING")
         return self._run(self._pj_answer, 200)
 
@@ -339,6 +383,83 @@ class Session:
             raise SessionError("not recording")
         return asyncio.ensure_future(self._stop_recording())
 
+    def send_message(self, content: str | bytes, content_type: str = "text/plain", to_uri: Any = None,
+                     dt: datetime | None = None) -> str:
+        """Send a chat message (CPIM-wrapped when the peer accepts it); returns its id, which the
+        SIPSessionDidDeliverMessage / SIPSessionDidNotDeliverMessage notification carries."""
+        check_transition("send_message", self.state)
+        if self.chat is None:
+            raise SessionError("the session has no chat stream")
+        try:
+            return self.chat.send_message(content, content_type, to_uri, dt)
+        except ChatError as error:
+            raise SessionError(str(error)) from None
+
+    def add_chat(self) -> asyncio.Future:
+        """Propose a chat stream (a re-INVITE; state PROPOSING until Accepted/RejectedStreamProposal)."""
+        check_transition("add_chat", self.state)
+        if self.chat is not None and self.chat.negotiated:
+            raise SessionError("the session already has a chat stream")
+        chat = self.chat or ChatStream(self, use_tls=_msrp_tls(self.account))
+        return asyncio.ensure_future(self._propose_chat(chat))
+
+    async def _propose_chat(self, chat: ChatStream) -> None:
+        self._change_state("PROPOSING")
+        self._post("SIPSessionGotStreamProposal", proposer="local", streams=["chat"])
+        try:
+            await chat.prepare(self.account)
+            self.streams["chat"] = chat
+            await self._run(self._pj_reinvite, False)
+        except Exception as error:
+            chat.enabled = False
+            if self.state == "PROPOSING":
+                self._change_state("ESTABLISHED")
+            self._post("SIPSessionRejectedStreamProposal", proposer="local", reason=str(error))
+
+    def remove_chat(self) -> asyncio.Future:
+        """Stop the chat stream (a re-INVITE with the chat line disabled)."""
+        check_transition("remove_chat", self.state)
+        chat = self.chat
+        if chat is None or not chat.negotiated:
+            raise SessionError("the session has no chat stream")
+        if self.audio is None:
+            raise SessionError("chat is the session's only stream: end() the session instead")
+        chat.enabled = False
+        chat._removed("local")
+        return self._run(self._pj_reinvite, False)
+
+    def remove_audio(self) -> asyncio.Future:
+        """Stop sending and receiving audio, keeping the chat (the audio line becomes a=inactive)."""
+        check_transition("remove_audio", self.state)
+        if self.audio is None:
+            raise SessionError("the session has no audio stream")
+        if self.chat is None or not self.chat.negotiated:
+            raise SessionError("audio is the session's only stream: end() the session instead")
+        self.chat.audio_inactive = True
+        self.streams.pop("audio").close()
+        future = self._run(self._pj_reinvite, False)
+        self._post("SIPSessionGotStreamUpdate", streams=[name for name, st in self.streams.items() if st.started])
+        return future
+
+    def add_audio(self) -> asyncio.Future:
+        """Resume audio in a session that has only chat (the inactive audio line becomes sendrecv)."""
+        check_transition("add_audio", self.state)
+        if self.audio is not None or self.chat is None:
+            raise SessionError("the session already has audio")
+        self.chat.audio_inactive = False
+        self.streams["audio"] = AudioStream(self)
+        return self._run(self._pj_reinvite, True)
+
+    def accept_proposal(self, audio: bool = False, chat: bool = False) -> None:
+        """Not possible with pjsua: it answers a re-INVITE before loop code runs (see proposal_policy)."""
+        check_transition("accept_proposal", self.state)
+        raise SessionError("remote proposals are answered by pjsua at once, as Session.proposal_policy says")
+
+    def reject_proposal(self) -> None:
+        """Not possible with pjsua: it answers a re-INVITE before loop code runs (see proposal_policy)."""
+        check_transition("reject_proposal", self.state)
+        raise SessionError("remote proposals are answered by pjsua at once, as Session.proposal_policy says")
+
     # Set before connect()/accept(): they act from the first audio frame.
     def play_audio(self, file_name: str | os.PathLike | None) -> None:
         """Play a WAV into the call (looped) from the moment audio starts; None stops."""
@@ -362,6 +483,8 @@ class Session:
 
     def local_sdp(self, sdp: str, remote: str | None) -> str:
         """pjsua thread: every SDP pjsua produces for this session, offers and answers, through every stream."""
+        if remote and "chat" not in self.streams and self.state == "ESTABLISHED":
+            self._pj_chat_proposal(remote)
         for stream in list(self.streams.values()):
             sdp = stream.rewrite_sdp(sdp, remote)
         return sdp
@@ -451,6 +574,8 @@ class Session:
         body = message_body(request)
         try:
             self.proposed_streams = SessionDescription.parse(body).streams() if body.strip() else ["audio"]
+            if "audio" in self.proposed_streams and body.strip() and not audio_active(body):
+                self.proposed_streams.remove("audio")  # sipcli's chat-only offers keep an inactive audio line
         except ValueError:
             self.proposed_streams = []
         if "audio" in self.proposed_streams:
@@ -524,6 +649,36 @@ class Session:
         if not first and self.state == "ESTABLISHED":
             self._post("SIPSessionGotStreamUpdate", streams=[name for name, s in self.streams.items() if s.started])
 
+    def _invite_response(self, code: int, reason: str, body: str) -> None:
+        """A final response to one of our INVITEs (initial or re-INVITE)."""
+        chat = self.chat
+        if chat is None or self.state == "TERMINATED":
+            return
+        accepted = chat.answer_received(body) if code // 100 == 2 and body.strip() else False
+        if self.state != "PROPOSING":
+            return
+        self._change_state("ESTABLISHED")
+        if accepted:
+            self._post("SIPSessionAcceptedStreamProposal", proposer="local")
+            self._post("SIPSessionGotStreamUpdate", streams=[name for name, s in self.streams.items() if s.started])
+        else:
+            chat.enabled = False
+            self._post("SIPSessionRejectedStreamProposal", proposer="local",
+                       reason=f"{code} {reason}" if code >= 300 else "the answer disabled the chat line")
+
+    def _remote_proposal(self, streams: list[str], accepted: bool) -> None:
+        """pjsua already answered a re-INVITE that proposed streams (as proposal_policy said)."""
+        if self.state != "ESTABLISHED":
+            return
+        self._change_state("PROPOSED")
+        self._post("SIPSessionGotStreamProposal", proposer="remote", streams=streams)
+        self._change_state("ESTABLISHED")
+        if accepted:
+            self._post("SIPSessionAcceptedStreamProposal", proposer="remote")
+            self._post("SIPSessionGotStreamUpdate", streams=[name for name, s in self.streams.items() if s.started])
+        else:
+            self._post("SIPSessionRejectedStreamProposal", proposer="remote", reason="proposal_policy is reject")
+
     def _dtmf(self, digit: str, method: str) -> None:
         if self.state != "TERMINATED":
             self._post("SIPSessionGotDTMF", digit=digit, method=method)
@@ -563,6 +718,8 @@ class Session:
         SessionManager()._pj_keep(call)
         self._call = call
         param = pj.CallOpParam(True)
+        if "chat" in self.streams:
+            param.opt.audioCount = 2  # the second audio slot becomes the m=message line (sipcli.chat)
         if route is not None:
             header_ = pj.SipHeader()
             header_.hName = "Route"
@@ -604,6 +761,27 @@ class Session:
         param = pj.CallOpParam(True)
         param.opt.flag = pj.PJSUA_CALL_UNHOLD
         self._call.reinvite(param)
+
+    def _pj_reinvite(self, unhold: bool) -> None:
+        """A re-offer with the session's media slots (two with chat: sipcli.chat rewrites the second)."""
+        import pjsua2 as pj
+
+        param = pj.CallOpParam(True)
+        param.opt.audioCount = 2 if "chat" in self.streams else 1
+        if unhold:
+            param.opt.flag = pj.PJSUA_CALL_UNHOLD
+        self._call.reinvite(param)
+
+    def _pj_chat_proposal(self, offer_sdp: str) -> None:
+        """A re-INVITE that adds chat: answered now, per proposal_policy (the loop is told afterwards)."""
+        offer = offered_chat(offer_sdp)
+        if offer is None:
+            return
+        chat = ChatStream(self)
+        accepted = self.proposal_policy == "accept" and chat.pj_prepare_answer(self.account, offer)
+        if accepted:
+            self.streams["chat"] = chat
+        Engine().post(self._remote_proposal, ["chat"], accepted)
 
     def _pj_send_dtmf(self, digit: str, method: str) -> None:
         import pjsua2 as pj
@@ -791,6 +969,11 @@ class SessionManager:
         import pjsua2 as pj
 
         session = Session(account)
+        offer = offered_chat(message_body(message))
+        if offer is not None:  # pjsua writes the answer SDP during this callback: the chat stream must exist
+            chat = ChatStream(session)
+            if chat.pj_prepare_answer(account, offer):
+                session.streams["chat"] = chat
         call = _pj_call_class()(session, account.pj_account, call_id)
         self._pj_keep(call)
         session._call = call
@@ -833,6 +1016,11 @@ class SessionManager:
         for session in self.sessions:
             session._call = None
         gc.collect()
+
+
+def _msrp_tls(account: Any) -> bool:
+    """Whether the account's chats use MSRP over TLS (setting msrp.transport)."""
+    return str(getattr(getattr(account, "msrp", None), "transport", "tcp")) == "tls"
 
 
 def _is_active(call: Any) -> bool:
@@ -939,6 +1127,21 @@ def _pj_call_class() -> type:
             rewritten = self.session.local_sdp(local, remote)
             if rewritten != local:
                 prm.sdp.wholeSdp = rewritten
+
+        def onCallTsxState(self, prm: Any) -> None:
+            """Final responses to our INVITEs: the answer SDP tells the chat stream what was accepted."""
+            with contextlib.suppress(Exception):
+                event = prm.e
+                if event.type != pj.PJSIP_EVENT_TSX_STATE or event.body.tsxState.type != pj.PJSIP_EVENT_RX_MSG:
+                    return
+                message = str(event.body.tsxState.src.rdata.wholeMsg)
+                status = message.split("\r\n", 1)[0].split(" ", 2)
+                if not message.startswith("SIP/2.0 ") or not (header(message, "CSeq") or "").endswith("INVITE"):
+                    return
+                code = int(status[1])
+                if code >= 200:
+                    Engine().post(self.session._invite_response, code, status[2] if len(status) > 2 else "",
+                                  message_body(message))
 
         def onDtmfDigit(self, prm: Any) -> None:
             Engine().post(self.session._dtmf, str(prm.digit), _DTMF_METHODS.get(int(prm.method), str(prm.method)))

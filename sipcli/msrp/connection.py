@@ -180,6 +180,7 @@ class MSRPConnection:
         self._incoming: dict[str, _Incoming] = {}
         self._buffered = 0
         self.closed = False
+        self.accept_types: list[str] | None = None  # media types we take (a=accept-types); others get 415
         self.local_path = local_path
         self.remote_path = remote_path
 
@@ -375,6 +376,9 @@ class MSRPConnection:
             self._respond(frame, 200)  # the empty SEND that binds a connection
             return
         incoming = self._incoming.get(message_id)
+        if incoming is None and start == 1 and not self._accepts(headers.get("Content-Type")):
+            self._respond(frame, 415, "Unsupported media type")
+            return
         if incoming is None and start == 1 and flag == "$":
             self._respond(frame, 200)
             frame.body = body = bytes(body)
@@ -401,6 +405,12 @@ class MSRPConnection:
         if incoming.complete:
             self._drop(message_id)
             self._deliver(incoming.frame, message_id, incoming.buf, frame.success_report)
+
+    def _accepts(self, content_type: str | None) -> bool:
+        if self.accept_types is None:
+            return True
+        kind = (content_type or "").split(";")[0].strip().lower()
+        return any(accepted.lower() in ("*", kind, kind.split("/")[0] + "/*") for accepted in self.accept_types)
 
     def _drop(self, message_id: str) -> None:
         incoming = self._incoming.pop(message_id, None)
