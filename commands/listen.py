@@ -22,13 +22,16 @@ from sipcli.notification import NotificationCenter, NotificationData
 
 __all__ = ["command"]
 
+MAX_CALLS = 256  # concurrent sessions a listener takes (pjsua's default of 32 is low for load tests)
+
 
 class _Listener:
     """Handles each SIPSessionNewIncoming: refuse, or answer after a delay and drive the session to its end."""
 
     def __init__(self, options: MediaOptions, auto_answer: float | None, reject: str | None, count: int | None,
-                 record_dir: str | None) -> None:
+                 record_dir: str | None, chat: bool = False) -> None:
         self.options = options
+        self.chat = chat
         self.auto_answer = auto_answer
         self.reject = reject
         self.count = count
@@ -69,7 +72,28 @@ class _Listener:
         options = self.options
         if self.record_dir:
             options = MediaOptions(**{**vars(options), "record": recording_path(self.record_dir, session)})
-        return await drive_session(session, options, accept=session.accept)
+        audio = "audio" in session.proposed_streams
+        chat = self.chat and session.chat is not None
+        if not audio:  # chat only: nothing to play, record or echo as audio
+            options = MediaOptions(**{**vars(options), "play": None, "record": None, "echo": False})
+        if chat and self.options.echo:
+            echo_messages(session)
+        return await drive_session(session, options, accept=lambda: session.accept(audio=audio, chat=chat))
+
+
+def echo_messages(session: Any) -> None:
+    """Send every chat message the session receives back to its sender."""
+
+    class Echo:
+        def handle_notification(self, notification: Any) -> None:
+            if notification.name == "SIPSessionDidEnd":
+                NotificationCenter().purge_observer(self)
+            elif session.state == "ESTABLISHED":
+                session.send_message(notification.data.content, notification.data.content_type)
+
+    echo = Echo()
+    NotificationCenter().add_observer(echo, name="SIPSessionGotMessage", sender=session)
+    NotificationCenter().add_observer(echo, name="SIPSessionDidEnd", sender=session)
 
 
 def _announce(account: Any) -> None:
@@ -91,12 +115,14 @@ def _announce(account: Any) -> None:
 @click.option("--count", type=click.IntRange(1), default=None, help="Exit after this many sessions ended.")
 @click.option("--record", "record_dir", type=click.Path(file_okay=False), default=None,
               help="Record each session's received audio to a WAV file in this directory.")
-@click.option("--echo", is_flag=True, help="Send the received audio back to the caller.")
+@click.option("--echo", is_flag=True, help="Send the received audio (and chat messages) back to the caller.")
+@click.option("--chat", is_flag=True, help="Accept chat (MSRP) streams too [implies a short codec list].")
+@click.option("--relay", metavar="URI", help="With --chat: take chats through this MSRP relay (account credentials).")
 @click.pass_obj
 def command(cli: Any, choice: AccountChoice, engine: dict[str, Any], codecs: tuple[str, ...], srtp: str | None,
             play: str | None, expect_dtmf: str, expect_audio: bool, duration: float | None,
             auto_answer: float | None, reject: str | None, count: int | None, record_dir: str | None,
-            echo: bool) -> None:
+            echo: bool, chat: bool, relay: str | None) -> None:
     """Wait for incoming sessions (P2P on --port, or registered with an account) and report every event.
 
     Without --auto-answer or --reject, sessions ring and are reported, never answered. Exit codes: 0 after
@@ -108,12 +134,18 @@ def command(cli: Any, choice: AccountChoice, engine: dict[str, Any], codecs: tup
         raise SystemExit(ExitCode.USAGE)
     if record_dir:
         os.makedirs(record_dir, exist_ok=True)
+    engine = {**engine, "max_calls": MAX_CALLS}
     options = MediaOptions(play=play, expect_dtmf=expect_dtmf, expect_audio=expect_audio, duration=duration,
                            echo=echo)
 
     async def job(context: JobContext) -> JobResult:
         await wait_ready(context.account, 30)
-        listener = _Listener(options, auto_answer, reject, count, record_dir)
+        if chat:
+            from sipcli.chat import ChatSupport
+
+            await ChatSupport().start()
+            await ChatSupport().keep_spare(context.account)
+        listener = _Listener(options, auto_answer, reject, count, record_dir, chat)
         NotificationCenter().add_observer(listener, name="SIPSessionNewIncoming")
         _announce(context.account)
         try:
@@ -126,4 +158,10 @@ def command(cli: Any, choice: AccountChoice, engine: dict[str, Any], codecs: tup
             return JobResult(failed[0].exit_code, failed[0].reason, {"sessions": sessions, "failed": len(failed)})
         return JobResult(ExitCode.OK, f"{sessions} session(s) handled", {"sessions": sessions})
 
-    run_job(cli, job, choice=choice, engine=engine, prepare=prepare_account(codecs, srtp))
+    if chat:
+        from sipcli.commands.chat import chat_account
+
+        prepare = chat_account(codecs, srtp, relay, False)
+    else:
+        prepare = prepare_account(codecs, srtp)
+    run_job(cli, job, choice=choice, engine=engine, prepare=prepare)

@@ -1107,9 +1107,12 @@ def _pj_call_class() -> type:
                 item = media[index]
                 if item.type != pj.PJMEDIA_TYPE_AUDIO or item.status == 0:
                     continue
+                try:
+                    stream = self.getStreamInfo(index)
+                except pj.Error:
+                    continue  # no stream: the chat slot, or an inactive audio line (a chat-only session)
                 status = int(item.status)
                 hold = {_MEDIA_LOCAL_HOLD: "local", _MEDIA_REMOTE_HOLD: "remote"}.get(status)
-                stream = self.getStreamInfo(index)
                 transport = self.getMedTransportInfo(index)
                 local_host, _, local_port = str(transport.localRtpName).rpartition(":")
                 remote_host, _, remote_port = str(stream.remoteRtpAddress).rpartition(":")
