@@ -244,6 +244,7 @@ class ChatStream:
         self.transport: MSRPTransport | None = None
         self.messages: dict[str, ChatMessage] = {}
         self.failure: str | None = None
+        self.offer_setup = OFFER_SETUP
         self.decline_on_start = False  # accepted without chat: removed once the session started
         self._task: asyncio.Task | None = None
         self._closing = False
@@ -285,6 +286,10 @@ class ChatStream:
             self.relay = await support.relay_grant(account, relay_uri(relay))
             self.relay.sink.attach(self._on_event)
             self.local_path = list(self.relay.connection.local_path)
+        elif self.use_tls and "tls" not in support.dispatchers:
+            # No certificate to listen with: offer a=setup:active (we connect; RFC 4975 port 9 "discard" URI).
+            self.local_path = [MSRPURI.new(support.dispatchers["tcp"].host, 9, True)]
+            self.offer_setup = "active"
         else:
             self.local_path = [support.local_uri(self.use_tls)]
         self.enabled = True
@@ -331,7 +336,7 @@ class ChatStream:
         chat = None
         if remote is None:
             if self.enabled and self.local_path:
-                chat = self._section(OFFER_SETUP, host)
+                chat = self._section(self.offer_setup, host)
                 Engine().post(self._offered)
         else:
             offer = offered_chat(remote)
