@@ -6,6 +6,8 @@ reads the registrar's location table through the ctl socket with `kamcmd`.
 
 from __future__ import annotations
 
+import contextlib
+import os
 import signal
 import subprocess
 import time
@@ -55,13 +57,16 @@ class Kamailio:
                               capture_output=True, text=True, timeout=5).stdout
 
     def stop(self) -> None:
-        if self.process and self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(5)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        """Stop kamailio and every child it forked (they share its own process group)."""
+        if self.process is None:
+            return
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.process.pid, signal.SIGTERM)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            self.process.wait(5)
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.process.pid, signal.SIGKILL)
+        self.process.wait()
 
 
 def registrar_config(k: Kamailio, tls_cert: Path | None = None, tls_key: Path | None = None,
@@ -158,7 +163,7 @@ def start_kamailio(workdir: Path, config: str, k: Kamailio, timeout: float = 10.
     log = open(workdir / "kamailio.log", "w")  # noqa: SIM115 - owned by the process
     k.process = subprocess.Popen(
         ["kamailio", "-DD", "-E", "-f", str(cfg), "-m", "64", "-M", "8", "-Y", str(workdir), "-w", str(workdir)],
-        stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
     deadline = time.monotonic() + timeout
     wanted = [(k.udp_port, "udp"), (k.tcp_port, "tcp")] + ([(k.tls_port, "tcp")] if k.tls_port else [])
     while not all(listening(port, proto) for port, proto in wanted):
