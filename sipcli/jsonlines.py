@@ -46,7 +46,9 @@ def to_jsonable(value: Any, _depth: int = 0) -> Any:
         return str(value)
     if isinstance(value, enum.Enum):
         return to_jsonable(value.value if isinstance(value.value, str | int) else value.name, _depth + 1)
-    if isinstance(value, datetime | date | time):
+    if isinstance(value, datetime):
+        return _iso(value)
+    if isinstance(value, date | time):
         return value.isoformat()
     if isinstance(value, timedelta):
         return value.total_seconds()
@@ -82,11 +84,17 @@ def to_jsonable(value: Any, _depth: int = 0) -> Any:
         return f"<{type(value).__name__}>"
 
 
+def _iso(moment: datetime) -> str:
+    """ISO-8601, with UTC spelled Z as in every line's ``time``."""
+    text = moment.isoformat()
+    return text[:-6] + "Z" if text.endswith("+00:00") else text
+
+
 def notification_record(notification: Notification) -> dict:
     """The output object for one notification."""
     return {
         "v": SCHEMA_VERSION,
-        "time": notification.timestamp.isoformat().replace("+00:00", "Z"),
+        "time": _iso(notification.timestamp),
         "name": notification.name,
         "sender": sender_id(notification.sender),
         "data": to_jsonable(notification.data),

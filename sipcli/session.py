@@ -496,7 +496,9 @@ class Session:
             raise SessionError("the session has no active audio stream")
 
     def _post(self, name: str, **data: Any) -> None:
-        NotificationCenter().post_notification(name, sender=self, data=NotificationData(**data))
+        # The reference gives every session notification a ``timestamp`` data field.
+        NotificationCenter().post_notification(name, sender=self,
+                                               data=NotificationData(timestamp=datetime.now(UTC), **data))
 
     def _change_state(self, state: str) -> None:
         if state == self.state:

@@ -80,8 +80,10 @@ def test_listen_rejects_busy(run):
     caller = run("call", uri, *LOOPBACK)
     assert caller.wait() == 1
     assert caller.summary["code"] == 486
-    assert caller.find("SIPSessionDidFail")[0]["data"] == {"originator": "remote", "code": 486,
-                                                           "reason": "Busy Here"}
+    failure = caller.find("SIPSessionDidFail")[0]["data"]
+    assert {k: failure[k] for k in ("originator", "code", "reason")} == {"originator": "remote", "code": 486,
+                                                                          "reason": "Busy Here"}
+    assert failure["timestamp"].endswith("Z")
     assert listener.wait() == 0
 
 
