@@ -14,7 +14,14 @@ from sipcli.commands.runner import (
     fail_usage,
     run_job,
 )
-from sipcli.commands.sessionjob import MediaOptions, drive_session, media_options, prepare_account, wait_ready
+from sipcli.commands.sessionjob import (
+    MediaOptions,
+    drive_session,
+    media_options,
+    prepare_account,
+    proposal_options,
+    wait_ready,
+)
 
 __all__ = ["call_options", "command", "run_call"]
 
@@ -57,16 +64,34 @@ def run_call(cli: Any, uri: str, choice: AccountChoice, engine: dict[str, Any], 
         fail_usage("--unhold-after goes with --hold-after")
     if choice.is_p2p and not target.port and not target.user:
         fail_usage(f"URI: {uri} has no user or port; in P2P mode call sip:user@host:port")
+    if options.remove_chat_after is not None and (options.add_chat_after is None or
+                                                  options.remove_chat_after <= options.add_chat_after):
+        fail_usage("--remove-chat-after goes with an earlier --add-chat-after")
+    if options.chat_messages and options.add_chat_after is None:
+        fail_usage("--chat-message goes with --add-chat-after")
+    with_chat = options.add_chat_after is not None
 
     async def job(context: JobContext) -> JobResult:
+        from sipcli.chat import ChatSupport
         from sipcli.session import Session
 
         await wait_ready(context.account, timeout or 30)
+        if with_chat:
+            await ChatSupport().start()
         session = Session(context.account)
         session.connect(target)
-        return await drive_session(session, options, answer_timeout=timeout)
+        try:
+            return await drive_session(session, options, answer_timeout=timeout)
+        finally:
+            await ChatSupport().stop()
 
-    run_job(cli, job, choice=choice, engine=engine, prepare=prepare_account(codecs, srtp))
+    if with_chat:
+        from sipcli.commands.chat import chat_account
+
+        prepare = chat_account(codecs, srtp, None, False)
+    else:
+        prepare = prepare_account(codecs, srtp)
+    run_job(cli, job, choice=choice, engine=engine, prepare=prepare)
 
 
 @click.command("call")
@@ -77,11 +102,24 @@ def run_call(cli: Any, uri: str, choice: AccountChoice, engine: dict[str, Any], 
 @call_options
 @click.option("--record", type=click.Path(dir_okay=False), default=None,
               help="Record the received audio to this WAV file (the whole call, holds included).")
+@click.option("--add-chat-after", type=click.FloatRange(0), default=None, metavar="SECONDS",
+              help="Propose an MSRP chat stream (re-INVITE) this many seconds after the call starts "
+                   "[implies a short codec list].")
+@click.option("--remove-chat-after", type=click.FloatRange(0), default=None, metavar="SECONDS",
+              help="Remove the chat stream again this many seconds after the call starts (audio goes on).")
+@click.option("--chat-message", "chat_messages", metavar="TEXT", multiple=True,
+              help="Send this chat message (repeatable) once the added chat is connected; exit 1 if refused.")
+@click.option("--chat-messages-after", type=click.FloatRange(0), default=None, metavar="SECONDS",
+              help="Send the --chat-message texts this many seconds after the call starts instead.")
+@proposal_options
 @click.pass_obj
 def command(cli: Any, uri: str, choice: AccountChoice, engine: dict[str, Any], codecs: tuple[str, ...],
             srtp: str | None, play: str | None, record: str | None, dtmf: str, dtmf_delay: float, dtmf_info: bool,
             expect_dtmf: str, expect_audio: bool, duration: float | None, timeout: float | None,
-            hold_after: float | None, unhold_after: float | None) -> None:
+            hold_after: float | None, unhold_after: float | None, add_chat_after: float | None,
+            remove_chat_after: float | None, chat_messages: tuple[str, ...], chat_messages_after: float | None,
+            proposals: str,
+            proposal_timeout: float | None) -> None:
     """Call URI (sip:user@domain, or sip:user@host:port with no account) and report every event.
 
     Exit codes: 0 answered and ended as asked; 1 refused (the SIP code is in the JSON); 3 not answered within
@@ -91,7 +129,10 @@ def command(cli: Any, uri: str, choice: AccountChoice, engine: dict[str, Any], c
     options = MediaOptions(play=play, record=record, dtmf=dtmf, dtmf_delay=dtmf_delay,
                            dtmf_method="info" if dtmf_info else "rfc2833", expect_dtmf=expect_dtmf,
                            expect_audio=expect_audio, duration=duration, hold_after=hold_after,
-                           unhold_after=unhold_after)
+                           unhold_after=unhold_after, add_chat_after=add_chat_after,
+                           remove_chat_after=remove_chat_after, chat_messages=chat_messages,
+                           chat_messages_after=chat_messages_after, proposals=proposals,
+                           proposal_timeout=proposal_timeout)
     run_call(cli, uri, choice, engine, codecs, srtp, options, timeout)
 
 

@@ -14,6 +14,7 @@ from sipcli.commands.sessionjob import (
     drive_session,
     media_options,
     prepare_account,
+    proposal_options,
     recording_path,
     wait_ready,
 )
@@ -76,7 +77,7 @@ class _Listener:
         chat = self.chat and session.chat is not None
         if not audio:  # chat only: nothing to play, record or echo as audio
             options = MediaOptions(**{**vars(options), "play": None, "record": None, "echo": False})
-        if chat and self.options.echo:
+        if self.chat and self.options.echo:  # a chat added later is echoed too
             echo_messages(session)
         return await drive_session(session, options, accept=lambda: session.accept(audio=audio, chat=chat))
 
@@ -118,11 +119,12 @@ def _announce(account: Any) -> None:
 @click.option("--echo", is_flag=True, help="Send the received audio (and chat messages) back to the caller.")
 @click.option("--chat", is_flag=True, help="Accept chat (MSRP) streams too [implies a short codec list].")
 @click.option("--relay", metavar="URI", help="With --chat: take chats through this MSRP relay (account credentials).")
+@proposal_options
 @click.pass_obj
 def command(cli: Any, choice: AccountChoice, engine: dict[str, Any], codecs: tuple[str, ...], srtp: str | None,
             play: str | None, expect_dtmf: str, expect_audio: bool, duration: float | None,
             auto_answer: float | None, reject: str | None, count: int | None, record_dir: str | None,
-            echo: bool, chat: bool, relay: str | None) -> None:
+            echo: bool, chat: bool, relay: str | None, proposals: str, proposal_timeout: float | None) -> None:
     """Wait for incoming sessions (P2P on --port, or registered with an account) and report every event.
 
     Without --auto-answer or --reject, sessions ring and are reported, never answered. Exit codes: 0 after
@@ -136,7 +138,7 @@ def command(cli: Any, choice: AccountChoice, engine: dict[str, Any], codecs: tup
         os.makedirs(record_dir, exist_ok=True)
     engine = {**engine, "max_calls": MAX_CALLS}
     options = MediaOptions(play=play, expect_dtmf=expect_dtmf, expect_audio=expect_audio, duration=duration,
-                           echo=echo)
+                           echo=echo, proposals=proposals, proposal_timeout=proposal_timeout)
 
     async def job(context: JobContext) -> JobResult:
         await wait_ready(context.account, 30)

@@ -22,7 +22,8 @@ from sipcli.commands.runner import JobFailed, JobResult
 
 from sipcli.notification import NotificationCenter
 
-__all__ = ["MediaOptions", "drive_session", "media_options", "prepare_account", "recording_path", "wait_ready"]
+__all__ = ["MediaOptions", "drive_session", "media_options", "prepare_account", "proposal_options", "recording_path",
+           "wait_ready"]
 
 log = logging.getLogger("sipcli")
 
@@ -44,6 +45,49 @@ class MediaOptions:
     hold_after: float | None = None
     unhold_after: float | None = None
     echo: bool = False
+    add_chat_after: float | None = None
+    remove_chat_after: float | None = None
+    chat_messages: tuple[str, ...] = ()
+    chat_messages_after: float | None = None  # None: as soon as the chat is connected
+    proposals: str = "accept"  # what to do with the remote party's stream proposals: accept, reject, ignore
+    proposal_timeout: float | None = None
+
+
+def proposal_options(command: Callable) -> Callable:
+    """--proposals and --proposal-timeout: how a session answers the remote party adding streams mid-call."""
+    command = click.option("--proposal-timeout", type=click.FloatRange(0, min_open=True), default=None,
+                           help="Reject a stream proposal not decided within this many seconds [default: 30].")(command)
+    return click.option("--proposals", type=click.Choice(["accept", "reject", "ignore"]), default="accept",
+                        show_default=True,
+                        help="When the remote party proposes to add a stream (audio, or chat with --chat): accept "
+                             "it, reject it (488), or leave it undecided until --proposal-timeout.")(command)
+
+
+class _ProposalAnswerer:
+    """Answers the remote party's stream proposals on one session, as MediaOptions.proposals says."""
+
+    def __init__(self, session: Any, options: MediaOptions) -> None:
+        self.session = session
+        self.policy = options.proposals
+        if options.proposal_timeout is not None:
+            session.proposal_timeout = options.proposal_timeout
+        NotificationCenter().add_observer(self, name="SIPSessionGotStreamProposal", sender=session)
+
+    def close(self) -> None:
+        NotificationCenter().purge_observer(self)
+
+    def handle_notification(self, notification: Any) -> None:
+        from sipcli.chat import ChatSupport
+
+        if notification.data.proposer != "remote" or self.policy == "ignore":
+            return
+        streams = notification.data.streams
+        audio = "audio" in streams
+        chat = "chat" in streams and ChatSupport().running
+        if self.policy == "accept" and (audio or chat):
+            self.session.accept_proposal(audio=audio, chat=chat)
+        else:
+            self.session.reject_proposal()
 
 
 def media_options(command: Callable) -> Callable:
@@ -128,6 +172,7 @@ class _Events:
         self.queue: asyncio.Queue = asyncio.Queue()
         self.digits = ""
         self.failure: Any = None
+        self.not_delivered: list[Any] = []
         NotificationCenter().add_observer(self, sender=session)
 
     def handle_notification(self, notification: Any) -> None:
@@ -135,6 +180,8 @@ class _Events:
             self.digits += notification.data.digit
         elif notification.name == "SIPSessionDidFail":
             self.failure = notification.data
+        elif notification.name == "SIPSessionDidNotDeliverMessage":
+            self.not_delivered.append(notification.data)
         self.queue.put_nowait(notification.name)
 
     def close(self) -> None:
@@ -167,6 +214,7 @@ async def drive_session(session: Any, options: MediaOptions, *, answer_timeout: 
                         accept: Callable[[], Any] | None = None) -> JobResult:
     """Drive an outgoing (already connecting) or incoming (accept() answers it) session to its end."""
     events = _Events(session)
+    proposals = _ProposalAnswerer(session, options)
     try:
         if options.play:
             session.play_audio(options.play)
@@ -188,6 +236,7 @@ async def drive_session(session: Any, options: MediaOptions, *, answer_timeout: 
         return _outcome(session, options, events)
     finally:
         events.close()
+        proposals.close()
 
 
 async def _established(session: Any, options: MediaOptions) -> None:
@@ -223,16 +272,50 @@ async def _established(session: Any, options: MediaOptions) -> None:
         tasks.append(asyncio.ensure_future(at(options.unhold_after, session.unhold)))
     if options.duration is not None:
         tasks.append(asyncio.ensure_future(at(options.duration, session.end)))
+    if options.add_chat_after is not None:
+        tasks.append(asyncio.ensure_future(at(options.add_chat_after, session.add_chat)))
+    if options.remove_chat_after is not None:
+        tasks.append(asyncio.ensure_future(at(options.remove_chat_after, session.remove_chat)))
+    sender = None
+    if options.chat_messages and options.chat_messages_after is not None:
+        tasks.append(asyncio.ensure_future(at(options.chat_messages_after,
+                                              lambda: [session.send_message(text) for text in options.chat_messages])))
+    elif options.chat_messages:
+        sender = _ChatSender(session, options.chat_messages)
     try:
         await session.wait_ended()
     finally:
         for task in tasks:
             task.cancel()
+        if sender is not None:
+            sender.close()
+
+
+class _ChatSender:
+    """Sends the --chat-message texts each time a chat stream of the session connects."""
+
+    def __init__(self, session: Any, messages: tuple[str, ...]) -> None:
+        self.session = session
+        self.messages = messages
+        NotificationCenter().add_observer(self, name="MediaStreamDidStart")
+
+    def close(self) -> None:
+        NotificationCenter().purge_observer(self)
+
+    def handle_notification(self, notification: Any) -> None:
+        if notification.sender is not self.session.chat or self.session.state != "ESTABLISHED":
+            return
+        for text in self.messages:
+            self.session.send_message(text)
 
 
 def _outcome(session: Any, options: MediaOptions, events: _Events) -> JobResult:
     data: dict[str, Any] = {"session": session.notification_id, "dtmf_received": events.digits,
                             "audio_received": session.audio_was_received}
+    if events.not_delivered:
+        first = events.not_delivered[0]
+        return JobResult(ExitCode.REFUSED, f"chat message not delivered: {first.code} {first.reason or ''}".strip(),
+                         {**data, "code": first.code})
     if session.start_time and session.stop_time:
         data["duration"] = round((session.stop_time - session.start_time).total_seconds(), 3)
     if options.expect_dtmf and not _subsequence(options.expect_dtmf.upper(), events.digits):

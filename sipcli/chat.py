@@ -383,8 +383,7 @@ class ChatStream:
         if was:
             self.close()
             if originator == "remote" and self.session.state == "ESTABLISHED":
-                self.session._post("SIPSessionGotStreamUpdate",
-                                   streams=[name for name, s in self.session.streams.items() if s.started])
+                self.session._stream_update(self.session._active_streams())
 
     def _fail(self, reason: str) -> None:
         if self.failure is None:
@@ -400,6 +399,9 @@ class ChatStream:
 
     async def _start(self) -> None:
         assert self.remote is not None and self.local_path is not None
+        # What arrives with the connection (the peer's first messages) is reported after MediaStreamDidStart,
+        # when the stream can already answer it (send_message needs self.transport).
+        sink = _Sink()
         try:
             if self.relay is not None:
                 transport = self.relay
@@ -411,10 +413,10 @@ class ChatStream:
                 if connection_role(self.offerer, self.setup) == "active":
                     transport = await open_transport(connection, self.remote.path[0],
                                                      ssl_context=ChatSupport().client_context,
-                                                     on_event=self._on_event, timeout=CONNECT_TIMEOUT)
+                                                     on_event=sink, timeout=CONNECT_TIMEOUT)
                 else:
                     dispatcher = ChatSupport().dispatchers["tls" if self.local_path[-1].use_tls else "tcp"]
-                    transport = await dispatcher.expect(connection, self._on_event, CONNECT_TIMEOUT)
+                    transport = await dispatcher.expect(connection, sink, CONNECT_TIMEOUT)
             transport.connection.accept_types = list(ACCEPT_TYPES)
         except (OSError, TimeoutError, ssl.SSLError, KeyError) as error:
             self._task = None
@@ -427,6 +429,7 @@ class ChatStream:
         peer = transport.peer
         self._post("MediaStreamDidStart", local_path=[str(u) for u in self.local_path],
                    remote_path=[str(u) for u in self.remote.path], peer=f"{peer[0]}:{peer[1]}" if peer else None)
+        sink.attach(self._on_event)
 
     def close(self) -> None:
         """Close the MSRP connection in the background (the chat line was removed, or the session ended)."""
@@ -485,7 +488,8 @@ class ChatStream:
                 "SIPSessionDidNotDeliverMessage"
             self.session._post(name, message_id=event.message_id, code=event.code, reason=event.comment,
                                message=message)
-        elif isinstance(event, ConnectionClosed) and self.transport is not None and not self._closing:
+        elif isinstance(event, ConnectionClosed) and self.transport is not None and not self._closing and \
+                self.enabled:  # not enabled: we are removing the chat line, the peer may close first
             self.transport = None
             self._fail(f"MSRP connection closed: {event.reason}")
             if not self.session.has_audio and self.session.state == "ESTABLISHED":

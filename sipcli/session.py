@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from sipcli.audio import PlaybackFile
-from sipcli.chat import ChatError, ChatStream, audio_active, offered_chat
+from sipcli.chat import ChatError, ChatStream, ChatSupport, audio_active, offered_chat
 from sipcli.engine import Engine, EngineError
 from sipcli.notification import NotificationCenter, NotificationData
 from sipcli.sdp import SessionDescription
@@ -71,6 +71,7 @@ DTMF_DIGITS = frozenset("0123456789*#ABCD")
 NO_AUDIO_TIMEOUT = 5.0
 STATS_INTERVAL = 1.0
 HANGUP_TIMEOUT = 2.0
+PROPOSAL_TIMEOUT = 30.0  # a remote proposal not accepted or rejected by then is rejected
 CANCEL_GRACE = 0.2
 
 # pjsua_call_state and pjsua_call_media_status values (stable C enums; pjsua2 is imported on the pjsua thread).
@@ -200,8 +201,15 @@ class Session:
         self.streams: dict[str, Any] = {}
         self.proposed_streams: list[str] = []
         self.dtmf_method = "rfc2833"
-        # pjsua answers a re-INVITE before loop code runs: how remote proposals (e.g. adding chat) are answered.
-        self.proposal_policy = "accept"
+        self.proposal_timeout = PROPOSAL_TIMEOUT
+        self._remote_proposal_streams: list[str] = []  # what the pending remote proposal adds
+        self._local_proposal_streams: list[str] = []  # what our pending proposal adds
+        # pjsua thread: a re-INVITE that proposes streams, answered later by accept_proposal()/reject_proposal()
+        # (its offer, and the answer pjsua wrote for it while the application decides)
+        self._pj_proposal: dict[str, str | None] | None = None
+        self._proposal_timer: asyncio.TimerHandle | None = None
+        self._streams_posted: list[str] = []  # as last announced (DidStart, GotStreamUpdate)
+        self._proposal_answer: asyncio.Future | None = None
         self._call: Any = None  # the pj.Call (pjsua thread only)
         self._ended = asyncio.Event()
         self._end_requested = False
@@ -405,6 +413,7 @@ class Session:
 
     async def _propose_chat(self, chat: ChatStream) -> None:
         self._change_state("PROPOSING")
+        self._local_proposal_streams = ["chat"]
         self._post("SIPSessionGotStreamProposal", proposer="local", streams=["chat"])
         try:
             await chat.prepare(self.account)
@@ -425,8 +434,10 @@ class Session:
         if self.audio is None:
             raise SessionError("chat is the session's only stream: end() the session instead")
         chat.enabled = False
-        chat._removed("local")
-        return self._run(self._pj_reinvite, False)
+        future = self._run(self._pj_reinvite, False)
+        # MSRP closes once the peer has the offer: closed earlier, the peer would see a failed connection
+        future.add_done_callback(lambda _: chat._removed("local"))
+        return future
 
     def remove_audio(self) -> asyncio.Future:
         """Stop sending and receiving audio, keeping the chat (the audio line becomes a=inactive)."""
@@ -438,27 +449,45 @@ class Session:
         self.chat.audio_inactive = True
         self.streams.pop("audio").close()
         future = self._run(self._pj_reinvite, False)
-        self._post("SIPSessionGotStreamUpdate", streams=[name for name, st in self.streams.items() if st.started])
+        self._stream_update(self._active_streams())
         return future
 
     def add_audio(self) -> asyncio.Future:
-        """Resume audio in a session that has only chat (the inactive audio line becomes sendrecv)."""
+        """Propose audio in a session that has only chat (the inactive audio line becomes sendrecv; state
+        PROPOSING until Accepted/RejectedStreamProposal)."""
         check_transition("add_audio", self.state)
         if self.audio is not None or self.chat is None:
             raise SessionError("the session already has audio")
         self.chat.audio_inactive = False
         self.streams["audio"] = AudioStream(self)
+        self._change_state("PROPOSING")
+        self._local_proposal_streams = ["audio"]
+        self._post("SIPSessionGotStreamProposal", proposer="local", streams=["audio"])
         return self._run(self._pj_reinvite, True)
 
-    def accept_proposal(self, audio: bool = False, chat: bool = False) -> None:
-        """Not possible with pjsua: it answers a re-INVITE before loop code runs (see proposal_policy)."""
+    def accept_proposal(self, audio: bool = False, chat: bool = False) -> asyncio.Future:
+        """Accept the remote proposal (SIPSessionGotStreamProposal, state PROPOSED): 200 OK with the streams
+        asked for; SIPSessionAcceptedStreamProposal and SIPSessionGotStreamUpdate follow."""
         check_transition("accept_proposal", self.state)
-        raise SessionError("remote proposals are answered by pjsua at once, as Session.proposal_policy says")
+        proposed = self._remote_proposal_streams
+        if (audio and "audio" not in proposed) or (chat and "chat" not in proposed):
+            raise SessionError(f"only proposed streams can be accepted (proposed: {', '.join(proposed)})")
+        if not audio and not chat:
+            raise SessionError("accept at least one proposed stream, or reject_proposal()")
+        if chat and not ChatSupport().running:
+            raise SessionError("chat was proposed but is not available (ChatSupport not started)")
+        self._cancel_proposal_timer()
+        if audio:
+            self.streams["audio"] = AudioStream(self)
+        if chat and self.chat is None:
+            self.streams["chat"] = ChatStream(self)
+        return asyncio.ensure_future(self._answer_proposal(audio, chat))
 
-    def reject_proposal(self) -> None:
-        """Not possible with pjsua: it answers a re-INVITE before loop code runs (see proposal_policy)."""
+    def reject_proposal(self) -> asyncio.Future:
+        """Refuse the remote proposal (state PROPOSED) with 488; SIPSessionRejectedStreamProposal follows."""
         check_transition("reject_proposal", self.state)
-        raise SessionError("remote proposals are answered by pjsua at once, as Session.proposal_policy says")
+        self._cancel_proposal_timer()
+        return asyncio.ensure_future(self._answer_proposal(False, False, "rejected by the application"))
 
     # Set before connect()/accept(): they act from the first audio frame.
     def play_audio(self, file_name: str | os.PathLike | None) -> None:
@@ -483,8 +512,10 @@ class Session:
 
     def local_sdp(self, sdp: str, remote: str | None) -> str:
         """pjsua thread: every SDP pjsua produces for this session, offers and answers, through every stream."""
-        if remote and "chat" not in self.streams and self.state == "ESTABLISHED":
-            self._pj_chat_proposal(remote)
+        proposal = self._pj_proposal
+        if proposal is not None and remote and proposal["answer"] is None:
+            proposal["answer"] = sdp  # kept until the application decides (pjsua sends no SDP of its own then)
+            return sdp
         for stream in list(self.streams.values()):
             sdp = stream.rewrite_sdp(sdp, remote)
         return sdp
@@ -494,6 +525,15 @@ class Session:
     def _require_audio(self) -> None:
         if not self.has_audio:
             raise SessionError("the session has no active audio stream")
+
+    def _active_streams(self) -> list[str]:
+        return [name for name, stream in self.streams.items() if stream.started]
+
+    def _stream_update(self, streams: list[str]) -> None:
+        """SIPSessionGotStreamUpdate when the active streams changed (not for a hold or a refresh)."""
+        if streams != self._streams_posted:
+            self._streams_posted = list(streams)
+            self._post("SIPSessionGotStreamUpdate", streams=list(streams))
 
     def _post(self, name: str, **data: Any) -> None:
         # The reference gives every session notification a ``timestamp`` data field.
@@ -605,9 +645,13 @@ class Session:
             self._post("SIPSessionWillStart")
         if state == "CONFIRMED" and self.state in ("CALLING", "ACCEPTING", "TERMINATING"):
             if self.state != "TERMINATING":
+                if self.chat is not None and remote_response and code // 100 == 2 and message_body(message).strip():
+                    # the 200 OK's answer reaches onCallTsxState after CONFIRMED: DidStart must list the chat
+                    self.chat.answer_received(message_body(message))
                 self.start_time = datetime.now(UTC)
                 self._change_state("ESTABLISHED")
-                self._post("SIPSessionDidStart", streams=[name for name, s in self.streams.items() if s.started])
+                self._streams_posted = self._active_streams()
+                self._post("SIPSessionDidStart", streams=list(self._streams_posted))
                 self._stats_task = asyncio.get_running_loop().create_task(self._watch_audio())
         elif state == "DISCONNECTED":
             self._disconnected(code, reason, remote_response)
@@ -649,37 +693,84 @@ class Session:
             self.on_hold_by_remote = remote
             self._post("SIPSessionGotHoldRequest" if remote else "SIPSessionGotUnholdRequest", originator="remote")
         if not first and self.state == "ESTABLISHED":
-            self._post("SIPSessionGotStreamUpdate", streams=[name for name, s in self.streams.items() if s.started])
+            self._stream_update(self._active_streams())
 
     def _invite_response(self, code: int, reason: str, body: str) -> None:
-        """A final response to one of our INVITEs (initial or re-INVITE)."""
+        """A final response to one of our INVITEs (initial or re-INVITE): the answer for the chat stream, and
+        the outcome of our proposal."""
         chat = self.chat
-        if chat is None or self.state == "TERMINATED":
+        if self.state == "TERMINATED":
             return
-        accepted = chat.answer_received(body) if code // 100 == 2 and body.strip() else False
+        chat_accepted = chat.answer_received(body) if chat is not None and code // 100 == 2 and body.strip() \
+            else False
         if self.state != "PROPOSING":
             return
         self._change_state("ESTABLISHED")
+        proposed, self._local_proposal_streams = self._local_proposal_streams, []
+        if "audio" in proposed:
+            accepted = code // 100 == 2 and audio_active(body)
+            if not accepted:
+                self.streams.pop("audio").close()
+                if chat is not None:
+                    chat.audio_inactive = True
+        else:
+            accepted = chat_accepted
+            if not accepted and chat is not None:
+                chat.enabled = False
         if accepted:
             self._post("SIPSessionAcceptedStreamProposal", proposer="local")
-            self._post("SIPSessionGotStreamUpdate", streams=[name for name, s in self.streams.items() if s.started])
+            self._stream_update(sorted({*self._active_streams(), *proposed}, key=list(self.streams).index))
         else:
-            chat.enabled = False
             self._post("SIPSessionRejectedStreamProposal", proposer="local",
-                       reason=f"{code} {reason}" if code >= 300 else "the answer disabled the chat line")
+                       reason=f"{code} {reason}" if code >= 300 else f"the answer disabled {', '.join(proposed)}")
 
-    def _remote_proposal(self, streams: list[str], accepted: bool) -> None:
-        """pjsua already answered a re-INVITE that proposed streams (as proposal_policy said)."""
-        if self.state != "ESTABLISHED":
+    def _remote_proposal(self, streams: list[str]) -> None:
+        """A re-INVITE proposes streams: pjsua holds it until accept_proposal()/reject_proposal() or the timeout."""
+        if self.state != "ESTABLISHED":  # e.g. our own proposal is pending
+            self._proposal_answer = asyncio.ensure_future(
+                self._answer_proposal(False, False, f"proposal received in state {self.state}"))
             return
+        self._remote_proposal_streams = list(streams)
         self._change_state("PROPOSED")
-        self._post("SIPSessionGotStreamProposal", proposer="remote", streams=streams)
-        self._change_state("ESTABLISHED")
-        if accepted:
+        self._post("SIPSessionGotStreamProposal", proposer="remote", streams=list(streams))
+        if self.state == "PROPOSED":  # an observer may have decided already
+            self._proposal_timer = asyncio.get_running_loop().call_later(self.proposal_timeout,
+                                                                        self._proposal_timed_out)
+            self._timers.append(self._proposal_timer)
+
+    def _proposal_timed_out(self) -> None:
+        if self.state == "PROPOSED":
+            self._proposal_answer = asyncio.ensure_future(
+                self._answer_proposal(False, False, f"no decision within {self.proposal_timeout:g} s"))
+
+    def _cancel_proposal_timer(self) -> None:
+        if self._proposal_timer is not None:
+            self._proposal_timer.cancel()
+            self._timers.remove(self._proposal_timer)
+            self._proposal_timer = None
+
+    async def _answer_proposal(self, audio: bool, chat: bool, reason: str = "") -> None:
+        """Answer the pending remote proposal: 200 OK with the accepted streams, or 488 when none is."""
+        proposed, self._remote_proposal_streams = self._remote_proposal_streams, []
+        try:
+            await self._run(self._pj_answer_proposal, audio, chat)
+        except Exception as error:
+            log.info("%s: answering the proposal failed: %r", self.notification_id, error)
+            if audio or chat:
+                reason = f"could not set up {', '.join(proposed)}: {error}"
+                audio = chat = False
+                with contextlib.suppress(Exception):
+                    await self._run(self._pj_answer_proposal, False, False)
+        if not audio and "audio" in proposed:
+            self.streams.pop("audio", None)
+        if self.state == "PROPOSED":
+            self._change_state("ESTABLISHED")
+        if audio or chat:
             self._post("SIPSessionAcceptedStreamProposal", proposer="remote")
-            self._post("SIPSessionGotStreamUpdate", streams=[name for name, s in self.streams.items() if s.started])
-        else:
-            self._post("SIPSessionRejectedStreamProposal", proposer="remote", reason="proposal_policy is reject")
+            accepted = [name for name, wanted in (("audio", audio), ("chat", chat)) if wanted]
+            self._stream_update(sorted({*self._active_streams(), *accepted}, key=list(self.streams).index))
+        elif self.state != "TERMINATED":
+            self._post("SIPSessionRejectedStreamProposal", proposer="remote", reason=reason)
 
     def _dtmf(self, digit: str, method: str) -> None:
         if self.state != "TERMINATED":
@@ -774,16 +865,43 @@ class Session:
             param.opt.flag = pj.PJSUA_CALL_UNHOLD
         self._call.reinvite(param)
 
-    def _pj_chat_proposal(self, offer_sdp: str) -> None:
-        """A re-INVITE that adds chat: answered now, per proposal_policy (the loop is told afterwards)."""
-        offer = offered_chat(offer_sdp)
-        if offer is None:
+    def _pj_proposed_streams(self, offer_sdp: str) -> list[str]:
+        """The streams a re-INVITE's offer adds to the session (none for hold, refreshes, removals)."""
+        streams = []
+        if "audio" not in self.streams and audio_active(offer_sdp):
+            streams.append("audio")
+        chat = self.chat
+        if offered_chat(offer_sdp) is not None and (chat is None or not chat.negotiated):
+            streams.append("chat")
+        return streams
+
+    def _pj_answer_proposal(self, audio: bool, chat: bool) -> None:
+        """Answer the held re-INVITE: 200 OK with pjsua's answer passed through the streams, or 488."""
+        import pjsua2 as pj
+
+        proposal, self._pj_proposal = self._pj_proposal, None
+        call = self._call
+        if proposal is None or call is None or not call.isActive():
+            raise SessionError("the proposal is no longer pending")
+        param = pj.CallOpParam(True)
+        offer, answer = proposal["offer"] or "", proposal["answer"]
+        stream = self.chat
+        if chat and stream is not None:
+            chat = stream.pj_prepare_answer(self.account, offered_chat(offer))
+            stream.enabled = chat
+        elif stream is not None and not stream.negotiated:
+            stream.enabled = False
+        if stream is not None:
+            stream.audio_inactive = "audio" not in self.streams
+        if not (audio or chat) or not answer:
+            param.statusCode = 488
+            call.answer(param)
+            if audio or chat:
+                raise SessionError("pjsua wrote no answer for the proposal")
             return
-        chat = ChatStream(self)
-        accepted = self.proposal_policy == "accept" and chat.pj_prepare_answer(self.account, offer)
-        if accepted:
-            self.streams["chat"] = chat
-        Engine().post(self._remote_proposal, ["chat"], accepted)
+        param.statusCode = 200
+        param.sdp.wholeSdp = self.local_sdp(answer, offer)
+        call.answer(param)
 
     def _pj_send_dtmf(self, digit: str, method: str) -> None:
         import pjsua2 as pj
@@ -1125,6 +1243,18 @@ def _pj_call_class() -> type:
                 break
             session._pj_connect_media()
             Engine().post(session._media_update, audio, hold)
+
+        def onCallRxReinvite(self, prm: Any) -> None:
+            """A re-INVITE that adds streams is held (prm.isAsync): the application accepts or rejects it later.
+            pjsua still writes its answer (onCallSdpCreated, kept by Session.local_sdp) but would send a 200 OK
+            without SDP: the answer is passed back in CallOpParam.sdp (Session._pj_answer_proposal)."""
+            session = self.session
+            offer = str(prm.offer.wholeSdp)
+            streams = session._pj_proposed_streams(offer) if offer else []
+            if streams and session._pj_proposal is None:
+                prm.isAsync = True
+                session._pj_proposal = {"offer": offer, "answer": None}
+                Engine().post(session._remote_proposal, streams)
 
         def onCallSdpCreated(self, prm: Any) -> None:
             remote = str(prm.remSdp.wholeSdp) or None
