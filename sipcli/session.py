@@ -638,6 +638,9 @@ class Session:
             self.local_uri = _uri_of(local_uri)
         if message and self.direction == "outgoing" and code // 100 == 2:
             self.remote_user_agent = header(message, "Server", "User-Agent") or self.remote_user_agent
+            if self.chat is not None and remote_response and message_body(message).strip():
+                # onCallTsxState brings the 200 OK's answer only after CONFIRMED: DidStart must list the chat
+                self.chat.answer_received(message_body(message))
         if state == "EARLY" and self.direction == "outgoing" and code in (180, 183):
             self._post("SIPSessionGotRingIndication")
         elif state in ("CONNECTING", "CONFIRMED") and not self._will_start_posted and self.state != "TERMINATING":
@@ -645,9 +648,6 @@ class Session:
             self._post("SIPSessionWillStart")
         if state == "CONFIRMED" and self.state in ("CALLING", "ACCEPTING", "TERMINATING"):
             if self.state != "TERMINATING":
-                if self.chat is not None and remote_response and code // 100 == 2 and message_body(message).strip():
-                    # the 200 OK's answer reaches onCallTsxState after CONFIRMED: DidStart must list the chat
-                    self.chat.answer_received(message_body(message))
                 self.start_time = datetime.now(UTC)
                 self._change_state("ESTABLISHED")
                 self._streams_posted = self._active_streams()
