@@ -484,7 +484,8 @@ class Session:
         return asyncio.ensure_future(self._answer_proposal(audio, chat))
 
     def reject_proposal(self) -> asyncio.Future:
-        """Refuse the remote proposal (state PROPOSED) with 488; SIPSessionRejectedStreamProposal follows."""
+        """Refuse the remote proposal (state PROPOSED): a 200 OK that declines the proposed streams (see
+        _pj_answer_proposal for why not 488); SIPSessionRejectedStreamProposal follows."""
         check_transition("reject_proposal", self.state)
         self._cancel_proposal_timer()
         return asyncio.ensure_future(self._answer_proposal(False, False, "rejected by the application"))
@@ -750,7 +751,7 @@ class Session:
             self._proposal_timer = None
 
     async def _answer_proposal(self, audio: bool, chat: bool, reason: str = "") -> None:
-        """Answer the pending remote proposal: 200 OK with the accepted streams, or 488 when none is."""
+        """Answer the pending remote proposal: 200 OK accepting the streams asked for, declining the others."""
         proposed, self._remote_proposal_streams = self._remote_proposal_streams, []
         try:
             await self._run(self._pj_answer_proposal, audio, chat)
@@ -876,7 +877,10 @@ class Session:
         return streams
 
     def _pj_answer_proposal(self, audio: bool, chat: bool) -> None:
-        """Answer the held re-INVITE: 200 OK with pjsua's answer passed through the streams, or 488."""
+        """Answer the held re-INVITE: 200 OK with pjsua's answer passed through the streams, which declines
+        (port 0, or a=inactive audio) what is not accepted. Measured with pjsua 2.15.1: a 488 to a held
+        re-INVITE leaves pjsua's media operation pending, and it refuses every later offer (hold included) with
+        488 "another media operation is in progress"; so 488 is only the fallback when pjsua wrote no answer."""
         import pjsua2 as pj
 
         proposal, self._pj_proposal = self._pj_proposal, None
@@ -893,7 +897,7 @@ class Session:
             stream.enabled = False
         if stream is not None:
             stream.audio_inactive = "audio" not in self.streams
-        if not (audio or chat) or not answer:
+        if not answer:
             param.statusCode = 488
             call.answer(param)
             if audio or chat:
