@@ -23,13 +23,18 @@ def render(shell: str) -> str:
     return completion_class(main, {}, "sipcli", "_SIPCLI_COMPLETE").source().rstrip("\n") + "\n"
 
 
+def _content(script: str) -> list[str]:
+    """The lines that matter: click releases differ in blank lines only."""
+    return [line.rstrip() for line in script.splitlines() if line.strip()]
+
+
 def run(check: bool) -> int:
     stale = []
     for shell, filename in SCRIPTS.items():
         path = HERE / filename
         text = render(shell)
         if check:
-            if not path.exists() or path.read_text(encoding="utf-8") != text:
+            if not path.exists() or _content(path.read_text(encoding="utf-8")) != _content(text):
                 stale.append(filename)
         else:
             path.write_text(text, encoding="utf-8")
