@@ -7,6 +7,7 @@ import logging
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -49,6 +50,25 @@ class LazyGroup(click.Group):
             return None
         module = importlib.import_module(f"{__name__}.{SUBCOMMANDS[name][0]}")
         return module.command
+
+    def main(self, *args: Any, standalone_mode: bool = True, **kwargs: Any) -> Any:
+        """click's main, except that a usage error is one line on stderr (DESIGN.md), not click's usage block."""
+        if not standalone_mode:
+            return super().main(*args, standalone_mode=False, **kwargs)
+        try:
+            code = super().main(*args, standalone_mode=False, **kwargs)
+        except click.exceptions.NoArgsIsHelpError as error:
+            error.show()  # `sipcli` alone: the help text, exit 2
+            sys.exit(error.exit_code)
+        except click.ClickException as error:
+            path = error.ctx.command_path if getattr(error, "ctx", None) else "sipcli"
+            hint = f" (see '{path} --help')" if isinstance(error, click.UsageError) else ""
+            click.echo(f"{path}: {error.format_message()}{hint}", err=True)
+            sys.exit(error.exit_code)
+        except click.Abort:
+            click.echo("Aborted!", err=True)
+            sys.exit(1)
+        sys.exit(code if isinstance(code, int) else 0)
 
     def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
         rows = [(name, SUBCOMMANDS[name][1]) for name in self.list_commands(ctx)]

@@ -134,6 +134,10 @@ def command(cli: Any, choice: AccountChoice, engine: dict[str, Any], codecs: tup
     if auto_answer is not None and reject is not None:
         click.echo("sipcli: --auto-answer and --reject are exclusive", err=True)
         raise SystemExit(ExitCode.USAGE)
+    if relay and not chat:
+        raise click.UsageError("--relay goes with --chat")
+    if relay and choice.is_p2p:
+        raise click.UsageError("--relay needs an account (--account or --from): it authenticates with it")
     if record_dir:
         os.makedirs(record_dir, exist_ok=True)
     engine = {**engine, "max_calls": MAX_CALLS}
