@@ -54,6 +54,7 @@ WRAPPED_TYPES = ["text/plain", "text/html"]
 # and cannot be rewritten); these keep a chat session's SDP near 700 bytes.
 CHAT_CODECS = ["G722", "PCMU", "PCMA"]
 CONNECT_TIMEOUT = 30.0
+CLOSE_GRACE = 0.5  # seconds between the MSRP connection closing and calling it lost
 _OTR_QUERY = "?OTR"
 
 
@@ -491,9 +492,17 @@ class ChatStream:
         elif isinstance(event, ConnectionClosed) and self.transport is not None and not self._closing and \
                 self.enabled:  # not enabled: we are removing the chat line, the peer may close first
             self.transport = None
-            self._fail(f"MSRP connection closed: {event.reason}")
-            if not self.session.has_audio and self.session.state == "ESTABLISHED":
-                self.session.end()
+            # A peer that hangs up closes MSRP at once while its BYE still travels through the proxies: only a
+            # session still up a moment later lost its connection (else both sides send crossing BYEs).
+            asyncio.get_running_loop().call_later(CLOSE_GRACE, self._connection_lost, event.reason)
+
+    def _connection_lost(self, reason: str) -> None:
+        if self.session.state in ("TERMINATING", "TERMINATED") or self.transport is not None or self._closing \
+                or not self.enabled:
+            return
+        self._fail(f"MSRP connection closed: {reason}")
+        if not self.session.has_audio and self.session.state == "ESTABLISHED":
+            self.session.end()
 
     def _received(self, event: MessageReceived) -> None:
         if not event.body:
