@@ -134,7 +134,7 @@ def command(cli: Any, choice: AccountChoice, engine: dict[str, Any], expires: in
             account.sip.register_interval = expires
 
     run_job(cli, job, choice=choice, engine=engine, use_default_account=True, prepare=prepare,
-            options={"timeout": timeout, "duration": duration})
+            options={"timeout": timeout, "duration": duration}, sessions=False)
 
 
 def _proxy_transport(proxy: str | None) -> str | None:

@@ -226,12 +226,14 @@ def _exit_code_for(error: BaseException) -> JobResult:
 
 def run_job(cli: Any, job: Callable[[JobContext], Awaitable[JobResult]], *, choice: AccountChoice,
             engine: dict[str, Any] | None = None, options: dict[str, Any] | None = None,
-            use_default_account: bool = False, prepare: Callable[[Any], None] | None = None) -> NoReturn:
+            use_default_account: bool = False, prepare: Callable[[Any], None] | None = None,
+            sessions: bool = True) -> NoReturn:
     """Run job against a started SIPApplication and exit with its code (see the module docstring).
 
     choice: from @account_options (P2P BonjourAccount when empty, unless use_default_account picks the
     configured default). engine: EngineSettings overrides (from @engine_options, plus e.g. udp_port).
     prepare(account) runs before the application starts (and activates the account): in-memory tweaks.
+    sessions=False: the job places and takes no calls (see SIPApplication.start).
     """
     stream = _protect_stdout()
     writer = _writer(cli, stream)
@@ -246,7 +248,8 @@ def run_job(cli: Any, job: Callable[[JobContext], Awaitable[JobResult]], *, choi
         result = JobResult(ExitCode.NETWORK, f"the SIP engine is not available (pjsua2-python: {error}); it needs "
                                              "Linux x86_64 and CPython 3.10-3.12")
     else:
-        result = asyncio.run(_main(cli, job, choice, engine_overrides, options or {}, use_default_account, prepare))
+        result = asyncio.run(_main(cli, job, choice, engine_overrides, options or {}, use_default_account, prepare,
+                                   sessions))
     data = {"outcome": REASONS.get(result.exit_code, str(result.exit_code)), "exit_code": int(result.exit_code),
             "reason": result.reason, **result.data}
     center.post_notification("SIPCLIDidEnd", sender=_Summary(), data=NotificationData(**data))
@@ -262,7 +265,7 @@ def run_job(cli: Any, job: Callable[[JobContext], Awaitable[JobResult]], *, choi
 
 async def _main(cli: Any, job: Callable[[JobContext], Awaitable[JobResult]], choice: AccountChoice,
                 engine_overrides: dict[str, Any], options: dict[str, Any], use_default: bool,
-                prepare: Callable[[Any], None] | None) -> JobResult:
+                prepare: Callable[[Any], None] | None, sessions: bool) -> JobResult:
     from sipcli.application import SIPApplication
     from sipcli.configuration import ConfigurationManager, FileStorage
 
@@ -291,7 +294,8 @@ async def _main(cli: Any, job: Callable[[JobContext], Awaitable[JobResult]], cho
         account = _select_account(choice, use_default)
         if prepare is not None:
             prepare(account)
-        await application.start(storage, engine_options=engine_overrides, accounts=[str(account.id)])
+        await application.start(storage, engine_options=engine_overrides, accounts=[str(account.id)],
+                                sessions=sessions)
         if interrupted:
             raise asyncio.CancelledError
         job_task = loop.create_task(job(JobContext(cli, application, account, choice, options)))

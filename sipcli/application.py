@@ -56,6 +56,7 @@ class SIPApplication:
             instance._start_settled = None
             instance._stop_task = None
             instance._activate = None
+            instance._sessions = True
             cls._instance = instance
         return cls._instance
 
@@ -67,17 +68,20 @@ class SIPApplication:
     # -- public API --------------------------------------------------------------------------------------------
 
     def start(self, storage: Any, *, engine_options: dict[str, Any] | None = None,
-              accounts: Iterable[str] | None = None) -> asyncio.Task:
+              accounts: Iterable[str] | None = None, sessions: bool = True) -> asyncio.Task:
         """Start everything on the running loop; the task raises what made the start fail (after cleaning up).
 
         engine_options override EngineSettings fields for this run (e.g. trace_sip, log_level, tls_ca_list);
         accounts limits activation to these account ids (None: every enabled account, as the reference says).
+        sessions=False is for a process that places and takes no calls (e.g. registration only): no SessionManager
+        (the session and chat layers are not even imported; incoming calls get 480) and no audio device.
         """
         if self.state is not None:
             raise RuntimeError(f"SIPApplication cannot start: it is {self.state}")
         self._loop = asyncio.get_running_loop()
         self.storage = storage
         self._activate = None if accounts is None else {str(account_id) for account_id in accounts}
+        self._sessions = sessions
         self.state = "starting"
         self._start_settled = asyncio.Event()
         self._post("SIPApplicationWillStart")
@@ -118,7 +122,7 @@ class SIPApplication:
         try:
             if not ConfigurationManager().started:  # the CLI starts it early to resolve its accounts
                 ConfigurationManager().start(storage)
-            settings = engine_settings_from(SIPSimpleSettings(), **engine_options)
+            settings = engine_settings_from(SIPSimpleSettings(), **{"audio": self._sessions, **engine_options})
             await Engine().start(settings)
             if self._stop_task is not None:
                 self._start_settled.set()
@@ -184,8 +188,9 @@ class SIPApplication:
             return
         account.activate()
 
-    @staticmethod
-    def _session_manager() -> Any:
+    def _session_manager(self) -> Any:
+        if not self._sessions:
+            return None
         try:
             from sipcli.session import SessionManager
         except ImportError:

@@ -92,11 +92,12 @@ def _pj_account_class() -> type:
             if hook is not None:
                 hook(self._account, call_id, message)
                 return
-            # Nobody takes calls in this process: refuse at once, and let the Call go (nothing keeps it).
+            # Nobody takes calls in this process: refuse at once, and let the Call go (nothing keeps it). A hang-up
+            # (not answer()) is what sets the code: the Call's destructor would otherwise hang up with 603.
             call = pj.Call(self, call_id)
-            answer = pj.CallOpParam()
-            answer.statusCode = 480
-            call.answer(answer)
+            refusal = pj.CallOpParam()
+            refusal.statusCode = 480
+            call.hangup(refusal)
 
     return PJAccount
 
