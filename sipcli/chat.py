@@ -54,7 +54,7 @@ WRAPPED_TYPES = ["text/plain", "text/html"]
 # and cannot be rewritten); these keep a chat session's SDP near 700 bytes.
 CHAT_CODECS = ["G722", "PCMU", "PCMA"]
 CONNECT_TIMEOUT = 30.0
-CLOSE_GRACE = 0.5  # seconds between the MSRP connection closing and calling it lost
+CLOSE_GRACE = 2.0  # seconds between the MSRP connection closing and calling it lost (a loaded peer is slow)
 _OTR_QUERY = "?OTR"
 
 

@@ -76,7 +76,8 @@ def test_hold_and_unhold_keep_the_chat_working(run):
     assert len(data(caller, "SIPSessionDidDeliverMessage")) == 1
     names = caller.names()
     assert names.index("SIPSessionGotUnholdRequest") < names.index("SIPSessionDidDeliverMessage")
-    assert not caller.find("MediaStreamDidFail") and not listener.find("MediaStreamDidFail")
+    failures = data(caller, "MediaStreamDidFail") + data(listener, "MediaStreamDidFail")
+    assert not failures, failures
 
 
 @pytest.mark.parametrize(("listen_args", "reason"), [

@@ -84,6 +84,7 @@ def test_answer_setup_follows_the_offer(stream, offer_setup, our_setup):
 
 
 def test_answer_received_negotiates_or_drops_the_chat(stream):
+    stream.session.state = "CALLING"  # the 200 OK to our INVITE: the MSRP connection starts once established
     stream.we_offered = True
     assert stream.answer_received(remote_sdp("passive"))
     assert stream.negotiated and stream.remote.path[0].port == 2855 and stream.setup == "passive"
