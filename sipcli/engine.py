@@ -77,8 +77,8 @@ class EngineSettings:
     dns_nameservers: list[str] = field(default_factory=list)  # RFC 3263 lookups (sipcli.lookup): 'ip[:port]'
     max_calls: int = 32
     clock_rate: int = 16000
-    # Open the null sound device (the conference bridge clock) for calls; a process that carries no audio skips it,
-    # which also spares libDestroy waiting for that clock thread (~10 ms).
+    # Calls with audio: the null sound device (the conference bridge clock) and a media worker thread for RTP. A
+    # process that carries no audio has neither, which spares libDestroy joining those threads (~10-20 ms).
     audio: bool = True
     trace_sip: bool = False
     log_level: int = 0  # pjsip log level (0-6) forwarded to the "sipcli.pjsip" logger
@@ -300,7 +300,8 @@ class Engine:
             config.uaConfig.nameserver.append(server)
         config.medConfig.clockRate = settings.clock_rate
         config.medConfig.sndClockRate = settings.clock_rate
-        config.medConfig.threadCnt = 1
+        config.medConfig.threadCnt = 1 if settings.audio else 0
+        config.medConfig.hasIoqueue = settings.audio  # False: the few sockets a refused call opens share SIP's
         level = max(settings.log_level, 4 if settings.trace_sip else 0)
         config.logConfig.level = level
         config.logConfig.consoleLevel = level
