@@ -11,7 +11,6 @@ import copy
 import fcntl
 import json
 import os
-import tempfile
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -103,6 +102,8 @@ class FileStorage:
         return data
 
     def save(self, data: dict) -> None:
+        import tempfile  # only writers need it (with shutil and random): not on every command's startup path
+
         if not self._verified:
             self.load()  # raises, and so protects a file we could not read
         text = json.dumps({**data, "version": FORMAT_VERSION}, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
