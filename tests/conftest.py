@@ -1,0 +1,44 @@
+"""Suite-wide rules: every process a test starts is gone when the test ends."""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+import pytest
+
+
+def descendants(pid: int) -> set[int]:
+    """Live (non-zombie) processes below pid, from /proc."""
+    children: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if fields[0] != "Z":
+            children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
+    found: set[int] = set()
+    todo = [pid]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            found.add(child)
+            todo.append(child)
+    return found
+
+
+@pytest.fixture(autouse=True)
+def no_process_left():
+    """Fails a test that leaves a process running (wider-scoped fixtures' processes, started before, stay)."""
+    before = descendants(os.getpid())
+
+    def left() -> set[int]:
+        # what such a process forks later (kamailio's workers) is theirs, not the test's
+        return descendants(os.getpid()) - before - set().union(*(descendants(pid) for pid in before))
+
+    yield
+    deadline = time.monotonic() + 3
+    while left() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not left(), f"processes left running: {sorted(left())}"
