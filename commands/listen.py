@@ -23,7 +23,6 @@ from sipcli.notification import NotificationCenter, NotificationData
 
 __all__ = ["command"]
 
-MAX_CALLS = 256  # concurrent sessions a listener takes (pjsua's default of 32 is low for load tests)
 
 
 class _Listener:
@@ -140,7 +139,6 @@ def command(cli: Any, choice: AccountChoice, engine: dict[str, Any], codecs: tup
         raise click.UsageError("--relay needs an account (--account or --from): it authenticates with it")
     if record_dir:
         os.makedirs(record_dir, exist_ok=True)
-    engine = {**engine, "max_calls": MAX_CALLS}
     options = MediaOptions(play=play, expect_dtmf=expect_dtmf, expect_audio=expect_audio, duration=duration,
                            echo=echo, proposals=proposals, proposal_timeout=proposal_timeout)
 

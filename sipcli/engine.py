@@ -75,7 +75,8 @@ class EngineSettings:
     user_agent: str = "sipcli"
     nameservers: list[str] = field(default_factory=list)  # pjsip's resolver: bare IPs, port 53
     dns_nameservers: list[str] = field(default_factory=list)  # RFC 3263 lookups (sipcli.lookup): 'ip[:port]'
-    max_calls: int = 32
+    # pjsua-python 2.15.1 is built with PJSUA_MAX_CALLS 4: pjsua clamps to it and answers 486 beyond it.
+    max_calls: int = 4
     clock_rate: int = 16000
     # Calls with audio: the null sound device (the conference bridge clock) and a media worker thread for RTP. A
     # process that carries no audio has neither, which spares libDestroy joining those threads (~10-20 ms).
@@ -309,10 +310,14 @@ class Engine:
         config.logConfig.decor = 0
         self._log_writer = _make_log_writer(self, settings.log_level, settings.trace_sip)
         config.logConfig.writer = self._log_writer
-        # libCreate prints its banner to fd 1 before any log configuration applies: never let it reach stdout.
-        with _redirect_stdout("/dev/stderr" if settings.log_level >= 4 else os.devnull):
+        # libCreate prints its banner to fd 1 before any log configuration applies: never let it reach stdout;
+        # it goes to the pjsip logger (stderr or --log-file) when pjsip's own logs are asked for.
+        with _captured_stdout() as banner:
             endpoint.libCreate()
             endpoint.libInit(config)
+        if settings.log_level >= 4:
+            for line in banner.text.splitlines():
+                pjsip_log.info("%s", line.rstrip())
         self._create_transports(pj)
         endpoint.libStart()
         if settings.audio:
@@ -448,18 +453,18 @@ class Engine:
             self._thread.join(5)
 
 
-class _redirect_stdout:
-    """Point fd 1 at path for a moment; what C stdio buffered meanwhile is flushed before fd 1 comes back."""
+class _captured_stdout:
+    """Capture what C code writes to fd 1 for a moment into ``.text`` (C stdio is flushed before fd 1 returns)."""
 
-    def __init__(self, path: str) -> None:
-        self._path = path
+    def __enter__(self) -> _captured_stdout:
+        import tempfile
 
-    def __enter__(self) -> None:
         sys.stdout.flush()
+        self.text = ""
         self._saved = os.dup(1)
-        target = os.open(self._path, os.O_WRONLY)
-        os.dup2(target, 1)
-        os.close(target)
+        self._capture = tempfile.TemporaryFile()
+        os.dup2(self._capture.fileno(), 1)
+        return self
 
     def __exit__(self, *exc_info: object) -> None:
         import ctypes
@@ -467,6 +472,9 @@ class _redirect_stdout:
         ctypes.CDLL(None).fflush(None)
         os.dup2(self._saved, 1)
         os.close(self._saved)
+        with self._capture:
+            self._capture.seek(0)
+            self.text = self._capture.read().decode("utf-8", "replace")
 
 
 def _log_writer_class() -> type:

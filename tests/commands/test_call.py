@@ -192,3 +192,21 @@ def test_demo(run):
     assert digits == "1234#"
     assert relayed[-1]["name"] == "SIPCLIDidEnd" and relayed[-1]["data"]["exit_code"] == 0
     assert demo.summary["audio_received"] is True
+
+
+def test_listen_takes_four_concurrent_calls_and_refuses_the_fifth(run, tmp_path):
+    """pjsua2-python is built with PJSUA_MAX_CALLS 4: a fifth concurrent call gets 486 and the listener lives on."""
+    import subprocess
+
+    from tests.support.ports import free_port
+
+    listener, uri = listen(run, "--auto-answer", "--duration", "2", "--count", "4")
+    target = uri.removeprefix("sip:").split("@", 1)[1]
+    uac = subprocess.run(["sipp", "-sn", "uac", target, "-i", "127.0.0.1", "-p", str(free_port("udp")),
+                          "-m", "5", "-l", "5", "-r", "50", "-d", "500", "-nostdin", "-timeout", "15",
+                          "-trace_err", "-error_file", str(tmp_path / "sipp_errors.log")],
+                         capture_output=True, text=True, timeout=30, cwd=tmp_path)
+    assert uac.returncode == 1  # one of the five failed
+    assert "SIP/2.0 486" in (tmp_path / "sipp_errors.log").read_text(errors="replace")
+    assert listener.wait() == 0, listener.stderr()
+    assert len(listener.find("SIPSessionDidStart")) == 4
