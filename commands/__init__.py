@@ -23,6 +23,7 @@ SUBCOMMANDS = {
     "register": ("register", "Register an account with its registrar and report the outcome."),
     "call": ("call", "Place an audio call and report every event."),
     "listen": ("listen", "Answer incoming sessions (auto-answer, reject, echo)."),
+    "neighbours": ("neighbours", "List SIP neighbours advertised on the link (mDNS/DNS-SD)."),
     "record": ("record", "Call a URI and record the remote audio to a WAV file."),
     "chat": ("chat", "Chat over MSRP: each stdin line is a message."),
     "demo": ("demo", "Call a listener on loopback: audio both ways, DTMF, no server needed."),

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import click
+from sipcli.commands.exitcodes import ExitCode
 from sipcli.commands.runner import (
     AccountChoice,
     JobContext,
+    JobFailed,
     JobResult,
     account_options,
     engine_options,
@@ -24,6 +27,8 @@ from sipcli.commands.sessionjob import (
 )
 
 __all__ = ["call_options", "command", "run_call"]
+
+NEIGHBOUR_TIMEOUT = 5.0  # seconds to find a bonjour:NAME neighbour when --timeout is not given
 
 
 def call_options(command: Any) -> Any:
@@ -57,12 +62,18 @@ def _target(uri: str) -> Any:
 def run_call(cli: Any, uri: str, choice: AccountChoice, engine: dict[str, Any], codecs: tuple[str, ...],
              srtp: str | None, options: MediaOptions, timeout: float | None) -> None:
     """Run the call job and exit with its code."""
-    target = _target(uri)
+    neighbour_name = uri[len("bonjour:"):].strip() if uri.lower().startswith("bonjour:") else None
+    if neighbour_name is not None:
+        if not neighbour_name:
+            fail_usage("URI: bonjour:NAME needs a neighbour name (see `sipcli neighbours`)")
+        if not choice.is_p2p:
+            fail_usage("URI: bonjour:NAME is for P2P mode (no --account or --from)")
+    target = _target(uri) if neighbour_name is None else None
     if options.dtmf and any(d not in "0123456789*#ABCDabcd" for d in options.dtmf):
         fail_usage(f"--dtmf: not DTMF digits: {options.dtmf!r} (0-9, *, #, A-D)")
     if options.unhold_after is not None and options.hold_after is None:
         fail_usage("--unhold-after goes with --hold-after")
-    if choice.is_p2p and not target.port and not target.user:
+    if target is not None and choice.is_p2p and not target.port and not target.user:
         fail_usage(f"URI: {uri} has no user or port; in P2P mode call sip:user@host:port")
     if options.remove_chat_after is not None and (options.add_chat_after is None or
                                                   options.remove_chat_after <= options.add_chat_after):
@@ -79,7 +90,7 @@ def run_call(cli: Any, uri: str, choice: AccountChoice, engine: dict[str, Any], 
         if with_chat:
             await ChatSupport().start()
         session = Session(context.account)
-        session.connect(target)
+        session.connect(target or await _neighbour_uri(context.account, neighbour_name, timeout))
         try:
             return await drive_session(session, options, answer_timeout=timeout)
         finally:
@@ -91,7 +102,42 @@ def run_call(cli: Any, uri: str, choice: AccountChoice, engine: dict[str, Any], 
         prepare = chat_account(codecs, srtp, None, False)
     else:
         prepare = prepare_account(codecs, srtp)
+    if neighbour_name is not None:
+        prepare = _browsing(prepare)
     run_job(cli, job, choice=choice, engine=engine, prepare=prepare)
+
+
+def _browsing(prepare: Callable[[Any], None]) -> Callable[[Any], None]:
+    """prepare, and then: the P2P account browses for neighbours this run (only for bonjour:NAME targets)."""
+
+    def browse(account: Any) -> None:
+        from sipcli.commands.neighbours import browse_account
+
+        prepare(account)
+        browse_account(account)
+
+    return browse
+
+
+async def _neighbour_uri(account: Any, name: str, timeout: float | None) -> Any:
+    """The SIPURI of the neighbour called name, on a transport we have (udp, tcp, tls); exit 3 when not found."""
+    from sipcli.commands.neighbours import started_services
+
+    from sipcli.bonjour import SERVICE_TYPES, find_neighbour
+    from sipcli.uri import SIPURI
+
+    await started_services(account)
+    wait = timeout or NEIGHBOUR_TIMEOUT
+    neighbour = await find_neighbour(account, name, wait)
+    if neighbour is None:
+        raise JobFailed(ExitCode.TIMEOUT, f"no neighbour called {name!r} found within {wait:g} s")
+    usable = [neighbour.uris[t] for t in SERVICE_TYPES if t in neighbour.uris and t in account.contact.transports]
+    if not usable:
+        raise JobFailed(ExitCode.NETWORK, f"neighbour {name!r} listens on {', '.join(neighbour.uris)} only")
+    try:
+        return SIPURI.parse(usable[0])
+    except ValueError as error:
+        raise JobFailed(ExitCode.REFUSED, f"neighbour {name!r} advertises a bad URI: {error}") from None
 
 
 @click.command("call")
@@ -122,9 +168,12 @@ def command(cli: Any, uri: str, choice: AccountChoice, engine: dict[str, Any], c
             proposal_timeout: float | None) -> None:
     """Call URI (sip:user@domain, or sip:user@host:port with no account) and report every event.
 
+    With no account, URI may be bonjour:NAME: the neighbour advertised as NAME (see `sipcli neighbours`), found
+    by mDNS within --timeout [default: 5 s]; only then does the call browse the link.
+
     Exit codes: 0 answered and ended as asked; 1 refused (the SIP code is in the JSON); 3 not answered within
-    --timeout (CANCEL sent); 4 transport failure; 6 a media expectation failed; 2 usage; 130 interrupted (BYE or
-    CANCEL sent first).
+    --timeout (CANCEL sent), or no bonjour:NAME neighbour found within it; 4 transport failure; 6 a media
+    expectation failed; 2 usage; 130 interrupted (BYE or CANCEL sent first).
     """
     options = MediaOptions(play=play, record=record, dtmf=dtmf, dtmf_delay=dtmf_delay,
                            dtmf_method="info" if dtmf_info else "rfc2833", expect_dtmf=expect_dtmf,

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import os
+import socket
+from collections.abc import Callable
 from typing import Any
 
 import click
@@ -104,6 +106,27 @@ def _announce(account: Any) -> None:
                                            data=NotificationData(account=account, uris=uris))
 
 
+def _advertised_name(advertise: str | None) -> str | None:
+    """The DNS-SD instance name for --advertise (None: not advertising); usage error when it cannot be one."""
+    if advertise is None:
+        return None
+    name = advertise.strip() or socket.gethostname().split(".")[0]
+    if not name or len(name.encode("utf-8")) > 63 or any(ord(c) < 32 for c in name):
+        raise click.UsageError(f"--advertise: {advertise!r} is not a DNS-SD instance name (1-63 bytes, printable)")
+    return name
+
+
+def _advertising(prepare: Callable[[Any], None], name: str) -> Callable[[Any], None]:
+    """prepare, and then: the P2P account publishes itself as name this run (in memory, never saved)."""
+
+    def advertise(account: Any) -> None:
+        prepare(account)
+        account.display_name = name
+        account.discovery.publish = True
+
+    return advertise
+
+
 @click.command("listen")
 @account_options
 @engine_options
@@ -118,12 +141,16 @@ def _announce(account: Any) -> None:
 @click.option("--echo", is_flag=True, help="Send the received audio (and chat messages) back to the caller.")
 @click.option("--chat", is_flag=True, help="Accept chat (MSRP) streams too [implies a short codec list].")
 @click.option("--relay", metavar="URI", help="With --chat: take chats through this MSRP relay (account credentials).")
+@click.option("--advertise", is_flag=False, flag_value="", default=None, metavar="[NAME]",
+              help="P2P: advertise this listener on the link (mDNS/DNS-SD) as NAME [default: the host name], "
+                   "for `sipcli neighbours` and `sipcli call bonjour:NAME`.")
 @proposal_options
 @click.pass_obj
 def command(cli: Any, choice: AccountChoice, engine: dict[str, Any], codecs: tuple[str, ...], srtp: str | None,
             play: str | None, expect_dtmf: str, expect_audio: bool, duration: float | None,
             auto_answer: float | None, reject: str | None, count: int | None, record_dir: str | None,
-            echo: bool, chat: bool, relay: str | None, proposals: str, proposal_timeout: float | None) -> None:
+            echo: bool, chat: bool, relay: str | None, advertise: str | None, proposals: str,
+            proposal_timeout: float | None) -> None:
     """Wait for incoming sessions (P2P on --port, or registered with an account) and report every event.
 
     Without --auto-answer or --reject, sessions ring and are reported, never answered. Exit codes: 0 after
@@ -137,6 +164,9 @@ def command(cli: Any, choice: AccountChoice, engine: dict[str, Any], codecs: tup
         raise click.UsageError("--relay goes with --chat")
     if relay and choice.is_p2p:
         raise click.UsageError("--relay needs an account (--account or --from): it authenticates with it")
+    if advertise is not None and not choice.is_p2p:
+        raise click.UsageError("--advertise is for P2P mode (no --account or --from)")
+    advertised_name = _advertised_name(advertise)
     if record_dir:
         os.makedirs(record_dir, exist_ok=True)
     options = MediaOptions(play=play, expect_dtmf=expect_dtmf, expect_audio=expect_audio, duration=duration,
@@ -168,4 +198,6 @@ def command(cli: Any, choice: AccountChoice, engine: dict[str, Any], codecs: tup
         prepare = chat_account(codecs, srtp, relay, False)
     else:
         prepare = prepare_account(codecs, srtp)
+    if advertised_name is not None:
+        prepare = _advertising(prepare, advertised_name)
     run_job(cli, job, choice=choice, engine=engine, prepare=prepare)

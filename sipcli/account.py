@@ -187,6 +187,13 @@ class MessageSummarySettings(SettingsGroup):
     enabled = Setting(bool, default=False)
 
 
+class DiscoverySettings(SettingsGroup):
+    """mDNS/DNS-SD for the BonjourAccount (sipcli.bonjour); off by default: a P2P run sends no multicast."""
+
+    publish = Setting(bool, default=False)  # advertise the contact (_sipuri._udp/_tcp, _sipuris._tcp)
+    browse = Setting(bool, default=False)  # report neighbours (BonjourAccountDidAddNeighbour ...)
+
+
 class Account(_ActivationMixin, SettingsObject):
     """A SIP account; ``Account(id)`` returns the one instance for that id (loaded from the configuration)."""
 
@@ -279,6 +286,7 @@ class BonjourAccount(_ActivationMixin, SettingsObject):
     display_name = Setting(str, default=None, nillable=True)
     rtp = RTPSettings
     msrp = MSRPSettings
+    discovery = DiscoverySettings
 
     id = SIPAddress(BONJOUR_ID)
     transient = False

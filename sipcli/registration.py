@@ -18,6 +18,7 @@ import socket
 from dataclasses import dataclass
 from typing import Any
 
+from sipcli import bonjour
 from sipcli.engine import Engine, EngineError
 from sipcli.lookup import DNSLookup, DNSLookupError
 from sipcli.notification import NotificationCenter, NotificationData
@@ -399,13 +400,18 @@ def activate(account: Any) -> Registration:
         registration = Registration(account, register=False if is_bonjour else None)
         _active[account] = registration
         registration.start()
+        if is_bonjour:
+            bonjour.activate(account)  # publishes/browses only when its discovery settings ask
     return registration
 
 
 def deactivate(account: Any, timeout: float = 2.0) -> asyncio.Future | None:
-    """Unregister and drop the account's pj.Account; the future resolves when done (None if never active)."""
+    """Unregister and drop the account's pj.Account (and withdraw its Bonjour services); the future resolves
+    when done (None if never active)."""
     registration = _active.pop(account, None)
-    return registration.stop(timeout) if registration is not None else None
+    pending = [f for f in (registration.stop(timeout) if registration is not None else None,
+                           bonjour.deactivate(account)) if f is not None]
+    return asyncio.gather(*pending) if len(pending) > 1 else pending[0] if pending else None
 
 
 def registration_of(account: Any) -> Registration | None:
