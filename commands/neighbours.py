@@ -67,14 +67,19 @@ def command(cli: Any, timeout: float, expect: int | None, local_ip: str | None) 
         NotificationCenter().add_observer(counter, name="BonjourAccountDidAddNeighbour", sender=context.account)
         if expect is not None and len(services.neighbours) >= expect:
             enough.set()
+        interrupted = False
         try:
             await asyncio.wait_for(enough.wait(), timeout)
         except TimeoutError:
             pass
+        except asyncio.CancelledError:  # SIGINT/SIGTERM: still say what was found (exit 130 all the same)
+            interrupted = True
         finally:
             NotificationCenter().purge_observer(counter)
         present = len(services.neighbours)
         data = {"neighbours": present, "seen": len(seen)}
+        if interrupted:
+            return JobResult(ExitCode.INTERRUPTED, "interrupted", data)
         if expect is not None and present < expect:
             return JobResult(ExitCode.TIMEOUT, f"{present} of {expect} neighbour(s) found within {timeout:g} s",
                              data)

@@ -196,6 +196,7 @@ def test_accounts_never_import_the_sip_engine(config_dir):
                 assert e.code in (0, None), (args, e.code)
             reset_singletons()
         assert "pjsua2" not in sys.modules, "pjsua2 was imported"
+        assert "zeroconf" not in sys.modules, "zeroconf was imported"
     """)
     result = subprocess.run([sys.executable, "-c", code], input="pw\n", capture_output=True, text=True, timeout=30)
     assert result.returncode == 0, result.stderr

@@ -17,14 +17,16 @@ SIPCLI = [sys.executable, "-m", "sipcli.commands"]
 class SIPCLIProcess:
     """One running `sipcli ...`: its JSON events as they arrive, its exit code; stop() in a finalizer."""
 
-    def __init__(self, config_dir: Path, *args: str, env: dict[str, str] | None = None) -> None:
+    def __init__(self, config_dir: Path, *args: str, env: dict[str, str] | None = None,
+                 prefix: tuple[str, ...] = ()) -> None:
+        """prefix: a command that runs sipcli, e.g. ("ip", "netns", "exec", NAME) (it must exec, not fork)."""
         self.args = args
         self.events: list[dict] = []
         self._changed = threading.Condition()
         self.stderr_path = config_dir.parent / f"sipcli-{os.getpid()}-{id(self)}.err"
         self._stderr = open(self.stderr_path, "w")  # noqa: SIM115 - closed in stop()
         self.process = subprocess.Popen(
-            [*SIPCLI, *args], stdout=subprocess.PIPE, stderr=self._stderr, stdin=subprocess.DEVNULL, text=True,
+            [*prefix, *SIPCLI, *args], stdout=subprocess.PIPE, stderr=self._stderr, stdin=subprocess.DEVNULL, text=True,
             env={**os.environ, "SIPCLI_CONFIG_DIR": str(config_dir), **(env or {})})
         self._reader = threading.Thread(target=self._read, daemon=True)
         self._reader.start()
