@@ -40,7 +40,7 @@ def test_advertised_listener_is_found_called_and_removed(run):
     uris = listener.wait_for("SIPCLIListenDidStart")["data"]["uris"]
     added = browser.wait_for("BonjourAccountDidAddNeighbour")["data"]
     assert added["name"] == "alice" and added["display_name"] == "alice" and added["host"] == "127.0.0.1"
-    assert added["uri"] == uris["udp"]
+    assert added["uri"] in uris.values()  # udp or tcp, whichever service was resolved first
     listener.wait_for("BonjourAccountRegistrationDidSucceed")
 
     caller = run("call", "bonjour:alice", *LOOPBACK, "--timeout", "5", "--duration", "0.5")
@@ -52,6 +52,10 @@ def test_advertised_listener_is_found_called_and_removed(run):
 
     removed = browser.wait_for("BonjourAccountDidRemoveNeighbour", timeout=5)["data"]
     assert removed["neighbour"] == added["neighbour"]
+    both = [e["data"] for e in browser.events if e["name"] in ("BonjourAccountDidAddNeighbour",
+                                                                "BonjourAccountDidUpdateNeighbour")
+            and e["data"]["uris"] == uris]
+    assert both and both[0]["uri"] == uris["udp"], browser.events  # one neighbour, both transports, udp preferred
     browser.signal(signal.SIGINT)
     assert browser.wait() == 130
     assert browser.summary["neighbours"] == 0 and browser.summary["seen"] == 1
