@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import ipaddress
 import logging
 from dataclasses import dataclass, field
 from typing import Any
@@ -145,6 +144,8 @@ class BonjourServices:
             await asyncio.gather(*(self._register(t) for t in transports))
 
     async def _register(self, transport: str) -> None:
+        import ipaddress
+
         from zeroconf.asyncio import AsyncServiceInfo
 
         contact = self.account.contact
