@@ -346,7 +346,7 @@ class ChatStream:
                 chat = self._section(setup, host)
                 Engine().post(self._answered, offer, setup)
             else:
-                Engine().post(self._removed, "remote" if offer is None else "local")
+                Engine().post(self._removed)
         return splice_chat(str(description), chat or "m=message 0 TCP/MSRP *\r\nc=IN IP4 0.0.0.0", CHAT_SLOT)
 
     # -- negotiation results (loop thread) ---------------------------------------------------------------------
@@ -365,7 +365,7 @@ class ChatStream:
         self.we_offered = None
         answer = offered_chat(sdp)
         if answer is None or not self.enabled:
-            self._removed("remote")
+            self._removed()
             return False
         self._negotiated(answer, answer.setup, offerer=True)
         return True
@@ -374,16 +374,21 @@ class ChatStream:
         if self.negotiated and self.remote is not None and self.remote.path == remote.path:
             return  # a re-offer (hold, refresh) that keeps the chat as it is
         self.remote, self.setup, self.offerer, self.negotiated = remote, setup, offerer, True
-        if self.session.state not in ("INCOMING", "ACCEPTING", "CALLING"):
+        # Not before the session announces the stream (DidStart, or GotStreamUpdate for an accepted proposal): what
+        # the peer sends at once would come before it, while send_message() is not allowed yet. The dispatcher
+        # holds an early incoming connection meanwhile.
+        if self.session.state not in ("INCOMING", "ACCEPTING", "CALLING", "PROPOSED"):
             self.start()
 
-    def _removed(self, originator: str) -> None:
+    def _removed(self) -> None:
         was = self.negotiated
         self.negotiated = False
         self.we_offered = None
         if was:
             self.close()
-            if originator == "remote" and self.session.state == "ESTABLISHED":
+            # Either side: the audio media update of the same re-INVITE may have been handled before this (a local
+            # removal ends here only once the re-INVITE is sent), and it saw the chat still active.
+            if self.session.state == "ESTABLISHED":
                 self.session._stream_update(self.session._active_streams())
 
     def _fail(self, reason: str) -> None:
@@ -470,11 +475,12 @@ class ChatStream:
         recipient = str(to_uri or self.session.remote_uri or "") or None
         if wrap:
             sender = self.session.local_uri
-            payload = encode_cpim(body, content_type, format_address(str(sender)) if sender else None,
-                                  [format_address(recipient)] if recipient else [], timestamp=timestamp)
-            message_id = self.transport.send_message(payload, CPIM_TYPE)
-        else:
-            message_id = self.transport.send_message(body, content_type)
+            body = encode_cpim(body, content_type, format_address(str(sender)) if sender else None,
+                               [format_address(recipient)] if recipient else [], timestamp=timestamp)
+        try:  # closed by the peer, and kept until the removal or the loss is known (_on_event)
+            message_id = self.transport.send_message(body, CPIM_TYPE if wrap else content_type)
+        except ConnectionError as error:
+            raise ChatError(f"the chat stream is not connected: {error}") from None
         self.messages[message_id] = ChatMessage(message_id, content, content_type, wrap, timestamp, recipient)
         return message_id
 
@@ -491,15 +497,17 @@ class ChatStream:
                                message=message)
         elif isinstance(event, ConnectionClosed) and self.transport is not None and not self._closing and \
                 self.enabled:  # not enabled: we are removing the chat line, the peer may close first
-            self.transport = None
-            # A peer that hangs up closes MSRP at once while its BYE still travels through the proxies: only a
-            # session still up a moment later lost its connection (else both sides send crossing BYEs).
-            asyncio.get_running_loop().call_later(CLOSE_GRACE, self._connection_lost, event.reason)
+            # A peer that hangs up closes MSRP at once while its BYE still travels through the proxies, and one that
+            # removes the chat closes it once its re-INVITE is sent, which may arrive later: only a stream still
+            # negotiated a moment later lost its connection (else both sides send crossing BYEs). The transport is
+            # kept until then: a removal or the session's end meanwhile still closes it with MediaStreamDidEnd.
+            asyncio.get_running_loop().call_later(CLOSE_GRACE, self._connection_lost, self.transport, event.reason)
 
-    def _connection_lost(self, reason: str) -> None:
-        if self.session.state in ("TERMINATING", "TERMINATED") or self.transport is not None or self._closing \
-                or not self.enabled:
+    def _connection_lost(self, transport: MSRPTransport, reason: str) -> None:
+        if self.session.state in ("TERMINATING", "TERMINATED") or self.transport is not transport or self._closing \
+                or not self.enabled or not self.negotiated:
             return
+        self.transport = None
         self._fail(f"MSRP connection closed: {reason}")
         if not self.session.has_audio and self.session.state == "ESTABLISHED":
             self.session.end()

@@ -436,7 +436,7 @@ class Session:
         chat.enabled = False
         future = self._run(self._pj_reinvite, False)
         # MSRP closes once the peer has the offer: closed earlier, the peer would see a failed connection
-        future.add_done_callback(lambda _: chat._removed("local"))
+        future.add_done_callback(lambda _: chat._removed())
         return future
 
     def remove_audio(self) -> asyncio.Future:
@@ -770,6 +770,8 @@ class Session:
             self._post("SIPSessionAcceptedStreamProposal", proposer="remote")
             accepted = [name for name, wanted in (("audio", audio), ("chat", chat)) if wanted]
             self._stream_update(sorted({*self._active_streams(), *accepted}, key=list(self.streams).index))
+            if chat:
+                self.chat.start()  # held back while PROPOSED (ChatStream._negotiated)
         elif self.state != "TERMINATED":
             self._post("SIPSessionRejectedStreamProposal", proposer="remote", reason=reason)
 
