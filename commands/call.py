@@ -83,18 +83,22 @@ def run_call(cli: Any, uri: str, choice: AccountChoice, engine: dict[str, Any], 
     with_chat = options.add_chat_after is not None
 
     async def job(context: JobContext) -> JobResult:
-        from sipcli.chat import ChatSupport
         from sipcli.session import Session
 
         await wait_ready(context.account, timeout or 30)
+        chat_support = None
         if with_chat:
-            await ChatSupport().start()
+            from sipcli.chat import ChatSupport  # only a call that adds chat loads MSRP
+
+            chat_support = ChatSupport()
+            await chat_support.start()
         session = Session(context.account)
         session.connect(target or await _neighbour_uri(context.account, neighbour_name, timeout))
         try:
             return await drive_session(session, options, answer_timeout=timeout)
         finally:
-            await ChatSupport().stop()
+            if chat_support is not None:
+                await chat_support.stop()
 
     if with_chat:
         from sipcli.commands.chat import chat_account

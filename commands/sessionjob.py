@@ -77,13 +77,15 @@ class _ProposalAnswerer:
         NotificationCenter().purge_observer(self)
 
     def handle_notification(self, notification: Any) -> None:
-        from sipcli.chat import ChatSupport
-
         if notification.data.proposer != "remote" or self.policy == "ignore":
             return
         streams = notification.data.streams
         audio = "audio" in streams
-        chat = "chat" in streams and ChatSupport().running
+        chat = False
+        if "chat" in streams:
+            from sipcli.chat import ChatSupport  # loads MSRP: only when chat is proposed
+
+            chat = ChatSupport().running
         if self.policy == "accept" and (audio or chat):
             self.session.accept_proposal(audio=audio, chat=chat)
         else:

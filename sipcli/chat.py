@@ -36,18 +36,17 @@ from sipcli.msrp.connection import (
     MSRPConnection,
 )
 from sipcli.msrp.relay import connect_relay
-from sipcli.msrp.sdp import OFFER_SETUP, MessageMedia, SDPError, answer_setup, connection_role, find_message_media
+from sipcli.msrp.sdp import OFFER_SETUP, MessageMedia, answer_setup, connection_role
 from sipcli.msrp.transport import MSRPDispatcher, MSRPTransport, client_ssl_context, open_transport
 from sipcli.msrp.uri import MSRPURI
 from sipcli.notification import NotificationCenter, NotificationData
-from sipcli.sdp import SessionDescription, splice_chat
+from sipcli.sdp import CHAT_SLOT, SessionDescription, offered_chat, splice_chat
 
 __all__ = ["ACCEPT_TYPES", "CHAT_CODECS", "CHAT_SLOT", "ChatError", "ChatMessage", "ChatStream", "ChatSupport",
            "offered_chat", "relay_uri"]
 
 log = logging.getLogger(__name__)
 
-CHAT_SLOT = 1
 ACCEPT_TYPES = ["message/cpim", "text/plain", "text/html", "application/im-iscomposing+xml"]
 WRAPPED_TYPES = ["text/plain", "text/html"]
 # Two audio sections with every codec exceed pjsua2's 1024-byte SDP print buffer (the SDP then reads as empty
@@ -109,26 +108,6 @@ def relay_uri(value: str) -> MSRPURI:
     uri = SIPURI.parse(text if text.lower().startswith(("sip:", "sips:")) else f"sip:{text}")
     use_tls = str(uri.parameters.get("transport", "")).lower() == "tls" or text.lower().startswith("sips:")
     return MSRPURI(uri.host, uri.port or 2855, None, "tcp", use_tls)
-
-
-def offered_chat(sdp: str) -> MessageMedia | None:
-    """The active m=message section at the chat slot of an SDP body, or None."""
-    try:
-        for index, media in find_message_media(sdp):
-            if index == CHAT_SLOT and media.port:
-                return media
-    except (SDPError, ValueError):
-        return None
-    return None
-
-
-def audio_active(sdp: str) -> bool:
-    """Whether an SDP body has an audio line that is not disabled or inactive."""
-    try:
-        description = SessionDescription.parse(sdp)
-    except ValueError:
-        return False
-    return any(m.kind == "audio" and m.active and m.direction != "inactive" for m in description.media)
 
 
 class ChatSupport:

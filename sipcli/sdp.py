@@ -2,15 +2,20 @@
 
 pjsua only knows audio. A session with chat is made with two audio slots; every SDP pjsua produces passes
 through here, where the second audio section becomes the chat section (or a disabled ``m=message 0`` line
-that keeps the m-line positions stable, since m-lines are never deleted, RFC 3264 section 8.2).
+that keeps the m-line positions stable, since m-lines are never deleted, RFC 3264 section 8.2). It also tells
+whether an SDP offers chat or active audio (cheap: the session layer asks this on every call, with or without chat).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-__all__ = ["DISABLED_CHAT", "MediaSection", "SessionDescription", "splice_chat"]
+from sipcli.msrp.sdp import MessageMedia, SDPError, find_message_media
 
+__all__ = ["CHAT_SLOT", "DISABLED_CHAT", "MediaSection", "SessionDescription", "audio_active", "offered_chat",
+           "splice_chat"]
+
+CHAT_SLOT = 1  # media position of a session's chat line (after the audio line)
 DISABLED_CHAT = "m=message 0 TCP/MSRP *"
 _DIRECTIONS = ("sendrecv", "sendonly", "recvonly", "inactive")
 
@@ -112,7 +117,7 @@ class SessionDescription:
         return next((i for i, m in enumerate(self.media) if m.kind == kind), None)
 
 
-def splice_chat(sdp: str, chat: str | None, slot: int = 1) -> str:
+def splice_chat(sdp: str, chat: str | None, slot: int = CHAT_SLOT) -> str:
     """Put chat (an ``m=message`` section as text, or None to disable chat) at media position slot.
 
     Used on every SDP pjsua creates for a session that has, or had, a chat line: an offer made with two audio
@@ -128,3 +133,23 @@ def splice_chat(sdp: str, chat: str | None, slot: int = 1) -> str:
         raise ValueError("the chat section must be an m=message line")
     description.media[slot] = section
     return str(description)
+
+
+def offered_chat(sdp: str) -> MessageMedia | None:
+    """The active m=message section at the chat slot of an SDP body, or None."""
+    try:
+        for index, media in find_message_media(sdp):
+            if index == CHAT_SLOT and media.port:
+                return media
+    except (SDPError, ValueError):
+        return None
+    return None
+
+
+def audio_active(sdp: str) -> bool:
+    """Whether an SDP body has an audio line that is not disabled or inactive."""
+    try:
+        description = SessionDescription.parse(sdp)
+    except ValueError:
+        return False
+    return any(m.kind == "audio" and m.active and m.direction != "inactive" for m in description.media)

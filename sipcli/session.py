@@ -25,14 +25,18 @@ import time
 from collections.abc import Iterable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sipcli.audio import PlaybackFile
-from sipcli.chat import ChatError, ChatStream, ChatSupport, audio_active, offered_chat
 from sipcli.engine import Engine, EngineError
 from sipcli.notification import NotificationCenter, NotificationData
-from sipcli.sdp import SessionDescription
+from sipcli.sdp import SessionDescription, audio_active, offered_chat
 from sipcli.uri import SIPURI, Route
+
+# sipcli.chat (and with it most of sipcli.msrp) is imported where a chat stream is made, not here: an audio-only
+# call or listen then never loads MSRP.
+if TYPE_CHECKING:
+    from sipcli.chat import ChatStream
 
 __all__ = [
     "STATES",
@@ -295,6 +299,8 @@ class Session:
         if audio:
             self.streams["audio"] = AudioStream(self)
         if chat:
+            from sipcli.chat import ChatStream  # only sessions with chat load MSRP
+
             self.streams["chat"] = ChatStream(self, use_tls=_msrp_tls(self.account))
             self.streams["chat"].audio_inactive = not audio  # chat-only: pjsua needs an audio line
         SessionManager()._add(self)
@@ -398,6 +404,8 @@ class Session:
         check_transition("send_message", self.state)
         if self.chat is None:
             raise SessionError("the session has no chat stream")
+        from sipcli.chat import ChatError  # loaded already: the session has a chat stream
+
         try:
             return self.chat.send_message(content, content_type, to_uri, dt)
         except ChatError as error:
@@ -408,6 +416,8 @@ class Session:
         check_transition("add_chat", self.state)
         if self.chat is not None and self.chat.negotiated:
             raise SessionError("the session already has a chat stream")
+        from sipcli.chat import ChatStream  # only sessions with chat load MSRP
+
         chat = self.chat or ChatStream(self, use_tls=_msrp_tls(self.account))
         return asyncio.ensure_future(self._propose_chat(chat))
 
@@ -474,8 +484,11 @@ class Session:
             raise SessionError(f"only proposed streams can be accepted (proposed: {', '.join(proposed)})")
         if not audio and not chat:
             raise SessionError("accept at least one proposed stream, or reject_proposal()")
-        if chat and not ChatSupport().running:
-            raise SessionError("chat was proposed but is not available (ChatSupport not started)")
+        if chat:
+            from sipcli.chat import ChatStream, ChatSupport  # only sessions with chat load MSRP
+
+            if not ChatSupport().running:
+                raise SessionError("chat was proposed but is not available (ChatSupport not started)")
         self._cancel_proposal_timer()
         if audio:
             self.streams["audio"] = AudioStream(self)
@@ -1097,6 +1110,8 @@ class SessionManager:
         session = Session(account)
         offer = offered_chat(message_body(message))
         if offer is not None:  # pjsua writes the answer SDP during this callback: the chat stream must exist
+            from sipcli.chat import ChatStream  # only sessions with chat load MSRP
+
             chat = ChatStream(session)
             if chat.pj_prepare_answer(account, offer):
                 session.streams["chat"] = chat

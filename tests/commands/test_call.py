@@ -75,6 +75,18 @@ def test_p2p_call_audio_both_ways_dtmf_and_hold(run, tmp_path):
     assert listener.find("SIPSessionDidEnd")[0]["data"]["originator"] == "remote"
 
 
+def test_audio_only_call_and_listen_never_import_msrp(run):
+    importtime = {"PYTHONPROFILEIMPORTTIME": "1"}  # every import is listed on stderr
+    listener = run("listen", *LOOPBACK, "--auto-answer", "--count", "1", env=importtime)
+    uri = listener.wait_for("SIPCLIListenDidStart")["data"]["uris"]["udp"]
+    caller = run("call", uri, *LOOPBACK, "--duration", "0.2", env=importtime)
+    assert caller.wait() == 0, caller.stderr()[-2000:]
+    assert listener.wait() == 0, listener.stderr()[-2000:]
+    for side in (caller, listener):
+        assert "sipcli.session" in side.stderr()
+        assert "sipcli.msrp.connection" not in side.stderr() and "sipcli.chat" not in side.stderr()
+
+
 def test_listen_rejects_busy(run):
     listener, uri = listen(run, "--reject", "busy", "--count", "1")
     caller = run("call", uri, *LOOPBACK)

@@ -1,5 +1,8 @@
 """Session state rules and SIP message helpers (no engine needed)."""
 
+import subprocess
+import sys
+
 import pytest
 
 from sipcli.session import STATES, IllegalStateError, Session, check_transition, header, message_body
@@ -54,3 +57,12 @@ def test_header_and_body():
     assert header(INVITE, "To", "t") == "<sip:bob@example.test>"
     assert header(INVITE, "Server") is None
     assert message_body(INVITE) == "v=0\n"
+
+
+def test_audio_only_start_up_does_not_import_msrp():
+    """Recognising a chat offer needs sipcli.msrp.sdp only; the MSRP stack loads with the first chat stream."""
+    code = "import sys, sipcli.commands.call, sipcli.commands.listen, sipcli.session; print(*sorted(sys.modules))"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    loaded = set(result.stdout.split())
+    assert "sipcli.msrp.sdp" in loaded
+    assert not loaded & {"sipcli.chat", "sipcli.msrp.connection", "sipcli.msrp.relay", "sipcli.msrp.transport"}
