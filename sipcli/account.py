@@ -39,6 +39,7 @@ from sipcli.configuration.datatypes import (
 )
 from sipcli.configuration.settings import SIPSimpleSettings
 from sipcli.notification import NotificationCenter, NotificationData
+from sipcli.singleton import Singleton
 from sipcli.uri import SIPURI
 
 __all__ = ["Account", "AccountManager", "BonjourAccount", "ContactURI", "Credentials", "reset_singletons"]
@@ -279,7 +280,7 @@ class Account(_ActivationMixin, SettingsObject):
         return f"Account({str(self.id)!r})"
 
 
-class BonjourAccount(_ActivationMixin, SettingsObject):
+class BonjourAccount(_ActivationMixin, SettingsObject, metaclass=Singleton):
     """The P2P account ``bonjour@local`` (a singleton): no registrar, direct ``sip:user@host:port`` targets."""
 
     enabled = Setting(bool, default=True)
@@ -290,30 +291,14 @@ class BonjourAccount(_ActivationMixin, SettingsObject):
 
     id = SIPAddress(BONJOUR_ID)
     transient = False
-    _instance: BonjourAccount | None = None
-    _instance_lock = threading.Lock()
-
-    def __new__(cls, store: SettingsStore | ConfigurationManager | None = None) -> BonjourAccount:
-        with cls._instance_lock:
-            if cls._instance is None:
-                instance = super().__new__(cls)
-                SettingsObject.__init__(instance, ("bonjour",), store)
-                instance._init_runtime()
-                cls._instance = instance
-            return cls._instance
 
     def __init__(self, store: SettingsStore | ConfigurationManager | None = None) -> None:
-        """Already initialized by __new__."""
+        SettingsObject.__init__(self, ("bonjour",), store)
+        self._init_runtime()
 
     @property
     def credentials(self) -> Credentials:
         return Credentials(self.contact.username, "", self.display_name)
-
-    @classmethod
-    def reset_instance(cls) -> None:
-        """Test hook: the next BonjourAccount() is a new object."""
-        with cls._instance_lock:
-            cls._instance = None
 
     def __repr__(self) -> str:
         return "BonjourAccount()"
@@ -334,30 +319,21 @@ def _uri_user_host(uri: object) -> tuple[str | None, str | None]:
     return user, host.lower()
 
 
-class AccountManager:
+class AccountManager(metaclass=Singleton):
     """Loads and tracks the accounts (a singleton). ``start()`` after ``ConfigurationManager().start()``."""
 
-    _instance: AccountManager | None = None
-    _instance_lock = threading.Lock()
-
-    def __new__(cls) -> AccountManager:
-        with cls._instance_lock:
-            if cls._instance is None:
-                instance = super().__new__(cls)
-                instance._accounts = {}
-                instance._started = False
-                instance._transient_default = None
-                instance._contact_info = None
-                cls._instance = instance
-            return cls._instance
+    def __init__(self) -> None:
+        self._accounts: dict[str, Account | BonjourAccount] = {}
+        self._started = False
+        self._transient_default: Account | None = None
+        self._contact_info: tuple | None = None
 
     @classmethod
     def reset_instance(cls) -> None:
         """Test hook: stop observing and forget the singleton."""
-        with cls._instance_lock:
-            if cls._instance is not None and cls._instance._started:
-                NotificationCenter().purge_observer(cls._instance)
-            cls._instance = None
+        if cls._instance is not None and cls._instance._started:
+            NotificationCenter().purge_observer(cls._instance)
+        Singleton.reset_instance(cls)
 
     def start(self) -> None:
         """Load every account from the configuration, posting SIPAccountManagerDidAddAccount for each.

@@ -16,6 +16,7 @@ from typing import Any
 
 from sipcli.engine import Engine, EngineSettings
 from sipcli.notification import NotificationCenter, NotificationData
+from sipcli.singleton import Singleton
 
 __all__ = ["SIPApplication"]
 
@@ -40,30 +41,20 @@ def engine_settings_from(settings: Any, **overrides: Any) -> EngineSettings:
     return EngineSettings(**values)
 
 
-class SIPApplication:
+class SIPApplication(metaclass=Singleton):
     """The process-wide application (a singleton). States: None, 'starting', 'started', 'stopping', 'stopped'."""
 
-    _instance: SIPApplication | None = None
     notification_id = "application"
 
-    def __new__(cls) -> SIPApplication:
-        if cls._instance is None:
-            instance = super().__new__(cls)
-            instance.state = None
-            instance.storage = None
-            instance._loop = None
-            instance._start_task = None
-            instance._start_settled = None
-            instance._stop_task = None
-            instance._activate = None
-            instance._sessions = True
-            cls._instance = instance
-        return cls._instance
-
-    @classmethod
-    def reset_instance(cls) -> None:
-        """Test hook: the next SIPApplication() is a fresh object."""
-        cls._instance = None
+    def __init__(self) -> None:
+        self.state: str | None = None
+        self.storage: Any = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._start_task: asyncio.Task | None = None
+        self._start_settled: asyncio.Future | None = None
+        self._stop_task: asyncio.Task | None = None
+        self._activate: Iterable[str] | None = None
+        self._sessions = True
 
     # -- public API --------------------------------------------------------------------------------------------
 

@@ -41,6 +41,7 @@ from sipcli.msrp.transport import MSRPDispatcher, MSRPTransport, client_ssl_cont
 from sipcli.msrp.uri import MSRPURI
 from sipcli.notification import NotificationCenter, NotificationData
 from sipcli.sdp import CHAT_SLOT, SessionDescription, offered_chat, splice_chat
+from sipcli.singleton import Singleton
 
 __all__ = ["ACCEPT_TYPES", "CHAT_CODECS", "CHAT_SLOT", "ChatError", "ChatMessage", "ChatStream", "ChatSupport",
            "offered_chat", "relay_uri"]
@@ -110,24 +111,14 @@ def relay_uri(value: str) -> MSRPURI:
     return MSRPURI(uri.host, uri.port or 2855, None, "tcp", use_tls)
 
 
-class ChatSupport:
+class ChatSupport(metaclass=Singleton):
     """Process-wide MSRP endpoints (a singleton): dispatchers per transport and spare relay grants."""
 
-    _instance: ChatSupport | None = None
-
-    def __new__(cls) -> ChatSupport:
-        if cls._instance is None:
-            instance = super().__new__(cls)
-            instance.dispatchers = {}
-            instance.spares = {}
-            instance.server_context = None
-            instance.client_context = None
-            cls._instance = instance
-        return cls._instance
-
-    @classmethod
-    def reset_instance(cls) -> None:
-        cls._instance = None
+    def __init__(self) -> None:
+        self.dispatchers: dict[str, MSRPDispatcher] = {}
+        self.spares: dict[str, MSRPTransport] = {}
+        self.server_context: ssl.SSLContext | None = None
+        self.client_context: ssl.SSLContext | None = None
 
     @property
     def running(self) -> bool:

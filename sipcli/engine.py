@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sipcli.notification import NotificationCenter, NotificationData
+from sipcli.singleton import Singleton
 
 __all__ = ["Engine", "EngineError", "EngineSettings", "EngineStoppedError", "SIPCoreError"]
 
@@ -102,21 +103,16 @@ def _set_future(future: asyncio.Future, error: BaseException | None, result: Any
         future.set_result(result)
 
 
-class Engine:
+class Engine(metaclass=Singleton):
     """The process-wide SIP engine (a singleton); see the module docstring for the threading contract."""
 
-    _instance: Engine | None = None
     notification_id = "engine"
 
-    def __new__(cls) -> Engine:
-        if cls._instance is None:
-            instance = super().__new__(cls)
-            instance._shutdown_hooks = []
-            instance.account_config_hooks = []
-            instance.incoming_call_hook = None
-            instance._reset()
-            cls._instance = instance
-        return cls._instance
+    def __init__(self) -> None:
+        self._shutdown_hooks: list[Callable[[], None]] = []
+        self.account_config_hooks = []
+        self.incoming_call_hook = None
+        self._reset()
 
     def _reset(self) -> None:
         self.state = "stopped"

@@ -14,6 +14,8 @@ from collections import deque
 from datetime import UTC, datetime
 from typing import Any as _AnyType
 
+from sipcli.singleton import Singleton
+
 __all__ = ["Any", "Notification", "NotificationCenter", "NotificationData", "UnknownSender"]
 
 log = logging.getLogger(__name__)
@@ -63,22 +65,14 @@ class Notification:
         return f"Notification({self.name!r}, {self.sender!r}, {self.data!r})"
 
 
-class NotificationCenter:
+class NotificationCenter(metaclass=Singleton):
     """The process-wide dispatcher; every instantiation returns the same object."""
 
-    _instance: NotificationCenter | None = None
-    _instance_lock = threading.Lock()
-
-    def __new__(cls) -> NotificationCenter:
-        with cls._instance_lock:
-            if cls._instance is None:
-                instance = super().__new__(cls)
-                instance._lock = threading.RLock()
-                instance._observers = []  # [(observer, name, sender)] in registration order
-                instance._queue = deque()
-                instance._delivering = False
-                cls._instance = instance
-            return cls._instance
+    def __init__(self) -> None:
+        self._lock = threading.RLock()
+        self._observers: list[tuple[object, object, object]] = []  # (observer, name, sender) in registration order
+        self._queue: deque = deque()
+        self._delivering = False
 
     def add_observer(self, observer: object, name: object = Any, sender: object = Any) -> None:
         """Register observer for notifications matching name and sender (Any matches everything)."""

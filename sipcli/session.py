@@ -31,6 +31,7 @@ from sipcli.audio import PlaybackFile
 from sipcli.engine import Engine, EngineError
 from sipcli.notification import NotificationCenter, NotificationData
 from sipcli.sdp import SessionDescription, audio_active, offered_chat
+from sipcli.singleton import Singleton
 from sipcli.uri import SIPURI, Route
 
 # sipcli.chat (and with it most of sipcli.msrp) is imported where a chat stream is made, not here: an audio-only
@@ -1015,27 +1016,17 @@ class Session:
         return self._pj_read_stats(call)
 
 
-class SessionManager:
+class SessionManager(metaclass=Singleton):
     """Tracks the sessions (a singleton) and turns incoming INVITEs into Sessions (SIPSessionNewIncoming)."""
 
-    _instance: SessionManager | None = None
     notification_id = "session_manager"
 
-    def __new__(cls) -> SessionManager:
-        if cls._instance is None:
-            instance = super().__new__(cls)
-            instance.sessions = []
-            instance._started = False
-            instance._pj_calls = []  # pjsua thread only: every live pj.Call
-            instance._pj_cancelled_at = None  # pjsua thread only: when a CANCEL was last sent
-            instance.codecs: list[str] | None = None
-            cls._instance = instance
-        return cls._instance
-
-    @classmethod
-    def reset_instance(cls) -> None:
-        """Test hook: the next SessionManager() is a fresh object."""
-        cls._instance = None
+    def __init__(self) -> None:
+        self.sessions: list[Session] = []
+        self._started = False
+        self._pj_calls: list[Any] = []  # pjsua thread only: every live pj.Call
+        self._pj_cancelled_at: float | None = None  # pjsua thread only: when a CANCEL was last sent
+        self.codecs: list[str] | None = None
 
     def start(self) -> None:
         """Take incoming calls and apply the codec order (SIPSimpleSettings.audio.codec_list, or ``codecs``)."""

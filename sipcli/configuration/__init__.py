@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import copy
 import logging
-import threading
 from collections.abc import Iterator
 from typing import Any as _AnyType
 
@@ -36,6 +35,7 @@ from sipcli.configuration.storage import (
     default_config_dir,
 )
 from sipcli.notification import NotificationCenter, NotificationData
+from sipcli.singleton import Singleton
 
 __all__ = [
     "DEFAULT", "ConfigurationError", "ConfigurationManager", "FileStorage", "MemoryStorage", "Setting",
@@ -272,24 +272,11 @@ class SettingsStore:
             self._data = fresh
 
 
-class ConfigurationManager:
+class ConfigurationManager(metaclass=Singleton):
     """The process-wide store of settings; ``start(storage)`` before creating settings objects."""
 
-    _instance: ConfigurationManager | None = None
-    _instance_lock = threading.Lock()
-
-    def __new__(cls) -> ConfigurationManager:
-        with cls._instance_lock:
-            if cls._instance is None:
-                cls._instance = super().__new__(cls)
-                cls._instance._store = None
-            return cls._instance
-
-    @classmethod
-    def reset_instance(cls) -> None:
-        """Test hook: forget the singleton, so that the next ConfigurationManager() is a new, stopped one."""
-        with cls._instance_lock:
-            cls._instance = None
+    def __init__(self) -> None:
+        self._store: SettingsStore | None = None
 
     def start(self, storage: Storage | None = None) -> None:
         """Load the configuration from storage (default: FileStorage(default_config_dir())).

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import threading
-
 from sipcli import __version__
 from sipcli.configuration import ConfigurationManager, Setting, SettingsGroup, SettingsObject, SettingsStore
 from sipcli.configuration.datatypes import (
@@ -16,6 +14,7 @@ from sipcli.configuration.datatypes import (
     SIPAddress,
     SIPTransportList,
 )
+from sipcli.singleton import Singleton
 
 __all__ = ["SIPSimpleSettings"]
 
@@ -43,7 +42,7 @@ class AudioSettings(SettingsGroup):
     recordings_directory = Setting(Path, default="~/.local/share/sipcli/recordings")
 
 
-class SIPSimpleSettings(SettingsObject):
+class SIPSimpleSettings(SettingsObject, metaclass=Singleton):
     """Settings that are not per account. ``local_ip`` None means: pick the address automatically."""
 
     notification_id = "settings"
@@ -57,22 +56,6 @@ class SIPSimpleSettings(SettingsObject):
     rtp = RTPSettings
     audio = AudioSettings
 
-    _instance: SIPSimpleSettings | None = None
-    _instance_lock = threading.Lock()
-
-    def __new__(cls, store: SettingsStore | ConfigurationManager | None = None) -> SIPSimpleSettings:
-        with cls._instance_lock:
-            if cls._instance is None:
-                instance = super().__new__(cls)
-                SettingsObject.__init__(instance, ("general",), store)
-                cls._instance = instance
-            return cls._instance
-
     def __init__(self, store: SettingsStore | ConfigurationManager | None = None) -> None:
-        """Already initialized by __new__: every call returns the same, loaded object."""
-
-    @classmethod
-    def reset_instance(cls) -> None:
-        """Test hook: the next SIPSimpleSettings() loads afresh from the (current) ConfigurationManager."""
-        with cls._instance_lock:
-            cls._instance = None
+        """Loaded once: every later SIPSimpleSettings() returns this object (reset_instance() loads afresh)."""
+        super().__init__(("general",), store)
