@@ -15,6 +15,7 @@ from sipcli.commands.runner import (
     account_options,
     engine_options,
     fail_usage,
+    parse_target,
     run_job,
 )
 from sipcli.commands.sessionjob import (
@@ -49,16 +50,6 @@ def call_options(command: Any) -> Any:
     return command
 
 
-def _target(uri: str) -> Any:
-    from sipcli.uri import SIPURI
-
-    text = uri if uri.lower().startswith(("sip:", "sips:")) else f"sip:{uri}"
-    try:
-        return SIPURI.parse(text)
-    except ValueError as error:
-        fail_usage(f"URI: {error}")
-
-
 def run_call(cli: Any, uri: str, choice: AccountChoice, engine: dict[str, Any], codecs: tuple[str, ...],
              srtp: str | None, options: MediaOptions, timeout: float | None) -> None:
     """Run the call job and exit with its code."""
@@ -68,7 +59,7 @@ def run_call(cli: Any, uri: str, choice: AccountChoice, engine: dict[str, Any], 
             fail_usage("URI: bonjour:NAME needs a neighbour name (see `sipcli neighbours`)")
         if not choice.is_p2p:
             fail_usage("URI: bonjour:NAME is for P2P mode (no --account or --from)")
-    target = _target(uri) if neighbour_name is None else None
+    target = parse_target(uri) if neighbour_name is None else None
     if options.dtmf and any(d not in "0123456789*#ABCDabcd" for d in options.dtmf):
         fail_usage(f"--dtmf: not DTMF digits: {options.dtmf!r} (0-9, *, #, A-D)")
     if options.unhold_after is not None and options.hold_after is None:

@@ -8,7 +8,6 @@ import threading
 from typing import Any
 
 import click
-from sipcli.commands.call import _target
 from sipcli.commands.exitcodes import ExitCode
 from sipcli.commands.runner import (
     AccountChoice,
@@ -17,9 +16,10 @@ from sipcli.commands.runner import (
     JobResult,
     account_options,
     engine_options,
+    parse_target,
     run_job,
 )
-from sipcli.commands.sessionjob import _failure_result, media_options, prepare_account, wait_ready
+from sipcli.commands.sessionjob import media_options, prepare_account, session_failure_result, wait_ready
 
 from sipcli.notification import NotificationCenter
 
@@ -145,7 +145,7 @@ async def run_chat(session: Any, target: Any, audio: bool, messages: tuple[str, 
             await session.wait_ended()
             return JobResult(ExitCode.TIMEOUT, f"no chat within {timeout:g} s")
         if first == "SIPSessionDidEnd":
-            return _failure_result(chat.failure) if chat.failure is not None else \
+            return session_failure_result(chat.failure) if chat.failure is not None else \
                 JobResult(ExitCode.NETWORK, chat.chat_failure or "the session ended before the chat started")
         if first == "MediaStreamDidFail":
             session.end()
@@ -203,7 +203,7 @@ def command(cli: Any, uri: str, choice: AccountChoice, engine: dict[str, Any], c
     Exit codes: 0 everything sent was delivered; 1 a message (or the session) was refused; 3 --timeout; 4 the
     MSRP connection failed; 2 usage; 130 interrupted.
     """
-    target = _target(uri)
+    target = parse_target(uri)
     if choice.is_p2p and not target.port and not target.user:
         raise click.UsageError(f"URI: {uri} has no user or port; in P2P mode chat with sip:user@host:port")
     if relay and choice.is_p2p:

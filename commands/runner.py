@@ -26,7 +26,7 @@ from sipcli.commands.exitcodes import ExitCode
 from sipcli.notification import NotificationCenter, NotificationData
 
 __all__ = ["AccountChoice", "JobContext", "JobFailed", "JobResult", "account_options", "engine_options",
-           "fail_usage", "run_job"]
+           "fail_usage", "parse_target", "run_job"]
 
 log = logging.getLogger("sipcli")
 
@@ -84,6 +84,17 @@ class JobContext:
 def fail_usage(message: str) -> NoReturn:
     """One line on stderr and exit 2 (before anything started)."""
     raise click.UsageError(message)
+
+
+def parse_target(uri: str) -> Any:
+    """The SIPURI a session command targets (``user@host`` gets ``sip:``); a malformed one is a usage error."""
+    from sipcli.uri import SIPURI
+
+    text = uri if uri.lower().startswith(("sip:", "sips:")) else f"sip:{uri}"
+    try:
+        return SIPURI.parse(text)
+    except ValueError as error:
+        fail_usage(f"URI: {error}")
 
 
 def _read_password(password_env: str | None, password_stdin: bool) -> str | None:

@@ -196,7 +196,8 @@ class _Events:
                 return name
 
 
-def _failure_result(failure: Any) -> JobResult:
+def session_failure_result(failure: Any) -> JobResult:
+    """The JobResult for a SIPSessionDidFail (its originator, code and reason): exit 1, 3 or 4."""
     code = int(getattr(failure, "code", 0) or 0)
     reason = str(getattr(failure, "reason", "") or "failed")
     data = {"code": code}
@@ -232,7 +233,7 @@ async def drive_session(session: Any, options: MediaOptions, *, answer_timeout: 
             await session.wait_ended()
             return JobResult(ExitCode.TIMEOUT, f"no answer within {answer_timeout:g} s", {"code": 487})
         if first == "SIPSessionDidEnd":
-            return _failure_result(events.failure)
+            return session_failure_result(events.failure)
         await _established(session, options)
         await session.wait_ended()
         return _outcome(session, options, events)

@@ -17,21 +17,6 @@ LOOPBACK = ("--local-ip", "127.0.0.1")
 
 
 @pytest.fixture
-def run(tmp_path):
-    """Start sipcli processes; every one is stopped at the end of the test."""
-    processes: list[SIPCLIProcess] = []
-
-    def start(*args: str, env: dict[str, str] | None = None) -> SIPCLIProcess:
-        process = SIPCLIProcess(tmp_path / "config", *args, env=env)
-        processes.append(process)
-        return process
-
-    yield start
-    for process in processes:
-        process.stop()
-
-
-@pytest.fixture
 def sipp(tmp_path):
     started = []
 

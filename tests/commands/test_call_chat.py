@@ -13,20 +13,6 @@ pytest.importorskip("pjsua2")
 LOOPBACK = ("--local-ip", "127.0.0.1")
 
 
-@pytest.fixture
-def run(tmp_path):
-    processes: list[SIPCLIProcess] = []
-
-    def start(*args: str) -> SIPCLIProcess:
-        process = SIPCLIProcess(tmp_path / "config", *args)
-        processes.append(process)
-        return process
-
-    yield start
-    for process in processes:
-        process.stop()
-
-
 def listen(run, *args: str) -> tuple[SIPCLIProcess, str]:
     listener = run("listen", *LOOPBACK, "--auto-answer", "--count", "1", *args)
     return listener, listener.wait_for("SIPCLIListenDidStart")["data"]["uris"]["udp"]

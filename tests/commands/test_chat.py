@@ -21,20 +21,6 @@ pytest.importorskip("pjsua2")
 LOOPBACK = ("--local-ip", "127.0.0.1")
 
 
-@pytest.fixture
-def run(tmp_path):
-    processes: list[SIPCLIProcess] = []
-
-    def start(*args: str, env: dict[str, str] | None = None, config: str = "config") -> SIPCLIProcess:
-        process = SIPCLIProcess(tmp_path / config, *args, env=env)
-        processes.append(process)
-        return process
-
-    yield start
-    for process in processes:
-        process.stop()
-
-
 def chat(tmp_path, *args: str, stdin: str = "", env: dict[str, str] | None = None,
          timeout: float = 40) -> tuple[int, list[dict], str]:
     """Run `sipcli chat ...` to its end with stdin: exit code, JSON lines, stderr."""

@@ -30,17 +30,13 @@ PASSWORDS = tuple(USERS.values())
 
 
 @pytest.fixture
-def run(tmp_path):
-    processes: list[SIPCLIProcess] = []
+def run(run):
+    """The shared runner, with this module's environment added to every process."""
 
-    def start(*args: str, config: str = "config", env: dict[str, str] | None = None) -> SIPCLIProcess:
-        process = SIPCLIProcess(tmp_path / config, *args, env={**ENV, **(env or {})})
-        processes.append(process)
-        return process
+    def start(*args: str, config: str = "config", env: dict[str, str] | None = None):
+        return run(*args, config=config, env={**ENV, **(env or {})})
 
-    yield start
-    for process in processes:
-        process.stop()
+    return start
 
 
 @pytest.fixture(scope="module")
