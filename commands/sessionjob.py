@@ -175,6 +175,7 @@ class _Events:
         self.digits = ""
         self.failure: Any = None
         self.not_delivered: list[Any] = []
+        self.ended_by_remote = False
         NotificationCenter().add_observer(self, sender=session)
 
     def handle_notification(self, notification: Any) -> None:
@@ -184,7 +185,14 @@ class _Events:
             self.failure = notification.data
         elif notification.name == "SIPSessionDidNotDeliverMessage":
             self.not_delivered.append(notification.data)
+        elif notification.name == "SIPSessionDidEnd":
+            self.ended_by_remote = notification.data.originator == "remote"
         self.queue.put_nowait(notification.name)
+
+    @property
+    def refused(self) -> list[Any]:
+        """Messages the remote side did not take; those still in flight when it hung up (our 408) are not."""
+        return [data for data in self.not_delivered if not (self.ended_by_remote and data.code == 408)]
 
     def close(self) -> None:
         NotificationCenter().purge_observer(self)
@@ -315,8 +323,8 @@ class _ChatSender:
 def _outcome(session: Any, options: MediaOptions, events: _Events) -> JobResult:
     data: dict[str, Any] = {"session": session.notification_id, "dtmf_received": events.digits,
                             "audio_received": session.audio_was_received}
-    if events.not_delivered:
-        first = events.not_delivered[0]
+    if events.refused:
+        first = events.refused[0]
         return JobResult(ExitCode.REFUSED, f"chat message not delivered: {first.code} {first.reason or ''}".strip(),
                          {**data, "code": first.code})
     if session.start_time and session.stop_time:

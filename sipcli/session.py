@@ -947,7 +947,10 @@ class Session:
             item = media[index]
             if item.type == pj.PJMEDIA_TYPE_AUDIO and item.status in (_MEDIA_ACTIVE, _MEDIA_LOCAL_HOLD,
                                                                       _MEDIA_REMOTE_HOLD):
-                return call.getAudioMedia(index)
+                try:
+                    return call.getAudioMedia(index)
+                except pj.Error:  # an a=inactive line (chat only) has no conference port to connect
+                    return None
         return None
 
     def _pj_connect_media(self) -> None:
