@@ -317,7 +317,7 @@ class ChatStream:
                 Engine().post(self._answered, offer, setup)
             else:
                 Engine().post(self._removed)
-        return splice_chat(str(description), chat or "m=message 0 TCP/MSRP *\r\nc=IN IP4 0.0.0.0", CHAT_SLOT)
+        return splice_chat(str(description), chat, CHAT_SLOT)
 
     # -- negotiation results (loop thread) ---------------------------------------------------------------------
 

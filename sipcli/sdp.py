@@ -112,10 +112,6 @@ class SessionDescription:
                 found.append(name)
         return found
 
-    def index_of(self, kind: str) -> int | None:
-        """Position of the first media section of kind, or None."""
-        return next((i for i, m in enumerate(self.media) if m.kind == kind), None)
-
 
 def splice_chat(sdp: str, chat: str | None, slot: int = CHAT_SLOT) -> str:
     """Put chat (an ``m=message`` section as text, or None to disable chat) at media position slot.
@@ -126,7 +122,8 @@ def splice_chat(sdp: str, chat: str | None, slot: int = CHAT_SLOT) -> str:
     description = SessionDescription.parse(sdp)
     if slot >= len(description.media):
         raise ValueError(f"SDP has no media section at position {slot}")
-    text = chat if chat is not None else DISABLED_CHAT
+    # pjsua refuses a media section without a connection line, a disabled one included
+    text = chat if chat is not None else f"{DISABLED_CHAT}\r\nc=IN IP4 0.0.0.0"
     first, *rest = text.replace("\r\n", "\n").strip("\n").split("\n")
     section = MediaSection.parse(first, rest)
     if section.kind != "message":
