@@ -223,7 +223,7 @@ def _select_account(choice: AccountChoice, use_default: bool) -> Any:
 
 def _exit_code_for(error: BaseException) -> JobResult:
     from sipcli.configuration import ConfigurationError
-    from sipcli.engine import EngineError
+    from sipcli.pjsua import EngineError
 
     if isinstance(error, JobFailed):
         return error.result
@@ -256,7 +256,9 @@ def run_job(cli: Any, job: Callable[[JobContext], Awaitable[JobResult]], *, choi
     engine_overrides.setdefault("log_level", 5 if verbose >= 2 else 2 if verbose == 1 else 0)
     try:
         # The bindings load on first use: fail here with one line rather than in the engine thread.
-        from pjsua2 import Endpoint  # noqa: F401
+        from sipcli.pjsua import load_bindings
+
+        load_bindings()
     except ImportError as error:
         result = JobResult(ExitCode.NETWORK, f"the SIP engine is not available (pjsua2-python: {error}); it needs "
                                              "Linux x86_64 and CPython 3.10-3.12")

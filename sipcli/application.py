@@ -14,8 +14,8 @@ import logging
 from collections.abc import Iterable
 from typing import Any
 
-from sipcli.engine import Engine, EngineSettings
 from sipcli.notification import NotificationCenter, NotificationData
+from sipcli.pjsua import Engine, EngineSettings
 from sipcli.singleton import Singleton
 
 __all__ = ["SIPApplication"]

@@ -27,7 +27,6 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sipcli.cpim import CPIM_TYPE, CPIMError, decode_cpim, encode_cpim, format_address, use_cpim
-from sipcli.engine import Engine
 from sipcli.msrp.connection import (
     ConnectionClosed,
     MessageDelivered,
@@ -40,6 +39,7 @@ from sipcli.msrp.sdp import OFFER_SETUP, MessageMedia, answer_setup, connection_
 from sipcli.msrp.transport import MSRPDispatcher, MSRPTransport, client_ssl_context, open_transport
 from sipcli.msrp.uri import MSRPURI
 from sipcli.notification import NotificationCenter, NotificationData
+from sipcli.pjsua import Engine
 from sipcli.sdp import CHAT_SLOT, SessionDescription, offered_chat, splice_chat
 from sipcli.singleton import Singleton
 

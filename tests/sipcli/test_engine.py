@@ -10,8 +10,8 @@ import time
 
 import pytest
 
-from sipcli.engine import Engine, EngineSettings, EngineStoppedError, SIPCoreError
 from sipcli.notification import NotificationCenter
+from sipcli.pjsua import Engine, EngineSettings, EngineStoppedError, SIPCoreError
 
 pytest.importorskip("pjsua2")
 
@@ -109,7 +109,7 @@ def test_command_round_trip_and_loop_lag_stay_small():
 def test_nothing_reaches_stdout_and_exit_is_clean():
     script = (
         "import asyncio\n"
-        "from sipcli.engine import Engine, EngineSettings\n"
+        "from sipcli.pjsua import Engine, EngineSettings\n"
         "async def main():\n"
         "    await Engine().start(EngineSettings(local_ip='127.0.0.1', tls_port=0, log_level=5, trace_sip=True))\n"
         "    await Engine().stop()\n"
@@ -124,7 +124,7 @@ def test_nothing_reaches_stdout_and_exit_is_clean():
 def test_exit_without_stop_does_not_abort():
     script = (
         "import asyncio\n"
-        "from sipcli.engine import Engine, EngineSettings\n"
+        "from sipcli.pjsua import Engine, EngineSettings\n"
         "async def main():\n"
         "    await Engine().start(EngineSettings(local_ip='127.0.0.1'))\n"
         "asyncio.run(main())\n"

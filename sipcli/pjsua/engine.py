@@ -110,8 +110,8 @@ class Engine(metaclass=Singleton):
 
     def __init__(self) -> None:
         self._shutdown_hooks: list[Callable[[], None]] = []
-        self.account_config_hooks = []
         self.incoming_call_hook = None
+        self.media_settings = None
         self._reset()
 
     def _reset(self) -> None:
@@ -177,7 +177,7 @@ class Engine(metaclass=Singleton):
         """Run fn(*args) on the pjsua thread; the future gets its result or exception (pj.Error as SIPCoreError)."""
         loop = self._loop if self._loop is not None else asyncio.get_running_loop()
         future = loop.create_future()
-        if self.state not in ("starting", "started") and not (self.state == "stopping" and self._thread_alive()):
+        if self.state not in ("starting", "started", "stopping") or not self._thread_alive():
             future.set_exception(EngineStoppedError("the SIP engine is not running"))
             return future
         was_idle = not self._commands
@@ -194,10 +194,11 @@ class Engine(metaclass=Singleton):
         with contextlib.suppress(RuntimeError):  # the loop closed meanwhile: nobody is left to tell
             loop.call_soon_threadsafe(callback, *args)
 
-    # Set by the SessionManager: hook(account, call_id, whole_msg) on the pjsua thread for each incoming INVITE.
-    incoming_call_hook: Callable[..., Any] | None
-    # fn(account, pj.AccountConfig) on the pjsua thread before each pj.Account is created (media settings...).
-    account_config_hooks: list[Callable[[Any, Any], Any]]
+    # Set by the SessionManager: hook(account, driver, whole_msg) -> status code, on the pjsua thread for each
+    # incoming INVITE (sipcli.pjsua.account); account is the owner given to the AccountDriver.
+    incoming_call_hook: Callable[[Any, Any, str], int] | None
+    # Set by the SessionManager before the first pj.Account is made: applied to every account's media config.
+    media_settings: Any
 
     def add_shutdown_hook(self, fn: Callable[[], Any]) -> None:
         """fn runs on the pjsua thread at stop, before accounts are removed and before libDestroy (LIFO)."""
@@ -257,13 +258,18 @@ class Engine(metaclass=Singleton):
             self.post(self._did_fail, error)
             return
         self.post(self._did_start)
+        failure: BaseException | None = None
         try:
             self._serve()
-        except BaseException as error:  # a bug in a command must not leave pjsua alive without a thread
+        except BaseException as error:  # a bug on this thread must not leave pjsua alive without a thread
             log.exception("the pjsua thread failed")
-            self.post(self._notify, "SIPEngineGotException", reason=repr(error))
-        self._shutdown()
-        self.post(self._did_end)
+            failure = error
+        try:
+            self._shutdown()
+        except BaseException as error:
+            log.exception("the pjsua thread failed while stopping")
+            failure = failure or error
+        self.post(self._did_end, failure)
 
     def _serve(self) -> None:
         poll_ms = 50 if self._wake_socket is not None else 2
@@ -426,10 +432,12 @@ class Engine(metaclass=Singleton):
         _set_future(self._ended, None, None)
         self._join()
 
-    def _did_end(self) -> None:
+    def _did_end(self, failure: BaseException | None = None) -> None:
         if self.state == "starting":  # stopped before it finished starting
             _set_future(self._started, EngineStoppedError("the SIP engine was stopped while starting"), None)
         self.state = "stopped"
+        if failure is not None:
+            self._notify("SIPEngineDidFail", reason=f"the pjsua thread failed: {failure!r}")
         self._notify("SIPEngineDidEnd")
         _set_future(self._ended, None, None)
         self._join()
