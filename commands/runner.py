@@ -16,6 +16,7 @@ import logging
 import os
 import signal
 import sys
+import types
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import IO, Any, NoReturn
@@ -305,6 +306,16 @@ async def _main(cli: Any, job: Callable[[JobContext], Awaitable[JobResult]], cho
 
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, on_signal, signum)
+    engine_failure: list[str] = []
+
+    def on_engine_failure(notification: Any) -> None:  # the pjsua thread died: end the job, exit 4
+        engine_failure.append(notification.data.reason)
+        if job_task is not None and not job_task.done():
+            job_task.cancel()
+
+    engine_watch = types.SimpleNamespace(handle_notification=on_engine_failure)
+    center = NotificationCenter()
+    center.add_observer(engine_watch, name="SIPEngineDidFail")
     result: JobResult
     try:
         storage = FileStorage(cli.config_dir)
@@ -322,6 +333,9 @@ async def _main(cli: Any, job: Callable[[JobContext], Awaitable[JobResult]], cho
         result = JobResult(ExitCode.INTERRUPTED, "interrupted")
     except Exception as error:
         result = _exit_code_for(error)
+    center.discard_observer(engine_watch, name="SIPEngineDidFail")
+    if engine_failure and not interrupted:
+        result = JobResult(ExitCode.NETWORK, f"SIP engine: {engine_failure[0]}")
     with contextlib.suppress(Exception):
         await application.stop()
     if interrupted and result.exit_code != ExitCode.INTERRUPTED:

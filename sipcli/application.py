@@ -120,6 +120,7 @@ class SIPApplication(metaclass=Singleton):
                 return
             manager = AccountManager()
             NotificationCenter().add_observer(self, name="SIPAccountManagerDidAddAccount")
+            NotificationCenter().add_observer(self, name="SIPEngineDidFail", sender=Engine())
             manager.start()
             engine = Engine()
             local_ip = next(iter(engine.transports.values()))[0] if engine.transports else "127.0.0.1"
@@ -155,6 +156,7 @@ class SIPApplication(metaclass=Singleton):
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._start_settled.wait(), 10)
         NotificationCenter().discard_observer(self, name="SIPAccountManagerDidAddAccount")
+        NotificationCenter().discard_observer(self, name="SIPEngineDidFail", sender=Engine())
         session_manager = self._session_manager()
         if session_manager is not None and hasattr(session_manager, "stop"):
             try:
@@ -189,6 +191,11 @@ class SIPApplication(metaclass=Singleton):
         return SessionManager()
 
     def handle_notification(self, notification: Any) -> None:
+        if notification.name == "SIPEngineDidFail":  # the pjsua thread died: nothing works any more
+            if self.state in ("starting", "started"):
+                self._post("SIPApplicationDidFail", reason=notification.data.reason)
+                self.stop()
+            return
         if notification.name == "SIPAccountManagerDidAddAccount" and Engine().is_running and \
                 self.state in ("starting", "started"):
             self._maybe_activate(notification.data.account)

@@ -264,12 +264,14 @@ class Engine(metaclass=Singleton):
         except BaseException as error:  # a bug on this thread must not leave pjsua alive without a thread
             log.exception("the pjsua thread failed")
             failure = error
+            self.post(self._did_fail_running, error)
         try:
             self._shutdown()
         except BaseException as error:
             log.exception("the pjsua thread failed while stopping")
-            failure = failure or error
-        self.post(self._did_end, failure)
+            if failure is None:
+                self.post(self._did_fail_running, error)
+        self.post(self._did_end)
 
     def _serve(self) -> None:
         poll_ms = 50 if self._wake_socket is not None else 2
@@ -432,12 +434,16 @@ class Engine(metaclass=Singleton):
         _set_future(self._ended, None, None)
         self._join()
 
-    def _did_end(self, failure: BaseException | None = None) -> None:
+    def _did_fail_running(self, error: BaseException) -> None:
+        """The pjsua thread broke down after the start: it shuts pjsua down and ends (SIPEngineDidEnd follows)."""
+        if self.state == "started":
+            self.state = "stopping"
+        self._notify("SIPEngineDidFail", reason=f"the pjsua thread failed: {error!r}")
+
+    def _did_end(self) -> None:
         if self.state == "starting":  # stopped before it finished starting
             _set_future(self._started, EngineStoppedError("the SIP engine was stopped while starting"), None)
         self.state = "stopped"
-        if failure is not None:
-            self._notify("SIPEngineDidFail", reason=f"the pjsua thread failed: {failure!r}")
         self._notify("SIPEngineDidEnd")
         _set_future(self._ended, None, None)
         self._join()
