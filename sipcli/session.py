@@ -26,7 +26,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from sipcli.audio import PlaybackFile
 from sipcli.notification import NotificationCenter, NotificationData
 from sipcli.pjsua import Engine, EngineError
 from sipcli.pjsua.call import (
@@ -58,16 +57,17 @@ from sipcli.pjsua.media import MediaSettings, set_codecs
 from sipcli.sdp import SessionDescription, audio_active, offered_chat
 from sipcli.singleton import Singleton
 from sipcli.sipmessage import header, message_body
+from sipcli.streams import MediaStream, SessionNotification, StreamEvent, StreamsChanged
+from sipcli.streams.audio import AudioStream
 from sipcli.uri import SIPURI, Route
 
-# sipcli.chat (and with it most of sipcli.msrp) is imported where a chat stream is made, not here: an audio-only
-# call or listen then never loads MSRP.
+# sipcli.streams.chat (and with it most of sipcli.msrp) is imported where a chat stream is made, not here: an
+# audio-only call or listen then never loads MSRP.
 if TYPE_CHECKING:
-    from sipcli.chat import ChatStream
+    from sipcli.streams.chat import ChatStream
 
 __all__ = [
     "STATES",
-    "AudioStream",
     "IllegalStateError",
     "Session",
     "SessionError",
@@ -130,61 +130,6 @@ def _uri_of(value: str | None) -> SIPURI | None:
         return SIPURI.parse(text)
     except ValueError:
         return None
-
-
-class AudioStream:
-    """The audio stream of a session: negotiated parameters (loop thread) and its WAV player/recorder.
-
-    ``play``, ``echo`` and recording take effect whenever the stream (re)starts: pjsua recreates it on hold and
-    unhold and may move it to another conference slot, so connections are remade on every media update.
-    """
-
-    kind = "audio"
-
-    def __init__(self, session: Session) -> None:
-        self.session = session
-        self.codec: str | None = None
-        self.sample_rate: int | None = None
-        self.srtp_active = False
-        self.local_rtp_address: str | None = None
-        self.local_rtp_port: int | None = None
-        self.remote_rtp_address_sdp: str | None = None
-        self.remote_rtp_port_sdp: int | None = None
-        self.remote_rtp_address_received: str | None = None
-        self.remote_rtp_port_received: int | None = None
-        self.packets_received = 0
-        self.started = False
-        self.recording_file_name: str | None = None
-        self.play_file: str | None = None  # what the player plays (a converted copy when needed)
-        self.echo = False
-        self._playback: PlaybackFile | None = None
-
-    @property
-    def was_received(self) -> bool:
-        return self.packets_received > 0
-
-    def set_play(self, source: str | os.PathLike | None) -> None:
-        """Play this WAV (any common format; converted to the bridge rate) into the call, in a loop."""
-        if self._playback is not None:
-            self._playback.close()
-            self._playback = None
-        if source is not None:
-            self._playback = PlaybackFile(source, Engine().settings.clock_rate)
-        self.play_file = str(self._playback.path) if self._playback is not None else None
-
-    def rewrite_sdp(self, local: str, remote: str | None) -> str:
-        """pjsua writes the audio lines itself."""
-        return local
-
-    def close(self) -> None:
-        """Loop thread, after the pjsua side is gone: remove a converted playback copy."""
-        if self._playback is not None:
-            self._playback.close()
-            self._playback = None
-
-    def update(self, info: dict[str, Any]) -> None:
-        for name, value in info.items():
-            setattr(self, name, value)
 
 
 class Session:
@@ -299,11 +244,11 @@ class Session:
         self.direction = "outgoing"
         self.remote_uri = uri
         if audio:
-            self.streams["audio"] = AudioStream(self)
+            self._add_stream(self._new_audio())
         if chat:
-            from sipcli.chat import ChatStream  # only sessions with chat load MSRP
+            from sipcli.streams.chat import ChatStream  # only sessions with chat load MSRP
 
-            self.streams["chat"] = ChatStream(self, use_tls=_msrp_tls(self.account))
+            self._add_stream(ChatStream(self, use_tls=_msrp_tls(self.account)))
             self.streams["chat"].audio_inactive = not audio  # chat-only: pjsua needs an audio line
         self._driver = self.driver_factory(_DriverHooks(self), self._driver_event)
         SessionManager()._add(self)
@@ -423,7 +368,7 @@ class Session:
         check_transition("add_chat", self.state)
         if self.chat is not None and self.chat.negotiated:
             raise SessionError("the session already has a chat stream")
-        from sipcli.chat import ChatStream  # only sessions with chat load MSRP
+        from sipcli.streams.chat import ChatStream  # only sessions with chat load MSRP
 
         chat = self.chat or ChatStream(self, use_tls=_msrp_tls(self.account))
         return asyncio.ensure_future(self._propose_chat(chat))
@@ -434,7 +379,7 @@ class Session:
         self._post("SIPSessionGotStreamProposal", proposer="local", streams=["chat"])
         try:
             await chat.prepare(self.account)
-            self.streams["chat"] = chat
+            self._add_stream(chat)
             await self._send(Reinvite(chat_slot=True))
         except Exception as error:
             chat.enabled = False
@@ -453,7 +398,7 @@ class Session:
         chat.enabled = False
         future = self._send(Reinvite(chat_slot=True))
         # MSRP closes once the peer has the offer: closed earlier, the peer would see a failed connection
-        future.add_done_callback(lambda _: chat._removed())
+        future.add_done_callback(lambda _: chat.removed())
         return future
 
     def remove_audio(self) -> asyncio.Future:
@@ -476,7 +421,7 @@ class Session:
         if self.audio is not None or self.chat is None:
             raise SessionError("the session already has audio")
         self.chat.audio_inactive = False
-        self.streams["audio"] = AudioStream(self)
+        self._add_stream(self._new_audio())
         self._change_state("PROPOSING")
         self._local_proposal_streams = ["audio"]
         self._post("SIPSessionGotStreamProposal", proposer="local", streams=["audio"])
@@ -492,15 +437,16 @@ class Session:
         if not audio and not chat:
             raise SessionError("accept at least one proposed stream, or reject_proposal()")
         if chat:
-            from sipcli.chat import ChatStream, ChatSupport  # only sessions with chat load MSRP
+            from sipcli.chat import ChatSupport  # only sessions with chat load MSRP
+            from sipcli.streams.chat import ChatStream
 
             if not ChatSupport().running:
                 raise SessionError("chat was proposed but is not available (ChatSupport not started)")
         self._cancel_proposal_timer()
         if audio:
-            self.streams["audio"] = AudioStream(self)
+            self._add_stream(self._new_audio())
         if chat and self.chat is None:
-            self.streams["chat"] = ChatStream(self)
+            self._add_stream(ChatStream(self))
         return asyncio.ensure_future(self._answer_proposal(audio, chat))
 
     def reject_proposal(self) -> asyncio.Future:
@@ -636,6 +582,20 @@ class Session:
         elif isinstance(event, AudioStatistics):
             self._audio_stats(event)
 
+    def _new_audio(self) -> AudioStream:
+        return AudioStream(Engine().settings.clock_rate)
+
+    def _add_stream(self, stream: MediaStream) -> None:
+        stream.on_event = self._stream_event
+        self.streams[stream.kind] = stream
+
+    def _stream_event(self, event: StreamEvent) -> None:
+        """Loop thread: what a stream tells its session."""
+        if isinstance(event, SessionNotification):
+            self._post(event.name, **event.data)
+        elif isinstance(event, StreamsChanged) and self.state == "ESTABLISHED":
+            self._stream_update(self._active_streams())
+
     def _release(self) -> None:
         if self._driver is not None:
             self._driver.release()
@@ -653,7 +613,7 @@ class Session:
         except ValueError:
             self.proposed_streams = []
         if "audio" in self.proposed_streams:
-            self.streams["audio"] = AudioStream(self)
+            self._add_stream(self._new_audio())
         SessionManager()._add(self)
         self._change_state("INCOMING")
         self._post("SIPSessionNewIncoming", streams=list(self.proposed_streams))
@@ -935,11 +895,11 @@ class SessionManager(metaclass=Singleton):
         session = Session(account)
         offer = offered_chat(message_body(message))
         if offer is not None:  # pjsua writes the answer SDP while ringing: the chat stream must exist
-            from sipcli.chat import ChatStream  # only sessions with chat load MSRP
+            from sipcli.streams.chat import ChatStream  # only sessions with chat load MSRP
 
             chat = ChatStream(session)
             if chat.pj_prepare_answer(account, offer):
-                session.streams["chat"] = chat
+                session._add_stream(chat)
         session._driver = driver
         driver.attach(_DriverHooks(session), session._driver_event)
         if not self._started or not self._for_us(account, message):

@@ -7,13 +7,13 @@ from types import SimpleNamespace
 
 import pytest
 
-from sipcli.chat import ChatStream, offered_chat
 from sipcli.cpim import CPIM_TYPE, decode_cpim, encode_cpim
 from sipcli.msrp.connection import MessageReceived
 from sipcli.msrp.uri import MSRPURI
 from sipcli.notification import NotificationCenter
-from sipcli.sdp import SessionDescription
+from sipcli.sdp import SessionDescription, offered_chat
 from sipcli.session import IllegalStateError, Session, SessionError, _DriverHooks
+from sipcli.streams.chat import ChatStream
 
 PJSUA_OFFER = (  # what pjsua writes with two audio slots; the second becomes the chat line
     "v=0\r\no=- 3913 3913 IN IP4 127.0.0.1\r\ns=pjmedia\r\nt=0 0\r\n"
@@ -43,6 +43,7 @@ class _Account:
 def stream():
     session = Session(_Account())
     chat = ChatStream(session)
+    session._add_stream(chat)
     chat.local_path = [MSRPURI.new("127.0.0.1", 40000)]
     yield chat
     NotificationCenter().purge_observer(chat)
