@@ -49,12 +49,14 @@ from sipcli.pjsua.events import (
     CallEvent,
     CallStateChanged,
     DTMFReceived,
+    IncomingCall,
     InviteResponse,
     MediaChanged,
     RemoteProposal,
 )
 from sipcli.pjsua.media import MediaSettings, set_codecs
 from sipcli.sdp import SessionDescription, audio_active, offered_chat
+from sipcli.sessionstate import ALLOWED, STATES, next_state
 from sipcli.singleton import Singleton
 from sipcli.sipmessage import header, message_body
 from sipcli.streams import MediaStream, SessionNotification, StreamEvent, StreamsChanged
@@ -77,27 +79,6 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-STATES = ("NULL", "CALLING", "INCOMING", "ACCEPTING", "ESTABLISHED", "PROPOSING", "PROPOSED", "TERMINATING",
-          "TERMINATED")
-# Which state each public method may be called in (the reference's "may only be called while ..." rules).
-_ALLOWED = {
-    "connect": {"NULL"},
-    "accept": {"INCOMING"},
-    "reject": {"INCOMING"},
-    "hold": {"ESTABLISHED"},
-    "unhold": {"ESTABLISHED"},
-    "send_dtmf": {"ESTABLISHED"},
-    "start_recording_audio": {"ESTABLISHED"},
-    "stop_recording_audio": {"ESTABLISHED"},
-    "end": {"CALLING", "INCOMING", "ACCEPTING", "ESTABLISHED", "PROPOSING", "PROPOSED"},
-    "add_chat": {"ESTABLISHED"},
-    "remove_chat": {"ESTABLISHED"},
-    "add_audio": {"ESTABLISHED"},
-    "remove_audio": {"ESTABLISHED"},
-    "send_message": {"ESTABLISHED"},
-    "accept_proposal": {"PROPOSED"},
-    "reject_proposal": {"PROPOSED"},
-}
 DTMF_DIGITS = frozenset("0123456789*#ABCD")
 NO_AUDIO_TIMEOUT = 5.0
 STATS_INTERVAL = 1.0
@@ -116,8 +97,8 @@ class IllegalStateError(SessionError):
 
 def check_transition(method: str, state: str) -> None:
     """Raise IllegalStateError unless method may be called in state."""
-    if state not in _ALLOWED[method]:
-        allowed = " or ".join(sorted(_ALLOWED[method]))
+    if state not in ALLOWED[method]:
+        allowed = " or ".join(sorted(ALLOWED[method]))
         raise IllegalStateError(f"Session.{method}() is not allowed in state {state} (only in {allowed})")
 
 
@@ -253,7 +234,7 @@ class Session:
         self._driver = self.driver_factory(_DriverHooks(self), self._driver_event)
         SessionManager()._add(self)
         self._post("SIPSessionNewOutgoing", streams=list(self.streams))
-        self._change_state("CALLING")
+        self._transition("connect")
         if chat:
             return asyncio.ensure_future(self._connect_with_chat(str(uri)))
         return self._send(self._make_call(str(uri)))
@@ -287,7 +268,7 @@ class Session:
             raise SessionError("chat was offered but is not available (ChatSupport not started)")
         if self.chat is not None and not chat:
             self.chat.decline_on_start = True  # pjsua already answered it: removed by a re-INVITE after the ACK
-        self._change_state("ACCEPTING")
+        self._transition("accept")
         return self._send(Answer(200))
 
     def reject(self, is_busy: bool = False) -> asyncio.Future:
@@ -295,7 +276,7 @@ class Session:
         check_transition("reject", self.state)
         self._end_requested = True
         self._post("SIPSessionWillEnd")
-        self._change_state("TERMINATING")
+        self._transition("end")
         return self._send(Answer(486 if is_busy else 603))
 
     def end(self, is_busy: bool = False) -> asyncio.Future:
@@ -304,13 +285,13 @@ class Session:
             future = asyncio.get_running_loop().create_future()
             future.set_result(None)
             if self.state == "NULL":
-                self._change_state("TERMINATED")
+                self._transition("end")
             return future
         check_transition("end", self.state)
         unanswered = self.state == "INCOMING"
         self._end_requested = True
         self._post("SIPSessionWillEnd")
-        self._change_state("TERMINATING")
+        self._transition("end")
         if unanswered:
             return self._send(Answer(486 if is_busy else 603))
         return self._send(Hangup(cancel=self.direction == "outgoing" and self.start_time is None))
@@ -374,7 +355,7 @@ class Session:
         return asyncio.ensure_future(self._propose_chat(chat))
 
     async def _propose_chat(self, chat: ChatStream) -> None:
-        self._change_state("PROPOSING")
+        self._transition("propose")
         self._local_proposal_streams = ["chat"]
         self._post("SIPSessionGotStreamProposal", proposer="local", streams=["chat"])
         try:
@@ -383,8 +364,7 @@ class Session:
             await self._send(Reinvite(chat_slot=True))
         except Exception as error:
             chat.enabled = False
-            if self.state == "PROPOSING":
-                self._change_state("ESTABLISHED")
+            self._transition("proposal_done")
             self._post("SIPSessionRejectedStreamProposal", proposer="local", reason=str(error))
 
     def remove_chat(self) -> asyncio.Future:
@@ -422,7 +402,7 @@ class Session:
             raise SessionError("the session already has audio")
         self.chat.audio_inactive = False
         self._add_stream(self._new_audio())
-        self._change_state("PROPOSING")
+        self._transition("propose")
         self._local_proposal_streams = ["audio"]
         self._post("SIPSessionGotStreamProposal", proposer="local", streams=["audio"])
         return self._send(Reinvite(chat_slot=True, unhold=True))
@@ -497,11 +477,14 @@ class Session:
         NotificationCenter().post_notification(name, sender=self,
                                                data=NotificationData(timestamp=datetime.now(UTC), **data))
 
-    def _change_state(self, state: str) -> None:
-        if state == self.state:
-            return
+    def _transition(self, trigger: str) -> bool:
+        """Take the transition of trigger from the current state (sipcli.sessionstate); whether there was one."""
+        state = next_state(self.state, trigger)
+        if state is None:
+            return False
         previous, self.state = self.state, state
         self._post("SIPSessionChangedState", prev_state=previous, state=state)
+        return True
 
     def _send(self, command: CallCommand) -> asyncio.Future:
         """Send command to the call's driver (the pjsua thread); a failed call set-up fails the session."""
@@ -538,7 +521,7 @@ class Session:
             self.audio.recording_file_name = None
             self._post("SIPSessionDidStopRecordingAudio", file_name=file_name)
         self.stop_time = datetime.now(UTC)
-        self._change_state("TERMINATED")
+        self._transition("finish")
         self._post("SIPSessionDidEnd", originator=originator)
         self._ended.set()
         SessionManager()._remove(self)
@@ -571,6 +554,8 @@ class Session:
         """Loop thread: an event of the call's driver."""
         if isinstance(event, CallStateChanged):
             self._call_state(event)
+        elif isinstance(event, IncomingCall):
+            self._incoming(event.message)
         elif isinstance(event, MediaChanged):
             self._media_update(event)
         elif isinstance(event, InviteResponse):
@@ -615,7 +600,7 @@ class Session:
         if "audio" in self.proposed_streams:
             self._add_stream(self._new_audio())
         SessionManager()._add(self)
-        self._change_state("INCOMING")
+        self._transition("incoming")
         self._post("SIPSessionNewIncoming", streams=list(self.proposed_streams))
 
     def _call_state(self, event: CallStateChanged) -> None:
@@ -642,7 +627,7 @@ class Session:
         if state == "CONFIRMED" and self.state in ("CALLING", "ACCEPTING", "TERMINATING"):
             if self.state != "TERMINATING":
                 self.start_time = datetime.now(UTC)
-                self._change_state("ESTABLISHED")
+                self._transition("confirmed")
                 self._streams_posted = self._active_streams()
                 self._post("SIPSessionDidStart", streams=list(self._streams_posted))
                 self._stats_task = asyncio.get_running_loop().create_task(self._watch_audio())
@@ -666,7 +651,7 @@ class Session:
             originator = "local" if self._end_requested else "remote"
             if not self._end_requested:
                 self._post("SIPSessionWillEnd")
-                self._change_state("TERMINATING")
+                self._transition("remote_end")
         self._finish(originator)
 
     def _media_update(self, event: MediaChanged) -> None:
@@ -699,7 +684,7 @@ class Session:
             else False
         if self.state != "PROPOSING":
             return
-        self._change_state("ESTABLISHED")
+        self._transition("proposal_done")
         proposed, self._local_proposal_streams = self._local_proposal_streams, []
         if "audio" in proposed:
             accepted = code // 100 == 2 and audio_active(body)
@@ -725,7 +710,7 @@ class Session:
                 self._answer_proposal(False, False, f"proposal received in state {self.state}"))
             return
         self._remote_proposal_streams = list(streams)
-        self._change_state("PROPOSED")
+        self._transition("proposal")
         self._post("SIPSessionGotStreamProposal", proposer="remote", streams=list(streams))
         if self.state == "PROPOSED":  # an observer may have decided already
             self._proposal_timer = asyncio.get_running_loop().call_later(self.proposal_timeout,
@@ -758,7 +743,7 @@ class Session:
         if not audio and "audio" in proposed:
             self.streams.pop("audio", None)
         if self.state == "PROPOSED":
-            self._change_state("ESTABLISHED")
+            self._transition("proposal_done")
         if audio or chat:
             self._post("SIPSessionAcceptedStreamProposal", proposer="remote")
             accepted = [name for name, wanted in (("audio", audio), ("chat", chat)) if wanted]
@@ -905,7 +890,7 @@ class SessionManager(metaclass=Singleton):
         if not self._started or not self._for_us(account, message):
             return 404 if self._started else 480
         # Posted before answering: answer() reports EARLY at once, and the Session must be INCOMING by then.
-        Engine().post(session._incoming, message)
+        driver.post(IncomingCall(message))
         return 180
 
     @staticmethod

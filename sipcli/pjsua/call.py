@@ -203,6 +203,7 @@ class CallDriver:
         return self._handlers[type(command)](self, command)
 
     def post(self, event: CallEvent) -> None:
+        """Hand event to on_event on the loop thread."""
         if self.on_event is not None:
             Engine().post(self.on_event, event)
 

@@ -8,8 +8,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-__all__ = ["AudioInfo", "AudioStatistics", "CallEvent", "CallStateChanged", "DTMFReceived", "InviteResponse",
-           "MediaChanged", "RegistrationStateChanged", "RemoteProposal"]
+__all__ = ["AudioInfo", "AudioStatistics", "CallEvent", "CallStateChanged", "DTMFReceived", "IncomingCall",
+           "InviteResponse", "MediaChanged", "RegistrationStateChanged", "RemoteProposal"]
+
+
+@dataclass(frozen=True)
+class IncomingCall:
+    """The INVITE of an incoming call, as received; the call rings (posted before pjsua's EARLY state)."""
+
+    message: str
 
 
 @dataclass(frozen=True)
@@ -80,7 +87,8 @@ class AudioStatistics:
     port: int | None
 
 
-CallEvent = CallStateChanged | MediaChanged | RemoteProposal | InviteResponse | DTMFReceived | AudioStatistics
+CallEvent = (IncomingCall | CallStateChanged | MediaChanged | RemoteProposal | InviteResponse | DTMFReceived
+             | AudioStatistics)
 
 
 @dataclass(frozen=True)
