@@ -133,7 +133,6 @@ class ChatStream:
         relay = getattr(getattr(account, "msrp", None), "relay", None)
         if relay:
             self.relay = await support.relay_grant(account, relay_uri(relay))
-            self.relay.sink.attach(self._on_event)
             self.local_path = list(self.relay.connection.local_path)
         elif self.use_tls and "tls" not in support.dispatchers:
             # No certificate to listen with: offer a=setup:active (we connect; RFC 4975 port 9 "discard" URI).
@@ -154,7 +153,6 @@ class ChatStream:
             if spare is not None:
                 self.relay = spare
                 self.local_path = list(spare.connection.local_path)
-                Engine().post(spare.sink.attach, self._on_event)
             else:
                 self.local_path = [support.local_uri(self.use_tls)]
         except ChatError as error:
@@ -259,6 +257,7 @@ class ChatStream:
         try:
             if self.relay is not None:
                 transport = self.relay
+                sink = transport.sink  # what the peer sent through the relay so far waits there too
                 transport.connection.remote_path = self.remote.path
                 transport.send_message(b"")  # binds the far side when its relay connected to it
             else:
