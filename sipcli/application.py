@@ -51,7 +51,7 @@ class SIPApplication(metaclass=Singleton):
         self.storage: Any = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._start_task: asyncio.Task | None = None
-        self._start_settled: asyncio.Future | None = None
+        self._start_settled: asyncio.Event | None = None
         self._stop_task: asyncio.Task | None = None
         self._activate: Iterable[str] | None = None
         self._sessions = True
@@ -89,12 +89,15 @@ class SIPApplication(metaclass=Singleton):
             return future
         if asyncio._get_running_loop() is not loop:
             return asyncio.run_coroutine_threadsafe(self._stop_from_elsewhere(), loop)
+        return self._stop_here(loop)
+
+    def _stop_here(self, loop: asyncio.AbstractEventLoop) -> asyncio.Task:
         if self._stop_task is None:
             self._stop_task = loop.create_task(self._stop())
         return self._stop_task
 
     async def _stop_from_elsewhere(self) -> None:
-        await self.stop()
+        await self._stop_here(asyncio.get_running_loop())
 
     @property
     def engine(self) -> Engine:
@@ -110,13 +113,16 @@ class SIPApplication(metaclass=Singleton):
         from sipcli.configuration import ConfigurationManager
         from sipcli.configuration.settings import SIPSimpleSettings
 
+        settled = self._start_settled
+        assert settled is not None  # set by start()
+
         try:
             if not ConfigurationManager().started:  # the CLI starts it early to resolve its accounts
                 ConfigurationManager().start(storage)
             settings = engine_settings_from(SIPSimpleSettings(), **{"audio": self._sessions, **engine_options})
             await Engine().start(settings)
             if self._stop_task is not None:
-                self._start_settled.set()
+                settled.set()
                 return
             manager = AccountManager()
             NotificationCenter().add_observer(self, name="SIPAccountManagerDidAddAccount")
@@ -132,12 +138,12 @@ class SIPApplication(metaclass=Singleton):
                 session_manager.start()
         except BaseException as error:
             log.debug("SIPApplication start failed", exc_info=True)
-            self._start_settled.set()
+            settled.set()
             self._post("SIPApplicationDidFail", reason=str(error) or type(error).__name__)
             with contextlib.suppress(Exception):
-                await self.stop()
+                await self._stop_here(asyncio.get_running_loop())
             raise
-        self._start_settled.set()
+        settled.set()
         if self.state == "starting":
             self.state = "started"
             self._post("SIPApplicationDidStart")

@@ -21,7 +21,7 @@ from sipcli.msrp.uri import MSRPURI
 from sipcli.pjsua import Engine
 from sipcli.singleton import Singleton
 
-__all__ = ["CHAT_CODECS", "ChatError", "ChatSupport", "EventSink", "relay_uri"]
+__all__ = ["CHAT_CODECS", "ChatError", "ChatSupport", "EventSink", "RelayGrant", "relay_uri"]
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +54,14 @@ class EventSink:
         self.early.clear()
 
 
+@dataclass
+class RelayGrant:
+    """One session's MSRP connection through a relay (RFC 4976), and the sink its events wait in meanwhile."""
+
+    transport: MSRPTransport
+    sink: EventSink
+
+
 def relay_uri(value: str) -> MSRPURI:
     """An MSRP relay URI from ``msrp[s]://host[:port];tcp`` or an account's ``sip:host[:port][;transport=tls]``."""
     text = str(value).strip()
@@ -71,7 +79,7 @@ class ChatSupport(metaclass=Singleton):
 
     def __init__(self) -> None:
         self.dispatchers: dict[str, MSRPDispatcher] = {}
-        self.spares: dict[str, MSRPTransport] = {}
+        self.spares: dict[str, RelayGrant] = {}
         self.server_context: ssl.SSLContext | None = None
         self.client_context: ssl.SSLContext | None = None
 
@@ -106,8 +114,8 @@ class ChatSupport(metaclass=Singleton):
             dispatcher.close()
         self.dispatchers.clear()
         spares, self.spares = list(self.spares.values()), {}
-        for transport in spares:
-            await transport.close()
+        for grant in spares:
+            await grant.transport.close()
 
     def local_uri(self, use_tls: bool) -> MSRPURI:
         """A fresh URI on our dispatcher (any thread); ChatError without one (TLS needs a certificate)."""
@@ -117,7 +125,7 @@ class ChatSupport(metaclass=Singleton):
                             else "chat is not started (ChatSupport().start())")
         return dispatcher.uri()
 
-    async def relay_grant(self, account: Any, uri: MSRPURI) -> MSRPTransport:
+    async def relay_grant(self, account: Any, uri: MSRPURI) -> RelayGrant:
         """Authenticate at the relay with the account's credentials; the transport carries one session."""
         credentials = getattr(account, "credentials", None)
         if credentials is None:
@@ -126,8 +134,7 @@ class ChatSupport(metaclass=Singleton):
         transport = await connect_relay(uri, MSRPURI.new(Engine().settings.local_ip or "127.0.0.1", 9, uri.use_tls),
                                         credentials.username, credentials.password,
                                         ssl_context=self.client_context if uri.use_tls else None, on_event=sink)
-        transport.sink = sink
-        return transport
+        return RelayGrant(transport, sink)
 
     async def keep_spare(self, account: Any) -> None:
         """Hold a relay grant for the next incoming chat of account (its msrp.relay setting)."""
@@ -135,14 +142,18 @@ class ChatSupport(metaclass=Singleton):
         if relay and str(account.id) not in self.spares:
             self.spares[str(account.id)] = await self.relay_grant(account, relay_uri(relay))
 
-    def take_spare(self, account: Any) -> MSRPTransport | None:
+    def take_spare(self, account: Any) -> RelayGrant | None:
         """pjsua thread: the spare grant of account, or None; a replacement is requested from the loop."""
-        transport = self.spares.pop(str(getattr(account, "id", "")), None)
-        if transport is not None:
+        grant = self.spares.pop(str(getattr(account, "id", "")), None)
+        if grant is not None:
             Engine().post(self._replace_spare, account)
-        return transport
+        return grant
 
     def _replace_spare(self, account: Any) -> None:
         task = asyncio.ensure_future(self.keep_spare(account))
-        task.add_done_callback(lambda t: t.cancelled() or t.exception() is None or
-                               log.warning("no spare MSRP relay grant: %s", t.exception()))
+        task.add_done_callback(_log_spare_failure)
+
+
+def _log_spare_failure(task: asyncio.Task) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        log.warning("no spare MSRP relay grant: %s", task.exception())

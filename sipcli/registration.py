@@ -81,7 +81,7 @@ class Registration:
         self.engine = Engine()
         self.register = bool(getattr(getattr(account, "sip", None), "register", False)) if register is None \
             else register
-        self.expires = int(expires or getattr(getattr(account, "sip", None), "register_interval", 600))
+        self.expires = int(expires or getattr(getattr(account, "sip", None), "register_interval", None) or 600)
         self.lookup = lookup or DNSLookup(self.engine.settings.dns_nameservers)
         self.notification_id = f"registration/{next(self._ids)}"
         self.state = "idle"

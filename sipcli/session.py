@@ -190,7 +190,8 @@ class Session:
     @property
     def chat_transport(self) -> Any:
         """The MSRPTransport of the chat stream, when connected."""
-        return self.chat.transport if self.has_chat else None
+        chat = self.chat
+        return chat.transport if chat is not None and chat.connected else None
 
     def _audio_attribute(self, name: str) -> Any:
         return getattr(self.audio, name) if self.audio is not None else None
@@ -319,9 +320,9 @@ class Session:
     def start_recording_audio(self, file_name: str | os.PathLike | None = None) -> asyncio.Future:
         """Record the received audio to a WAV file (mono 16-bit at the bridge rate); the whole call, holds too."""
         check_transition("start_recording_audio", self.state)
-        self._require_audio()
-        if self.audio.recording_file_name is not None:
-            raise SessionError(f"already recording to {self.audio.recording_file_name}")
+        audio = self._require_audio()
+        if audio.recording_file_name is not None:
+            raise SessionError(f"already recording to {audio.recording_file_name}")
         return asyncio.ensure_future(self._start_recording(file_name))
 
     def stop_recording_audio(self) -> asyncio.Future:
@@ -459,9 +460,11 @@ class Session:
 
     # -- internals (loop thread) -----------------------------------------------------------------------------------
 
-    def _require_audio(self) -> None:
-        if not self.has_audio:
+    def _require_audio(self) -> AudioStream:
+        audio = self.audio
+        if audio is None or not audio.started:
             raise SessionError("the session has no active audio stream")
+        return audio
 
     def _active_streams(self) -> list[str]:
         return [name for name, stream in self.streams.items() if stream.started]
@@ -538,14 +541,16 @@ class Session:
         path = str(Path(file_name).expanduser().resolve())
         self._post("SIPSessionWillStartRecordingAudio", file_name=path)
         await self._send(StartRecording(path))
-        self.audio.recording_file_name = path
+        self._require_audio().recording_file_name = path
         self._post("SIPSessionDidStartRecordingAudio", file_name=path)
 
     async def _stop_recording(self) -> None:
-        file_name = self.audio.recording_file_name
+        audio = self.audio
+        assert audio is not None  # stop_recording_audio() checked
+        file_name = audio.recording_file_name
         self._post("SIPSessionWillStopRecordingAudio", file_name=file_name)
         await self._send(StopRecording())
-        self.audio.recording_file_name = None
+        audio.recording_file_name = None
         self._post("SIPSessionDidStopRecordingAudio", file_name=file_name)
 
     # what the pjsua thread reports
@@ -748,7 +753,7 @@ class Session:
             self._post("SIPSessionAcceptedStreamProposal", proposer="remote")
             accepted = [name for name, wanted in (("audio", audio), ("chat", chat)) if wanted]
             self._stream_update(sorted({*self._active_streams(), *accepted}, key=list(self.streams).index))
-            if chat:
+            if chat and self.chat is not None:
                 self.chat.start()  # held back while PROPOSED (ChatStream._negotiated)
         elif self.state != "TERMINATED":
             self._post("SIPSessionRejectedStreamProposal", proposer="remote", reason=reason)
@@ -776,7 +781,8 @@ class Session:
                 stats = await self._send(ReadStatistics())
                 if stats is not None:
                     self._audio_stats(stats)
-            if not warned and self.has_audio and not self.audio.was_received and \
+            audio = self.audio
+            if not warned and audio is not None and audio.started and not audio.was_received and \
                     time.monotonic() - started >= NO_AUDIO_TIMEOUT and not self.on_hold:
                 warned = True
                 self._post("SIPSessionGotNoAudio")
@@ -807,8 +813,9 @@ class _DriverHooks:
     def prepare_proposal_answer(self, offer: str, chat: bool) -> bool:
         session = self.session
         stream = session.chat
+        media = offered_chat(offer)
         if chat and stream is not None:
-            chat = stream.pj_prepare_answer(session.account, offered_chat(offer))
+            chat = media is not None and stream.pj_prepare_answer(session.account, media)
             stream.enabled = chat
         elif stream is not None and not stream.negotiated:
             stream.enabled = False

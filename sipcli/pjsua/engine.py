@@ -23,7 +23,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVarTuple
 
 from sipcli.notification import NotificationCenter, NotificationData
 from sipcli.singleton import Singleton
@@ -31,6 +31,7 @@ from sipcli.singleton import Singleton
 __all__ = ["Engine", "EngineError", "EngineSettings", "EngineStoppedError", "SIPCoreError"]
 
 log = logging.getLogger(__name__)
+Arguments = TypeVarTuple("Arguments")
 pjsip_log = logging.getLogger("sipcli.pjsip")
 
 _PJ_TO_PY_LEVEL = {0: logging.CRITICAL, 1: logging.ERROR, 2: logging.WARNING, 3: logging.INFO}
@@ -94,8 +95,8 @@ def _convert_error(error: BaseException) -> BaseException:
     return error
 
 
-def _set_future(future: asyncio.Future, error: BaseException | None, result: Any) -> None:
-    if future.done():
+def _set_future(future: asyncio.Future | None, error: BaseException | None, result: Any) -> None:
+    if future is None or future.done():
         return
     if error is not None:
         future.set_exception(error)
@@ -173,7 +174,7 @@ class Engine(metaclass=Singleton):
             return future
         return self._ended
 
-    def run(self, fn: Callable[..., Any], *args: Any) -> asyncio.Future:
+    def run(self, fn: Callable[[*Arguments], Any], *args: *Arguments) -> asyncio.Future:
         """Run fn(*args) on the pjsua thread; the future gets its result or exception (pj.Error as SIPCoreError)."""
         loop = self._loop if self._loop is not None else asyncio.get_running_loop()
         future = loop.create_future()
@@ -186,7 +187,7 @@ class Engine(metaclass=Singleton):
             self._wake()
         return future
 
-    def post(self, callback: Callable[..., Any], *args: Any) -> None:
+    def post(self, callback: Callable[[*Arguments], Any], *args: *Arguments) -> None:
         """From the pjsua thread (or any thread): schedule callback(*args) on the loop thread."""
         loop = self._loop
         if loop is None or loop.is_closed():
@@ -457,10 +458,11 @@ class Engine(metaclass=Singleton):
 
     def _stop_at_exit(self) -> None:
         """Interpreter exit with the engine still up: stop it here, or pjsua dies mid-call and aborts."""
-        if self._thread_alive():
+        thread = self._thread
+        if thread is not None and thread.is_alive():
             self._stopping = True
             self._wake()
-            self._thread.join(5)
+            thread.join(5)
 
 
 class _captured_stdout:

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sipcli.chat import ChatError, ChatSupport, EventSink, relay_uri
+from sipcli.chat import ChatError, ChatSupport, EventSink, RelayGrant, relay_uri
 from sipcli.cpim import CPIM_TYPE, CPIMError, decode_cpim, encode_cpim, format_address, use_cpim
 from sipcli.msrp.connection import (
     ConnectionClosed,
@@ -84,7 +84,7 @@ class ChatStream:
         self.enabled = True  # pjsua thread reads: offer/answer a chat line (else the disabled line)
         self.audio_inactive = False  # pjsua thread reads: mark the audio line a=inactive (chat-only)
         self.local_path: list[MSRPURI] | None = None  # pjsua thread reads: our a=path
-        self.relay: MSRPTransport | None = None
+        self.relay: RelayGrant | None = None
         self.remote: MessageMedia | None = None
         self.we_offered: bool | None = None  # an offer of ours awaits its answer
         self.offerer = True  # who offered the current chat line
@@ -133,7 +133,7 @@ class ChatStream:
         relay = getattr(getattr(account, "msrp", None), "relay", None)
         if relay:
             self.relay = await support.relay_grant(account, relay_uri(relay))
-            self.local_path = list(self.relay.connection.local_path)
+            self.local_path = list(self.relay.transport.connection.local_path)
         elif self.use_tls and "tls" not in support.dispatchers:
             # No certificate to listen with: offer a=setup:active (we connect; RFC 4975 port 9 "discard" URI).
             self.local_path = [MSRPURI.new(support.dispatchers["tcp"].host, 9, True)]
@@ -152,7 +152,7 @@ class ChatStream:
         try:
             if spare is not None:
                 self.relay = spare
-                self.local_path = list(spare.connection.local_path)
+                self.local_path = list(spare.transport.connection.local_path)
             else:
                 self.local_path = [support.local_uri(self.use_tls)]
         except ChatError as error:
@@ -256,8 +256,8 @@ class ChatStream:
         sink = EventSink()
         try:
             if self.relay is not None:
-                transport = self.relay
-                sink = transport.sink  # what the peer sent through the relay so far waits there too
+                transport = self.relay.transport
+                sink = self.relay.sink  # what the peer sent through the relay so far waits there too
                 transport.connection.remote_path = self.remote.path
                 transport.send_message(b"")  # binds the far side when its relay connected to it
             else:
@@ -297,7 +297,7 @@ class ChatStream:
             self._task = None
         transport, self.transport = self.transport, None
         if self.relay is not None and transport is None:
-            transport = self.relay
+            transport = self.relay.transport
         self.relay = None
         if transport is not None:
             await transport.close()
@@ -350,7 +350,7 @@ class ChatStream:
             # kept until then: a removal or the session's end meanwhile still closes it with MediaStreamDidEnd.
             asyncio.get_running_loop().call_later(CLOSE_GRACE, self._connection_lost, self.transport, event.reason)
 
-    def _connection_lost(self, transport: MSRPTransport, reason: str) -> None:
+    def _connection_lost(self, transport: MSRPTransport, reason: str | None) -> None:
         if self.session.state in ("TERMINATING", "TERMINATED") or self.transport is not transport or self._closing \
                 or not self.enabled or not self.negotiated:
             return
@@ -376,10 +376,10 @@ class ChatStream:
                 self._got(text, content_type, headers, event)
                 return
         try:
-            text: str | bytes = body.decode("utf-8")
+            content: str | bytes = body.decode("utf-8")
         except UnicodeDecodeError:
-            text = body
-        self._got(text, content_type, headers, event)
+            content = body
+        self._got(content, content_type, headers, event)
 
     def _got(self, content: str | bytes, content_type: str, headers: dict[str, Any], event: MessageReceived) -> None:
         if isinstance(content, str) and content.startswith(_OTR_QUERY):
