@@ -150,8 +150,8 @@ class SIPApplication(metaclass=Singleton):
 
     async def _stop(self) -> None:
         from sipcli.account import AccountManager
+        from sipcli.activation import deactivate
         from sipcli.configuration import ConfigurationManager
-        from sipcli.registration import deactivate
 
         if self.state in ("stopping", "stopped"):
             return

@@ -17,7 +17,6 @@ import socket
 from dataclasses import dataclass
 from typing import Any
 
-from sipcli import bonjour
 from sipcli.lookup import DNSLookup, DNSLookupError
 from sipcli.notification import NotificationCenter, NotificationData
 from sipcli.pjsua import Engine, EngineError
@@ -295,25 +294,19 @@ _active: dict[Any, Registration] = {}
 
 
 def activate(account: Any) -> Registration:
-    """Give an activated Account/BonjourAccount its pj.Account (and registration); called by account.activate()."""
+    """Give an activated Account/BonjourAccount its Registration (its pj.Account, and REGISTER when it registers)."""
     registration = _active.get(account)
     if registration is None or registration._stopping is not None:
-        is_bonjour = not hasattr(account, "sip")
-        registration = Registration(account, register=False if is_bonjour else None)
+        registration = Registration(account, register=False if not hasattr(account, "sip") else None)
         _active[account] = registration
         registration.start()
-        if is_bonjour:
-            bonjour.activate(account)  # publishes/browses only when its discovery settings ask
     return registration
 
 
 def deactivate(account: Any, timeout: float = 2.0) -> asyncio.Future | None:
-    """Unregister and drop the account's pj.Account (and withdraw its Bonjour services); the future resolves
-    when done (None if never active)."""
+    """Unregister and drop the account's pj.Account; the future resolves when done (None if never active)."""
     registration = _active.pop(account, None)
-    pending = [f for f in (registration.stop(timeout) if registration is not None else None,
-                           bonjour.deactivate(account)) if f is not None]
-    return asyncio.gather(*pending) if len(pending) > 1 else pending[0] if pending else None
+    return registration.stop(timeout) if registration is not None else None
 
 
 def registration_of(account: Any) -> Registration | None:

@@ -55,7 +55,7 @@ from sipcli.pjsua.events import (
     RemoteProposal,
 )
 from sipcli.pjsua.media import MediaSettings, set_codecs
-from sipcli.sdp import SessionDescription, audio_active, offered_chat
+from sipcli.sessiondescription import SessionDescription, audio_active, offered_chat
 from sipcli.sessionstate import ALLOWED, STATES, next_state
 from sipcli.singleton import Singleton
 from sipcli.sipmessage import header, message_body

@@ -6,7 +6,7 @@ import os
 from collections.abc import Callable
 from typing import Any
 
-from sipcli.sdp import audio_active
+from sipcli.sessiondescription import audio_active
 from sipcli.streams import StreamEvent
 from sipcli.wav import PlaybackFile
 

@@ -39,7 +39,7 @@ from sipcli.msrp.transport import MSRPTransport, open_transport
 from sipcli.msrp.uri import MSRPURI
 from sipcli.notification import NotificationCenter, NotificationData
 from sipcli.pjsua import Engine
-from sipcli.sdp import CHAT_SLOT, SessionDescription, offered_chat, splice_chat
+from sipcli.sessiondescription import CHAT_SLOT, SessionDescription, offered_chat, splice_chat
 from sipcli.streams import SessionNotification, StreamEvent, StreamsChanged
 
 __all__ = ["ACCEPT_TYPES", "ChatMessage", "ChatStream"]

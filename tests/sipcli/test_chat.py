@@ -11,8 +11,8 @@ from sipcli.cpim import CPIM_TYPE, decode_cpim, encode_cpim
 from sipcli.msrp.connection import MessageReceived
 from sipcli.msrp.uri import MSRPURI
 from sipcli.notification import NotificationCenter
-from sipcli.sdp import SessionDescription, offered_chat
 from sipcli.session import IllegalStateError, Session, SessionError, _DriverHooks
+from sipcli.sessiondescription import SessionDescription, offered_chat
 from sipcli.streams.chat import ChatStream
 
 PJSUA_OFFER = (  # what pjsua writes with two audio slots; the second becomes the chat line

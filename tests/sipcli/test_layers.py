@@ -5,8 +5,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 PRODUCT = [*sorted((ROOT / "sipcli").rglob("*.py")), *sorted((ROOT / "commands").rglob("*.py"))]
-MIDDLEWARE = {"sipcli.session", "sipcli.account", "sipcli.registration", "sipcli.chat", "sipcli.application",
-              "sipcli.bonjour", "sipcli.configuration", "sipcli.commands"}
+MIDDLEWARE = {"sipcli.session", "sipcli.account", "sipcli.activation", "sipcli.registration", "sipcli.chat",
+              "sipcli.streams", "sipcli.application", "sipcli.bonjour", "sipcli.configuration", "sipcli.commands"}
 
 
 def imported_modules(path: Path) -> set[str]:
