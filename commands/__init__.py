@@ -53,7 +53,7 @@ class LazyGroup(click.Group):
         return module.command
 
     def main(self, *args: Any, standalone_mode: bool = True, **kwargs: Any) -> Any:
-        """click's main, except that a usage error is one line on stderr (DESIGN.md), not click's usage block."""
+        """click's main, except that a usage error is one line on stderr (README: "Exit codes"), not its usage."""
         if not standalone_mode:
             return super().main(*args, standalone_mode=False, **kwargs)
         try:

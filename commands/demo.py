@@ -50,8 +50,8 @@ async def _relay(process: asyncio.subprocess.Process, uri: asyncio.Future) -> No
 
 
 async def _demo(context: JobContext, duration: float) -> JobResult:
-    from sipcli.audio import sine, write_wav
     from sipcli.session import Session
+    from sipcli.wav import sine, write_wav
 
     with tempfile.TemporaryDirectory(prefix="sipcli-demo-") as workdir:
         caller_tone, listener_tone = Path(workdir) / "caller-440hz.wav", Path(workdir) / "listener-880hz.wav"

@@ -1,4 +1,4 @@
-"""Exit codes, the same in every subcommand (DESIGN.md)."""
+"""Exit codes, the same in every subcommand (README: "Exit codes")."""
 
 from enum import IntEnum
 

@@ -16,6 +16,7 @@ import logging
 import os
 import signal
 import sys
+import types
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import IO, Any, NoReturn
@@ -223,7 +224,7 @@ def _select_account(choice: AccountChoice, use_default: bool) -> Any:
 
 def _exit_code_for(error: BaseException) -> JobResult:
     from sipcli.configuration import ConfigurationError
-    from sipcli.engine import EngineError
+    from sipcli.pjsua import EngineError
 
     if isinstance(error, JobFailed):
         return error.result
@@ -256,7 +257,9 @@ def run_job(cli: Any, job: Callable[[JobContext], Awaitable[JobResult]], *, choi
     engine_overrides.setdefault("log_level", 5 if verbose >= 2 else 2 if verbose == 1 else 0)
     try:
         # The bindings load on first use: fail here with one line rather than in the engine thread.
-        from pjsua2 import Endpoint  # noqa: F401
+        from sipcli.pjsua import load_bindings
+
+        load_bindings()
     except ImportError as error:
         result = JobResult(ExitCode.NETWORK, f"the SIP engine is not available (pjsua2-python: {error}); it needs "
                                              "Linux x86_64 and CPython 3.10-3.12")
@@ -303,6 +306,16 @@ async def _main(cli: Any, job: Callable[[JobContext], Awaitable[JobResult]], cho
 
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, on_signal, signum)
+    engine_failure: list[str] = []
+
+    def on_engine_failure(notification: Any) -> None:  # the pjsua thread died: end the job, exit 4
+        engine_failure.append(notification.data.reason)
+        if job_task is not None and not job_task.done():
+            job_task.cancel()
+
+    engine_watch = types.SimpleNamespace(handle_notification=on_engine_failure)
+    center = NotificationCenter()
+    center.add_observer(engine_watch, name="SIPEngineDidFail")
     result: JobResult
     try:
         storage = FileStorage(cli.config_dir)
@@ -320,6 +333,9 @@ async def _main(cli: Any, job: Callable[[JobContext], Awaitable[JobResult]], cho
         result = JobResult(ExitCode.INTERRUPTED, "interrupted")
     except Exception as error:
         result = _exit_code_for(error)
+    center.discard_observer(engine_watch, name="SIPEngineDidFail")
+    if engine_failure and not interrupted:
+        result = JobResult(ExitCode.NETWORK, f"SIP engine: {engine_failure[0]}")
     with contextlib.suppress(Exception):
         await application.stop()
     if interrupted and result.exit_code != ExitCode.INTERRUPTED:

@@ -2,7 +2,7 @@
 
 ``drive_session`` takes a Session that was just connected or is about to be accepted, and does what the options
 ask once it is established (record, DTMF, hold/unhold, hang up after --duration), then checks the expectations
-and maps how the session ended to an exit code (DESIGN.md).
+and maps how the session ended to an exit code (README: "Exit codes").
 """
 
 from __future__ import annotations
@@ -60,7 +60,8 @@ def proposal_options(command: Callable) -> Callable:
     return click.option("--proposals", type=click.Choice(["accept", "reject", "ignore"]), default="accept",
                         show_default=True,
                         help="When the remote party proposes to add a stream (audio, or chat with --chat): accept "
-                             "it, reject it (488), or leave it undecided until --proposal-timeout.")(command)
+                             "it, reject it (a 200 OK that declines it), or leave it undecided until "
+                             "--proposal-timeout.")(command)
 
 
 class _ProposalAnswerer:

@@ -138,9 +138,9 @@ class _ActivationMixin:
         if self.active:
             return
         self.active = True
-        from sipcli import registration  # the engine layer: imported only by processes that run the engine
+        from sipcli import activation  # the engine layer: imported only by processes that run the engine
 
-        registration.activate(self)
+        activation.activate(self)
         NotificationCenter().post_notification("SIPAccountDidActivate", sender=self)
 
     def deactivate(self) -> None:
@@ -148,9 +148,9 @@ class _ActivationMixin:
         if not self.active:
             return
         self.active = False
-        from sipcli import registration
+        from sipcli import activation
 
-        registration.deactivate(self)  # unregisters in the background; SIPApplication.stop awaits it first
+        activation.deactivate(self)  # unregisters in the background; SIPApplication.stop awaits it first
         NotificationCenter().post_notification("SIPAccountDidDeactivate", sender=self)
 
 

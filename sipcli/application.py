@@ -14,8 +14,8 @@ import logging
 from collections.abc import Iterable
 from typing import Any
 
-from sipcli.engine import Engine, EngineSettings
 from sipcli.notification import NotificationCenter, NotificationData
+from sipcli.pjsua import Engine, EngineSettings
 from sipcli.singleton import Singleton
 
 __all__ = ["SIPApplication"]
@@ -51,7 +51,7 @@ class SIPApplication(metaclass=Singleton):
         self.storage: Any = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._start_task: asyncio.Task | None = None
-        self._start_settled: asyncio.Future | None = None
+        self._start_settled: asyncio.Event | None = None
         self._stop_task: asyncio.Task | None = None
         self._activate: Iterable[str] | None = None
         self._sessions = True
@@ -89,12 +89,15 @@ class SIPApplication(metaclass=Singleton):
             return future
         if asyncio._get_running_loop() is not loop:
             return asyncio.run_coroutine_threadsafe(self._stop_from_elsewhere(), loop)
+        return self._stop_here(loop)
+
+    def _stop_here(self, loop: asyncio.AbstractEventLoop) -> asyncio.Task:
         if self._stop_task is None:
             self._stop_task = loop.create_task(self._stop())
         return self._stop_task
 
     async def _stop_from_elsewhere(self) -> None:
-        await self.stop()
+        await self._stop_here(asyncio.get_running_loop())
 
     @property
     def engine(self) -> Engine:
@@ -110,16 +113,20 @@ class SIPApplication(metaclass=Singleton):
         from sipcli.configuration import ConfigurationManager
         from sipcli.configuration.settings import SIPSimpleSettings
 
+        settled = self._start_settled
+        assert settled is not None  # set by start()
+
         try:
             if not ConfigurationManager().started:  # the CLI starts it early to resolve its accounts
                 ConfigurationManager().start(storage)
             settings = engine_settings_from(SIPSimpleSettings(), **{"audio": self._sessions, **engine_options})
             await Engine().start(settings)
             if self._stop_task is not None:
-                self._start_settled.set()
+                settled.set()
                 return
             manager = AccountManager()
             NotificationCenter().add_observer(self, name="SIPAccountManagerDidAddAccount")
+            NotificationCenter().add_observer(self, name="SIPEngineDidFail", sender=Engine())
             manager.start()
             engine = Engine()
             local_ip = next(iter(engine.transports.values()))[0] if engine.transports else "127.0.0.1"
@@ -131,20 +138,20 @@ class SIPApplication(metaclass=Singleton):
                 session_manager.start()
         except BaseException as error:
             log.debug("SIPApplication start failed", exc_info=True)
-            self._start_settled.set()
+            settled.set()
             self._post("SIPApplicationDidFail", reason=str(error) or type(error).__name__)
             with contextlib.suppress(Exception):
-                await self.stop()
+                await self._stop_here(asyncio.get_running_loop())
             raise
-        self._start_settled.set()
+        settled.set()
         if self.state == "starting":
             self.state = "started"
             self._post("SIPApplicationDidStart")
 
     async def _stop(self) -> None:
         from sipcli.account import AccountManager
+        from sipcli.activation import deactivate
         from sipcli.configuration import ConfigurationManager
-        from sipcli.registration import deactivate
 
         if self.state in ("stopping", "stopped"):
             return
@@ -155,6 +162,7 @@ class SIPApplication(metaclass=Singleton):
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._start_settled.wait(), 10)
         NotificationCenter().discard_observer(self, name="SIPAccountManagerDidAddAccount")
+        NotificationCenter().discard_observer(self, name="SIPEngineDidFail", sender=Engine())
         session_manager = self._session_manager()
         if session_manager is not None and hasattr(session_manager, "stop"):
             try:
@@ -189,6 +197,11 @@ class SIPApplication(metaclass=Singleton):
         return SessionManager()
 
     def handle_notification(self, notification: Any) -> None:
+        if notification.name == "SIPEngineDidFail":  # the pjsua thread died: nothing works any more
+            if self.state in ("starting", "started"):
+                self._post("SIPApplicationDidFail", reason=notification.data.reason)
+                self.stop()
+            return
         if notification.name == "SIPAccountManagerDidAddAccount" and Engine().is_running and \
                 self.state in ("starting", "started"):
             self._maybe_activate(notification.data.account)

@@ -293,6 +293,7 @@ async def find_neighbour(account: Any, name: str, timeout: float) -> Neighbour |
     services = services_of(account)
     if services is None:
         raise RuntimeError(f"{account.id} is not browsing (set discovery.browse before it activates)")
+    neighbours = services.neighbours
     found: asyncio.Future = asyncio.get_running_loop().create_future()
 
     def check(neighbour: Neighbour | None) -> None:
@@ -301,7 +302,7 @@ async def find_neighbour(account: Any, name: str, timeout: float) -> Neighbour |
 
     class Observer:
         def handle_notification(self, notification: Any) -> None:
-            check(services.neighbours.get(notification.data.neighbour))
+            check(neighbours.get(notification.data.neighbour))
 
     observer = Observer()
     center = NotificationCenter()

@@ -99,7 +99,7 @@ def encode_cpim(content: bytes, content_type: str, sender: str | None = None, re
 
 
 def _headers(block: bytes) -> list[tuple[str, str]]:
-    headers = []
+    headers: list[tuple[str, str]] = []
     for line in block.decode("utf-8", errors="replace").replace("\r\n", "\n").split("\n"):
         if not line.strip():
             continue

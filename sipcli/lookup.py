@@ -107,7 +107,7 @@ class DNSLookup:
     def _srv(self, name: str, transport: str, full_name: str | None = None) -> list[Route]:
         records = self._query(full_name or f"{_SRV_PREFIXES[transport]}.{name}", "SRV")
         records.sort(key=lambda record: (record.priority, -record.weight))
-        routes = []
+        routes: list[Route] = []
         for record in records:
             target = record.target.to_text(omit_final_dot=True)
             if target == "":  # "." means: the service is not offered here

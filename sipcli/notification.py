@@ -46,7 +46,7 @@ class NotificationData:
     def __eq__(self, other: object) -> bool:
         return isinstance(other, NotificationData) and self.__dict__ == other.__dict__
 
-    __hash__ = None  # mutable
+    __hash__ = None  # type: ignore[assignment]  # mutable: unhashable
 
 
 class Notification:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 import itertools
 import logging
 import re
@@ -18,10 +17,11 @@ import socket
 from dataclasses import dataclass
 from typing import Any
 
-from sipcli import bonjour
-from sipcli.engine import Engine, EngineError
 from sipcli.lookup import DNSLookup, DNSLookupError
 from sipcli.notification import NotificationCenter, NotificationData
+from sipcli.pjsua import Engine, EngineError
+from sipcli.pjsua.account import AccountDriver, AccountParams
+from sipcli.pjsua.events import RegistrationStateChanged
 from sipcli.uri import SIPURI, Route, is_ip_address
 
 __all__ = ["Registration", "RegistrationFailure", "activate", "deactivate", "registration_of"]
@@ -31,7 +31,6 @@ log = logging.getLogger(__name__)
 MAX_RETRY_DELAY = 300.0
 FIRST_RETRY_DELAY = 5.0
 _CONTACT_HEADER = re.compile(r"^(?:contact|m)\s*:\s*(.*)$", re.IGNORECASE | re.MULTILINE)
-_PJ_SRTP = {"disabled": 0, "optional": 1, "mandatory": 2}  # PJMEDIA_SRTP_DISABLED / OPTIONAL / MANDATORY
 
 
 @dataclass(frozen=True)
@@ -67,42 +66,6 @@ def source_address(destination: str) -> str:
             return "127.0.0.1"
 
 
-@functools.cache
-def _pj_account_class() -> type:
-    import pjsua2 as pj
-
-    class PJAccount(pj.Account):
-        """pjsua-thread side of an account: reports registration state and hands incoming calls over."""
-
-        def __init__(self, owner: Registration) -> None:
-            super().__init__()
-            self._owner = owner
-            self._account = owner.account
-
-        def onRegState(self, prm: Any) -> None:
-            engine = Engine()
-            code, reason, expiration, status = int(prm.code), str(prm.reason), int(prm.expiration), int(prm.status)
-            message = prm.rdata.wholeMsg if prm.rdata is not None else ""
-            error = engine.endpoint.utilStrError(status) if status != 0 else ""
-            engine.post(self._owner._reg_state, code, reason, expiration, error, message)
-
-        def onIncomingCall(self, prm: Any) -> None:
-            engine = Engine()
-            call_id, message = int(prm.callId), str(prm.rdata.wholeMsg)
-            hook = engine.incoming_call_hook
-            if hook is not None:
-                hook(self._account, call_id, message)
-                return
-            # Nobody takes calls in this process: refuse at once, and let the Call go (nothing keeps it). A hang-up
-            # (not answer()) is what sets the code: the Call's destructor would otherwise hang up with 603.
-            call = pj.Call(self, call_id)
-            refusal = pj.CallOpParam()
-            refusal.statusCode = 480
-            call.hangup(refusal)
-
-    return PJAccount
-
-
 class Registration:
     """The engine side of one active account: its pj.Account and, for a registering account, its registration.
 
@@ -117,7 +80,7 @@ class Registration:
         self.engine = Engine()
         self.register = bool(getattr(getattr(account, "sip", None), "register", False)) if register is None \
             else register
-        self.expires = int(expires or getattr(getattr(account, "sip", None), "register_interval", 600))
+        self.expires = int(expires or getattr(getattr(account, "sip", None), "register_interval", None) or 600)
         self.lookup = lookup or DNSLookup(self.engine.settings.dns_nameservers)
         self.notification_id = f"registration/{next(self._ids)}"
         self.state = "idle"
@@ -127,8 +90,7 @@ class Registration:
         self.last_failure: RegistrationFailure | None = None
         self.failures = 0
         self._route_index = 0
-        self._pj_account: Any = None  # pjsua thread only
-        self._pj_route: Route | None = None
+        self._driver = AccountDriver(account, self._driver_event)  # its methods run on the pjsua thread
         self._retry: asyncio.TimerHandle | None = None
         self._task: asyncio.Task | None = None
         self._stopping: asyncio.Future | None = None
@@ -159,7 +121,7 @@ class Registration:
     async def _start(self) -> None:
         try:
             if not self.register:
-                await self.engine.run(self._pj_create, None, None)
+                await self.engine.run(self._driver.create, self._params(None, None))
                 return
             await self._attempt()
         except asyncio.CancelledError:
@@ -186,7 +148,7 @@ class Registration:
             return
         self.contact_uri = self._contact(self.route)
         try:
-            await self.engine.run(self._pj_register, self.route, self.contact_uri)
+            await self.engine.run(self._driver.register, self._params(self.route, self.contact_uri))
         except EngineError as error:
             self._failed(RegistrationFailure("transport", str(error)))
 
@@ -206,8 +168,10 @@ class Registration:
         uri = f"sip:{self.account.contact.username}@{local_ip}:{port}"
         return uri if route.transport == "udp" else f"{uri};transport={route.transport}"
 
-    def _reg_state(self, code: int, reason: str, expiration: int, error: str, message: str) -> None:
+    def _driver_event(self, event: RegistrationStateChanged) -> None:
         """Loop thread: what onRegState copied."""
+        code, reason, expiration, error, message = (event.code, event.reason, event.expiration, event.error,
+                                                    event.message)
         if self.state == "ended":
             return
         if self.state == "unregistering":
@@ -251,7 +215,7 @@ class Registration:
         if self._stopping is not None or self.state != "registered":
             return
         try:
-            await self.engine.run(self._pj_refresh)
+            await self.engine.run(self._driver.refresh)
         except EngineError as error:
             log.debug("refresh of %s not sent: %s", self.account.id, error)
 
@@ -293,7 +257,7 @@ class Registration:
             self.state = "unregistering"
             self._ended = asyncio.get_running_loop().create_future()
             try:
-                sent = await self.engine.run(self._pj_unregister)
+                sent = await self.engine.run(self._driver.unregister)
             except EngineError:
                 sent = False
             if sent:
@@ -304,114 +268,45 @@ class Registration:
                 self._post("SIPAccountRegistrationDidEnd", registration=self)
         self.state = "ended"
         with contextlib.suppress(EngineError):  # the engine is stopping: it removes leftover accounts itself
-            await self.engine.run(self._pj_destroy)
+            await self.engine.run(self._driver.destroy)
 
-    # -- pjsua thread ------------------------------------------------------------------------------------------
-
-    def _pj_config(self, route: Route | None, contact: str | None) -> Any:
-        import pjsua2 as pj
-
+    def _params(self, route: Route | None, contact: str | None) -> AccountParams:
+        """What the pj.Account is made with: for route, or P2P (known by its contact user) without one."""
         account = self.account
-        engine = self.engine
-        config = pj.AccountConfig()
         credentials = account.credentials
         display = getattr(account, "display_name", None)
-        if route is None:  # P2P: the account is known by its contact user
-            local_ip = next(iter(engine.transports.values()))[0] if engine.transports else "127.0.0.1"
+        if route is None:
+            transports = self.engine.transports
+            local_ip = next(iter(transports.values()))[0] if transports else "127.0.0.1"
             identity = f"sip:{account.contact.username}@{local_ip}"
         else:
             identity = f"sip:{account.id}"
-        config.idUri = f'"{display}" <{identity}>' if display else identity
-        config.regConfig.registerOnAdd = False
-        config.regConfig.retryIntervalSec = 0
-        config.regConfig.firstRetryIntervalSec = 0
-        config.regConfig.dropCallsOnFail = False
-        config.regConfig.timeoutSec = self.expires
-        config.regConfig.delayBeforeRefreshSec = max(1, min(5, self.expires // 2))
-        config.regConfig.unregWaitMsec = 1000
-        if route is not None:
-            config.regConfig.registrarUri = f"sip:{account.id.domain}"
-            config.sipConfig.proxies.append(str(route.uri))
-            config.sipConfig.transportId = engine.transport_ids[route.transport]
-            config.sipConfig.contactForced = f"<{contact}>"
-        if credentials.password:
-            config.sipConfig.authCreds.append(pj.AuthCredInfo("digest", "*", credentials.username, 0,
-                                                              credentials.password))
-        # Contacts and Via are what we computed for the route: no rewriting from what a server echoes back.
-        config.natConfig.contactRewriteUse = 0
-        config.natConfig.viaRewriteUse = 0
-        config.natConfig.sdpNatRewriteUse = 0
-        config.natConfig.sipOutboundUse = 0
         srtp = str(getattr(getattr(account, "rtp", None), "srtp_encryption", "disabled"))
-        config.mediaConfig.srtpUse = _PJ_SRTP.get(srtp, 0)
-        config.mediaConfig.srtpSecureSignaling = 0
-        for hook in engine.account_config_hooks:
-            hook(account, config)
-        return config
-
-    def _pj_create(self, route: Route | None, contact: str | None) -> None:
-        pj_account = _pj_account_class()(self)
-        pj_account.create(self._pj_config(route, contact), False)
-        self._pj_account = pj_account
-        self._pj_route = route
-        self.account.pj_account = pj_account
-        self.engine.add_account(pj_account)
-
-    def _pj_register(self, route: Route, contact: str) -> None:
-        if self._pj_account is None or self._pj_route != route:
-            self._pj_destroy()
-            self._pj_create(route, contact)
-        self._pj_account.setRegistration(True)
-
-    def _pj_refresh(self) -> None:
-        if self._pj_account is not None:
-            self._pj_account.setRegistration(True)
-
-    def _pj_unregister(self) -> bool:
-        if self._pj_account is None:
-            return False
-        try:
-            self._pj_account.setRegistration(False)
-        except Exception as error:
-            log.debug("unregister failed: %r", error)
-            return False
-        return True
-
-    def _pj_destroy(self) -> None:
-        pj_account = self._pj_account
-        if pj_account is None:
-            return
-        self._pj_account = None
-        self._pj_route = None
-        if getattr(self.account, "pj_account", None) is pj_account:
-            self.account.pj_account = None
-        self.engine.remove_account(pj_account)
-        pj_account.shutdown()
+        return AccountParams(
+            id_uri=f'"{display}" <{identity}>' if display else identity, username=credentials.username,
+            password=credentials.password or None, expires=self.expires, srtp=srtp,
+            registrar_uri=f"sip:{account.id.domain}" if route is not None else None,
+            route_uri=str(route.uri) if route is not None else None,
+            transport=route.transport if route is not None else None, contact=contact)
 
 
 _active: dict[Any, Registration] = {}
 
 
 def activate(account: Any) -> Registration:
-    """Give an activated Account/BonjourAccount its pj.Account (and registration); called by account.activate()."""
+    """Give an activated Account/BonjourAccount its Registration (its pj.Account, and REGISTER when it registers)."""
     registration = _active.get(account)
     if registration is None or registration._stopping is not None:
-        is_bonjour = not hasattr(account, "sip")
-        registration = Registration(account, register=False if is_bonjour else None)
+        registration = Registration(account, register=False if not hasattr(account, "sip") else None)
         _active[account] = registration
         registration.start()
-        if is_bonjour:
-            bonjour.activate(account)  # publishes/browses only when its discovery settings ask
     return registration
 
 
 def deactivate(account: Any, timeout: float = 2.0) -> asyncio.Future | None:
-    """Unregister and drop the account's pj.Account (and withdraw its Bonjour services); the future resolves
-    when done (None if never active)."""
+    """Unregister and drop the account's pj.Account; the future resolves when done (None if never active)."""
     registration = _active.pop(account, None)
-    pending = [f for f in (registration.stop(timeout) if registration is not None else None,
-                           bonjour.deactivate(account)) if f is not None]
-    return asyncio.gather(*pending) if len(pending) > 1 else pending[0] if pending else None
+    return registration.stop(timeout) if registration is not None else None
 
 
 def registration_of(account: Any) -> Registration | None:

@@ -1,22 +1,21 @@
-"""Sessions: the reference's ``Session`` and ``SessionManager`` on top of pjsua2 calls (audio; chat plugs in).
+"""Sessions: the reference's ``Session`` and ``SessionManager`` on top of pjsua calls (audio; chat plugs in).
 
-Threading (see ``sipcli.engine``): Session objects live on the asyncio loop thread and post every notification
-from it. Their pjsua2 side, a ``pj.Call`` subclass plus the WAV player/recorder of the audio stream, lives on the
-pjsua thread: its callbacks copy plain data and ``Engine.post`` it to the Session; the Session drives it with
-``Engine.run``. The SessionManager keeps every pj.Call referenced (pjsua2 hangs up a collected Call) and drops
-them, with players and recorders, in an engine shutdown hook before ``libDestroy`` (alive, they abort it).
+Threading: Session objects live on the asyncio loop thread and post every notification from it. Their pjsua
+side is a ``sipcli.pjsua.call.CallDriver``: the Session sends it commands (``MakeCall``, ``Hold``...) and gets
+its events (``CallStateChanged``, ``MediaChanged``...) back on the loop thread. The driver keeps every pj.Call
+referenced and drops them before the engine stops.
 
 Streams: a Session holds ``streams`` ({"audio": AudioStream, later "chat": ...}). Every SDP pjsua produces for
-the session (offers, answers, re-offers for hold) passes through ``Session.local_sdp``, which gives each stream
-its ``rewrite_sdp(local, remote)`` hook; that runs on the pjsua thread and must only use plain data.
+the session (offers, answers, re-offers for hold) passes through each stream's ``rewrite_sdp(local, remote)``
+hook (``_DriverHooks``); that runs on the pjsua thread and must only use plain data.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import functools
-import gc
 import itertools
 import logging
 import os
@@ -27,21 +26,50 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from sipcli.audio import PlaybackFile
-from sipcli.engine import Engine, EngineError
 from sipcli.notification import NotificationCenter, NotificationData
-from sipcli.sdp import SessionDescription, audio_active, offered_chat
+from sipcli.pjsua import Engine, EngineError
+from sipcli.pjsua.call import (
+    Answer,
+    AnswerProposal,
+    CallCommand,
+    CallDriver,
+    ConnectMedia,
+    Hangup,
+    Hold,
+    MakeCall,
+    ReadStatistics,
+    Reinvite,
+    SendDTMF,
+    StartRecording,
+    StopRecording,
+    Unhold,
+)
+from sipcli.pjsua.events import (
+    AudioStatistics,
+    CallEvent,
+    CallStateChanged,
+    DTMFReceived,
+    IncomingCall,
+    InviteResponse,
+    MediaChanged,
+    RemoteProposal,
+)
+from sipcli.pjsua.media import MediaSettings, set_codecs
+from sipcli.sessiondescription import SessionDescription, audio_active, offered_chat
+from sipcli.sessionstate import ALLOWED, STATES, next_state
 from sipcli.singleton import Singleton
+from sipcli.sipmessage import header, message_body
+from sipcli.streams import MediaStream, SessionNotification, StreamEvent, StreamsChanged
+from sipcli.streams.audio import AudioStream
 from sipcli.uri import SIPURI, Route
 
-# sipcli.chat (and with it most of sipcli.msrp) is imported where a chat stream is made, not here: an audio-only
-# call or listen then never loads MSRP.
+# sipcli.streams.chat (and with it most of sipcli.msrp) is imported where a chat stream is made, not here: an
+# audio-only call or listen then never loads MSRP.
 if TYPE_CHECKING:
-    from sipcli.chat import ChatStream
+    from sipcli.streams.chat import ChatStream
 
 __all__ = [
     "STATES",
-    "AudioStream",
     "IllegalStateError",
     "Session",
     "SessionError",
@@ -51,41 +79,11 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-STATES = ("NULL", "CALLING", "INCOMING", "ACCEPTING", "ESTABLISHED", "PROPOSING", "PROPOSED", "TERMINATING",
-          "TERMINATED")
-# Which state each public method may be called in (the reference's "may only be called while ..." rules).
-_ALLOWED = {
-    "connect": {"NULL"},
-    "accept": {"INCOMING"},
-    "reject": {"INCOMING"},
-    "hold": {"ESTABLISHED"},
-    "unhold": {"ESTABLISHED"},
-    "send_dtmf": {"ESTABLISHED"},
-    "start_recording_audio": {"ESTABLISHED"},
-    "stop_recording_audio": {"ESTABLISHED"},
-    "end": {"CALLING", "INCOMING", "ACCEPTING", "ESTABLISHED", "PROPOSING", "PROPOSED"},
-    "add_chat": {"ESTABLISHED"},
-    "remove_chat": {"ESTABLISHED"},
-    "add_audio": {"ESTABLISHED"},
-    "remove_audio": {"ESTABLISHED"},
-    "send_message": {"ESTABLISHED"},
-    "accept_proposal": {"PROPOSED"},
-    "reject_proposal": {"PROPOSED"},
-}
 DTMF_DIGITS = frozenset("0123456789*#ABCD")
 NO_AUDIO_TIMEOUT = 5.0
 STATS_INTERVAL = 1.0
 HANGUP_TIMEOUT = 2.0
 PROPOSAL_TIMEOUT = 30.0  # a remote proposal not accepted or rejected by then is rejected
-CANCEL_GRACE = 0.2
-
-# pjsua_call_state and pjsua_call_media_status values (stable C enums; pjsua2 is imported on the pjsua thread).
-_CALL_STATES = {0: "NULL", 1: "CALLING", 2: "INCOMING", 3: "EARLY", 4: "CONNECTING", 5: "CONFIRMED",
-                6: "DISCONNECTED"}
-_MEDIA_ACTIVE, _MEDIA_LOCAL_HOLD, _MEDIA_REMOTE_HOLD = 1, 2, 3
-_DTMF_METHODS = {0: "rfc2833", 1: "info"}
-_SRTP_ACTIVE = re.compile(r"SRTP status:\s*Active", re.IGNORECASE)
-_HEADER = re.compile(r"^(?P<name>[A-Za-z-]+)\s*:\s*(?P<value>.*)$", re.MULTILINE)
 _REQUEST_LINE = re.compile(r"^\w+\s+(\S+)\s+SIP/2\.0", re.IGNORECASE)
 
 
@@ -99,24 +97,9 @@ class IllegalStateError(SessionError):
 
 def check_transition(method: str, state: str) -> None:
     """Raise IllegalStateError unless method may be called in state."""
-    if state not in _ALLOWED[method]:
-        allowed = " or ".join(sorted(_ALLOWED[method]))
+    if state not in ALLOWED[method]:
+        allowed = " or ".join(sorted(ALLOWED[method]))
         raise IllegalStateError(f"Session.{method}() is not allowed in state {state} (only in {allowed})")
-
-
-def header(message: str, *names: str) -> str | None:
-    """The first value of any of the named headers in a SIP message (case-insensitive), or None."""
-    head = message.replace("\r\n", "\n").split("\n\n", 1)[0]
-    wanted = {name.lower() for name in names}
-    for match in _HEADER.finditer(head):
-        if match["name"].lower() in wanted:
-            return match["value"].strip()
-    return None
-
-
-def message_body(message: str) -> str:
-    parts = message.replace("\r\n", "\n").split("\n\n", 1)
-    return parts[1] if len(parts) == 2 else ""
 
 
 def _uri_of(value: str | None) -> SIPURI | None:
@@ -130,65 +113,12 @@ def _uri_of(value: str | None) -> SIPURI | None:
         return None
 
 
-class AudioStream:
-    """The audio stream of a session: negotiated parameters (loop thread) and its WAV player/recorder.
-
-    ``play``, ``echo`` and recording take effect whenever the stream (re)starts: pjsua recreates it on hold and
-    unhold and may move it to another conference slot, so connections are remade on every media update.
-    """
-
-    kind = "audio"
-
-    def __init__(self, session: Session) -> None:
-        self.session = session
-        self.codec: str | None = None
-        self.sample_rate: int | None = None
-        self.srtp_active = False
-        self.local_rtp_address: str | None = None
-        self.local_rtp_port: int | None = None
-        self.remote_rtp_address_sdp: str | None = None
-        self.remote_rtp_port_sdp: int | None = None
-        self.remote_rtp_address_received: str | None = None
-        self.remote_rtp_port_received: int | None = None
-        self.packets_received = 0
-        self.started = False
-        self.recording_file_name: str | None = None
-        self.play_file: str | None = None  # what the player plays (a converted copy when needed)
-        self.echo = False
-        self._playback: PlaybackFile | None = None
-
-    @property
-    def was_received(self) -> bool:
-        return self.packets_received > 0
-
-    def set_play(self, source: str | os.PathLike | None) -> None:
-        """Play this WAV (any common format; converted to the bridge rate) into the call, in a loop."""
-        if self._playback is not None:
-            self._playback.close()
-            self._playback = None
-        if source is not None:
-            self._playback = PlaybackFile(source, Engine().settings.clock_rate)
-        self.play_file = str(self._playback.path) if self._playback is not None else None
-
-    def rewrite_sdp(self, local: str, remote: str | None) -> str:
-        """pjsua writes the audio lines itself."""
-        return local
-
-    def close(self) -> None:
-        """Loop thread, after the pjsua side is gone: remove a converted playback copy."""
-        if self._playback is not None:
-            self._playback.close()
-            self._playback = None
-
-    def update(self, info: dict[str, Any]) -> None:
-        for name, value in info.items():
-            setattr(self, name, value)
-
-
 class Session:
     """One SIP session, incoming or outgoing; see the reference document for the API."""
 
     _ids = itertools.count(1)
+    # What makes the pjsua side of a call: (hooks, on_event) -> driver. Tests put a fake driver here.
+    driver_factory: Any = CallDriver
 
     def __init__(self, account: Any) -> None:
         self.account = account
@@ -209,13 +139,10 @@ class Session:
         self.proposal_timeout = PROPOSAL_TIMEOUT
         self._remote_proposal_streams: list[str] = []  # what the pending remote proposal adds
         self._local_proposal_streams: list[str] = []  # what our pending proposal adds
-        # pjsua thread: a re-INVITE that proposes streams, answered later by accept_proposal()/reject_proposal()
-        # (its offer, and the answer pjsua wrote for it while the application decides)
-        self._pj_proposal: dict[str, str | None] | None = None
         self._proposal_timer: asyncio.TimerHandle | None = None
         self._streams_posted: list[str] = []  # as last announced (DidStart, GotStreamUpdate)
         self._proposal_answer: asyncio.Future | None = None
-        self._call: Any = None  # the pj.Call (pjsua thread only)
+        self._driver: CallDriver | None = None  # the pjsua side of the call, driven with commands
         self._ended = asyncio.Event()
         self._end_requested = False
         self._failure_reported = False
@@ -263,7 +190,8 @@ class Session:
     @property
     def chat_transport(self) -> Any:
         """The MSRPTransport of the chat stream, when connected."""
-        return self.chat.transport if self.has_chat else None
+        chat = self.chat
+        return chat.transport if chat is not None and chat.connected else None
 
     def _audio_attribute(self, name: str) -> Any:
         return getattr(self.audio, name) if self.audio is not None else None
@@ -298,18 +226,19 @@ class Session:
         self.direction = "outgoing"
         self.remote_uri = uri
         if audio:
-            self.streams["audio"] = AudioStream(self)
+            self._add_stream(self._new_audio())
         if chat:
-            from sipcli.chat import ChatStream  # only sessions with chat load MSRP
+            from sipcli.streams.chat import ChatStream  # only sessions with chat load MSRP
 
-            self.streams["chat"] = ChatStream(self, use_tls=_msrp_tls(self.account))
+            self._add_stream(ChatStream(self, use_tls=_msrp_tls(self.account)))
             self.streams["chat"].audio_inactive = not audio  # chat-only: pjsua needs an audio line
+        self._driver = self.driver_factory(_DriverHooks(self), self._driver_event)
         SessionManager()._add(self)
         self._post("SIPSessionNewOutgoing", streams=list(self.streams))
-        self._change_state("CALLING")
+        self._transition("connect")
         if chat:
             return asyncio.ensure_future(self._connect_with_chat(str(uri)))
-        return self._run(self._pj_make_call, str(uri), self.route)
+        return self._send(self._make_call(str(uri)))
 
     async def _connect_with_chat(self, uri: str) -> None:
         """Our MSRP path (dispatcher or relay grant) must be known before pjsua writes the offer."""
@@ -322,7 +251,11 @@ class Session:
         if self.state == "TERMINATING":  # ended meanwhile: no INVITE was sent
             self._finish("local")
         elif self.state == "CALLING":
-            await self._run(self._pj_make_call, uri, self.route)
+            await self._send(self._make_call(uri))
+
+    def _make_call(self, uri: str) -> MakeCall:
+        return MakeCall(self.account, uri, str(self.route.uri) if self.route is not None else None,
+                        "chat" in self.streams)
 
     def accept(self, audio: bool = True, chat: bool = False) -> asyncio.Future:
         """Answer an incoming session with 200 OK (state ACCEPTING, then ESTABLISHED on ACK)."""
@@ -336,16 +269,16 @@ class Session:
             raise SessionError("chat was offered but is not available (ChatSupport not started)")
         if self.chat is not None and not chat:
             self.chat.decline_on_start = True  # pjsua already answered it: removed by a re-INVITE after the ACK
-        self._change_state("ACCEPTING")
-        return self._run(self._pj_answer, 200)
+        self._transition("accept")
+        return self._send(Answer(200))
 
     def reject(self, is_busy: bool = False) -> asyncio.Future:
         """Refuse an incoming session: 486 Busy Here when is_busy, else 603 Decline."""
         check_transition("reject", self.state)
         self._end_requested = True
         self._post("SIPSessionWillEnd")
-        self._change_state("TERMINATING")
-        return self._run(self._pj_answer, 486 if is_busy else 603)
+        self._transition("end")
+        return self._send(Answer(486 if is_busy else 603))
 
     def end(self, is_busy: bool = False) -> asyncio.Future:
         """End the session at any stage: CANCEL while calling, 486/603 while incoming, else BYE."""
@@ -353,28 +286,28 @@ class Session:
             future = asyncio.get_running_loop().create_future()
             future.set_result(None)
             if self.state == "NULL":
-                self._change_state("TERMINATED")
+                self._transition("end")
             return future
         check_transition("end", self.state)
         unanswered = self.state == "INCOMING"
         self._end_requested = True
         self._post("SIPSessionWillEnd")
-        self._change_state("TERMINATING")
+        self._transition("end")
         if unanswered:
-            return self._run(self._pj_answer, 486 if is_busy else 603)
-        return self._run(self._pj_hangup)
+            return self._send(Answer(486 if is_busy else 603))
+        return self._send(Hangup(cancel=self.direction == "outgoing" and self.start_time is None))
 
     def hold(self) -> asyncio.Future:
         """Put the session on hold (a re-INVITE with sendonly); GotHoldRequest(originator=local) follows."""
         check_transition("hold", self.state)
         self._require_audio()
-        return self._run(self._pj_hold)
+        return self._send(Hold())
 
     def unhold(self) -> asyncio.Future:
         """Take the session out of hold; GotUnholdRequest(originator=local) follows."""
         check_transition("unhold", self.state)
         self._require_audio()
-        return self._run(self._pj_unhold)
+        return self._send(Unhold())
 
     def send_dtmf(self, digit: str) -> asyncio.Future:
         """Send one DTMF digit (0-9, *, #, A-D) as RFC 4733 events, or SIP INFO when dtmf_method is 'info'."""
@@ -382,14 +315,14 @@ class Session:
         self._require_audio()
         if len(digit) != 1 or digit.upper() not in DTMF_DIGITS:
             raise ValueError(f"not a DTMF digit: {digit!r} (0-9, *, #, A-D)")
-        return self._run(self._pj_send_dtmf, digit.upper(), self.dtmf_method)
+        return self._send(SendDTMF(digit.upper(), self.dtmf_method))
 
     def start_recording_audio(self, file_name: str | os.PathLike | None = None) -> asyncio.Future:
         """Record the received audio to a WAV file (mono 16-bit at the bridge rate); the whole call, holds too."""
         check_transition("start_recording_audio", self.state)
-        self._require_audio()
-        if self.audio.recording_file_name is not None:
-            raise SessionError(f"already recording to {self.audio.recording_file_name}")
+        audio = self._require_audio()
+        if audio.recording_file_name is not None:
+            raise SessionError(f"already recording to {audio.recording_file_name}")
         return asyncio.ensure_future(self._start_recording(file_name))
 
     def stop_recording_audio(self) -> asyncio.Future:
@@ -417,23 +350,22 @@ class Session:
         check_transition("add_chat", self.state)
         if self.chat is not None and self.chat.negotiated:
             raise SessionError("the session already has a chat stream")
-        from sipcli.chat import ChatStream  # only sessions with chat load MSRP
+        from sipcli.streams.chat import ChatStream  # only sessions with chat load MSRP
 
         chat = self.chat or ChatStream(self, use_tls=_msrp_tls(self.account))
         return asyncio.ensure_future(self._propose_chat(chat))
 
     async def _propose_chat(self, chat: ChatStream) -> None:
-        self._change_state("PROPOSING")
+        self._transition("propose")
         self._local_proposal_streams = ["chat"]
         self._post("SIPSessionGotStreamProposal", proposer="local", streams=["chat"])
         try:
             await chat.prepare(self.account)
-            self.streams["chat"] = chat
-            await self._run(self._pj_reinvite, False)
+            self._add_stream(chat)
+            await self._send(Reinvite(chat_slot=True))
         except Exception as error:
             chat.enabled = False
-            if self.state == "PROPOSING":
-                self._change_state("ESTABLISHED")
+            self._transition("proposal_done")
             self._post("SIPSessionRejectedStreamProposal", proposer="local", reason=str(error))
 
     def remove_chat(self) -> asyncio.Future:
@@ -445,9 +377,9 @@ class Session:
         if self.audio is None:
             raise SessionError("chat is the session's only stream: end() the session instead")
         chat.enabled = False
-        future = self._run(self._pj_reinvite, False)
+        future = self._send(Reinvite(chat_slot=True))
         # MSRP closes once the peer has the offer: closed earlier, the peer would see a failed connection
-        future.add_done_callback(lambda _: chat._removed())
+        future.add_done_callback(lambda _: chat.removed())
         return future
 
     def remove_audio(self) -> asyncio.Future:
@@ -459,7 +391,7 @@ class Session:
             raise SessionError("audio is the session's only stream: end() the session instead")
         self.chat.audio_inactive = True
         self.streams.pop("audio").close()
-        future = self._run(self._pj_reinvite, False)
+        future = self._send(Reinvite(chat_slot=True))
         self._stream_update(self._active_streams())
         return future
 
@@ -470,11 +402,11 @@ class Session:
         if self.audio is not None or self.chat is None:
             raise SessionError("the session already has audio")
         self.chat.audio_inactive = False
-        self.streams["audio"] = AudioStream(self)
-        self._change_state("PROPOSING")
+        self._add_stream(self._new_audio())
+        self._transition("propose")
         self._local_proposal_streams = ["audio"]
         self._post("SIPSessionGotStreamProposal", proposer="local", streams=["audio"])
-        return self._run(self._pj_reinvite, True)
+        return self._send(Reinvite(chat_slot=True, unhold=True))
 
     def accept_proposal(self, audio: bool = False, chat: bool = False) -> asyncio.Future:
         """Accept the remote proposal (SIPSessionGotStreamProposal, state PROPOSED): 200 OK with the streams
@@ -486,20 +418,21 @@ class Session:
         if not audio and not chat:
             raise SessionError("accept at least one proposed stream, or reject_proposal()")
         if chat:
-            from sipcli.chat import ChatStream, ChatSupport  # only sessions with chat load MSRP
+            from sipcli.chat import ChatSupport  # only sessions with chat load MSRP
+            from sipcli.streams.chat import ChatStream
 
             if not ChatSupport().running:
                 raise SessionError("chat was proposed but is not available (ChatSupport not started)")
         self._cancel_proposal_timer()
         if audio:
-            self.streams["audio"] = AudioStream(self)
+            self._add_stream(self._new_audio())
         if chat and self.chat is None:
-            self.streams["chat"] = ChatStream(self)
+            self._add_stream(ChatStream(self))
         return asyncio.ensure_future(self._answer_proposal(audio, chat))
 
     def reject_proposal(self) -> asyncio.Future:
         """Refuse the remote proposal (state PROPOSED): a 200 OK that declines the proposed streams (see
-        _pj_answer_proposal for why not 488); SIPSessionRejectedStreamProposal follows."""
+        sipcli.pjsua.call.CallDriver for why not 488); SIPSessionRejectedStreamProposal follows."""
         check_transition("reject_proposal", self.state)
         self._cancel_proposal_timer()
         return asyncio.ensure_future(self._answer_proposal(False, False, "rejected by the application"))
@@ -511,7 +444,7 @@ class Session:
             raise SessionError("the session has no audio stream")
         self.audio.set_play(file_name)
         if self.has_audio:
-            self._run(self._pj_connect_media)
+            self._send(ConnectMedia())
 
     def echo_audio(self, enabled: bool = True) -> None:
         """Send the received audio back to the remote party."""
@@ -519,27 +452,19 @@ class Session:
             raise SessionError("the session has no audio stream")
         self.audio.echo = enabled
         if self.has_audio:
-            self._run(self._pj_connect_media)
+            self._send(ConnectMedia())
 
     async def wait_ended(self) -> None:
         """Wait until SIPSessionDidEnd was posted."""
         await self._ended.wait()
 
-    def local_sdp(self, sdp: str, remote: str | None) -> str:
-        """pjsua thread: every SDP pjsua produces for this session, offers and answers, through every stream."""
-        proposal = self._pj_proposal
-        if proposal is not None and remote and proposal["answer"] is None:
-            proposal["answer"] = sdp  # kept until the application decides (pjsua sends no SDP of its own then)
-            return sdp
-        for stream in list(self.streams.values()):
-            sdp = stream.rewrite_sdp(sdp, remote)
-        return sdp
-
     # -- internals (loop thread) -----------------------------------------------------------------------------------
 
-    def _require_audio(self) -> None:
-        if not self.has_audio:
+    def _require_audio(self) -> AudioStream:
+        audio = self.audio
+        if audio is None or not audio.started:
             raise SessionError("the session has no active audio stream")
+        return audio
 
     def _active_streams(self) -> list[str]:
         return [name for name, stream in self.streams.items() if stream.started]
@@ -555,23 +480,28 @@ class Session:
         NotificationCenter().post_notification(name, sender=self,
                                                data=NotificationData(timestamp=datetime.now(UTC), **data))
 
-    def _change_state(self, state: str) -> None:
-        if state == self.state:
-            return
+    def _transition(self, trigger: str) -> bool:
+        """Take the transition of trigger from the current state (sipcli.sessionstate); whether there was one."""
+        state = next_state(self.state, trigger)
+        if state is None:
+            return False
         previous, self.state = self.state, state
         self._post("SIPSessionChangedState", prev_state=previous, state=state)
+        return True
 
-    def _run(self, fn: Any, *args: Any) -> asyncio.Future:
-        future = Engine().run(fn, *args)
-        future.add_done_callback(functools.partial(self._command_done, fn.__name__))
+    def _send(self, command: CallCommand) -> asyncio.Future:
+        """Send command to the call's driver (the pjsua thread); a failed call set-up fails the session."""
+        assert self._driver is not None
+        future = self._driver.send(command)
+        future.add_done_callback(functools.partial(self._command_done, command))
         return future
 
-    def _command_done(self, name: str, future: asyncio.Future) -> None:
+    def _command_done(self, command: CallCommand, future: asyncio.Future) -> None:
         if future.cancelled() or future.exception() is None:
             return
         error = future.exception()
-        log.debug("%s %s failed: %r", self.notification_id, name, error)
-        if name in ("_pj_make_call", "_pj_answer") and self.state not in ("ESTABLISHED", "TERMINATED"):
+        log.debug("%s %s failed: %r", self.notification_id, command, error)
+        if isinstance(command, MakeCall | Answer) and self.state not in ("ESTABLISHED", "TERMINATED"):
             self._fail("local", 0, getattr(error, "reason", None) or str(error) or type(error).__name__)
             self._finish("local")
 
@@ -594,7 +524,7 @@ class Session:
             self.audio.recording_file_name = None
             self._post("SIPSessionDidStopRecordingAudio", file_name=file_name)
         self.stop_time = datetime.now(UTC)
-        self._change_state("TERMINATED")
+        self._transition("finish")
         self._post("SIPSessionDidEnd", originator=originator)
         self._ended.set()
         SessionManager()._remove(self)
@@ -610,18 +540,55 @@ class Session:
             file_name = directory / f"{stamp}-{remote}-{self.notification_id.replace('/', '')}.wav"
         path = str(Path(file_name).expanduser().resolve())
         self._post("SIPSessionWillStartRecordingAudio", file_name=path)
-        await Engine().run(self._pj_start_recorder, path)
-        self.audio.recording_file_name = path
+        await self._send(StartRecording(path))
+        self._require_audio().recording_file_name = path
         self._post("SIPSessionDidStartRecordingAudio", file_name=path)
 
     async def _stop_recording(self) -> None:
-        file_name = self.audio.recording_file_name
+        audio = self.audio
+        assert audio is not None  # stop_recording_audio() checked
+        file_name = audio.recording_file_name
         self._post("SIPSessionWillStopRecordingAudio", file_name=file_name)
-        await Engine().run(self._pj_stop_recorder)
-        self.audio.recording_file_name = None
+        await self._send(StopRecording())
+        audio.recording_file_name = None
         self._post("SIPSessionDidStopRecordingAudio", file_name=file_name)
 
     # what the pjsua thread reports
+
+    def _driver_event(self, event: CallEvent) -> None:
+        """Loop thread: an event of the call's driver."""
+        if isinstance(event, CallStateChanged):
+            self._call_state(event)
+        elif isinstance(event, IncomingCall):
+            self._incoming(event.message)
+        elif isinstance(event, MediaChanged):
+            self._media_update(event)
+        elif isinstance(event, InviteResponse):
+            self._invite_response(event.code, event.reason, event.body)
+        elif isinstance(event, RemoteProposal):
+            self._remote_proposal(event.streams)
+        elif isinstance(event, DTMFReceived):
+            self._dtmf(event.digit, event.method)
+        elif isinstance(event, AudioStatistics):
+            self._audio_stats(event)
+
+    def _new_audio(self) -> AudioStream:
+        return AudioStream(Engine().settings.clock_rate)
+
+    def _add_stream(self, stream: MediaStream) -> None:
+        stream.on_event = self._stream_event
+        self.streams[stream.kind] = stream
+
+    def _stream_event(self, event: StreamEvent) -> None:
+        """Loop thread: what a stream tells its session."""
+        if isinstance(event, SessionNotification):
+            self._post(event.name, **event.data)
+        elif isinstance(event, StreamsChanged) and self.state == "ESTABLISHED":
+            self._stream_update(self._active_streams())
+
+    def _release(self) -> None:
+        if self._driver is not None:
+            self._driver.release()
 
     def _incoming(self, request: str) -> None:
         self.direction = "incoming"
@@ -636,18 +603,19 @@ class Session:
         except ValueError:
             self.proposed_streams = []
         if "audio" in self.proposed_streams:
-            self.streams["audio"] = AudioStream(self)
+            self._add_stream(self._new_audio())
         SessionManager()._add(self)
-        self._change_state("INCOMING")
+        self._transition("incoming")
         self._post("SIPSessionNewIncoming", streams=list(self.proposed_streams))
 
-    def _call_state(self, state: str, code: int, reason: str, local_uri: str, remote_uri: str,
-                    remote_response: bool, message: str) -> None:
+    def _call_state(self, event: CallStateChanged) -> None:
+        state, code, reason, local_uri = event.state, event.code, event.reason, event.local_uri
+        remote_response, message = event.remote_response, event.message
         if self.state == "TERMINATED":
             return
         if self.direction is None:  # an INVITE refused at once (404/480): no Session was announced
             if state == "DISCONNECTED":
-                SessionManager()._release(self)
+                self._release()
             return
         if local_uri and self.local_uri is None:
             self.local_uri = _uri_of(local_uri)
@@ -664,7 +632,7 @@ class Session:
         if state == "CONFIRMED" and self.state in ("CALLING", "ACCEPTING", "TERMINATING"):
             if self.state != "TERMINATING":
                 self.start_time = datetime.now(UTC)
-                self._change_state("ESTABLISHED")
+                self._transition("confirmed")
                 self._streams_posted = self._active_streams()
                 self._post("SIPSessionDidStart", streams=list(self._streams_posted))
                 self._stats_task = asyncio.get_running_loop().create_task(self._watch_audio())
@@ -672,7 +640,7 @@ class Session:
             self._disconnected(code, reason, remote_response)
 
     def _disconnected(self, code: int, reason: str, remote_response: bool) -> None:
-        SessionManager()._release(self)
+        self._release()
         if self.start_time is None:
             if self._end_requested:
                 originator = "local"
@@ -688,17 +656,18 @@ class Session:
             originator = "local" if self._end_requested else "remote"
             if not self._end_requested:
                 self._post("SIPSessionWillEnd")
-                self._change_state("TERMINATING")
+                self._transition("remote_end")
         self._finish(originator)
 
-    def _media_update(self, audio: dict[str, Any] | None, hold: str | None) -> None:
+    def _media_update(self, event: MediaChanged) -> None:
         """Loop thread: the audio stream (re)started (audio: its parameters) or went away (None)."""
         stream = self.audio
         if stream is None:
             return
         first = not stream.started
-        if audio is not None:
-            stream.update(audio)
+        hold = event.hold
+        if event.audio is not None:
+            stream.update(dataclasses.asdict(event.audio))
             stream.started = True
         local, remote = hold == "local", hold == "remote"
         if local != self.on_hold_by_local:
@@ -720,7 +689,7 @@ class Session:
             else False
         if self.state != "PROPOSING":
             return
-        self._change_state("ESTABLISHED")
+        self._transition("proposal_done")
         proposed, self._local_proposal_streams = self._local_proposal_streams, []
         if "audio" in proposed:
             accepted = code // 100 == 2 and audio_active(body)
@@ -746,7 +715,7 @@ class Session:
                 self._answer_proposal(False, False, f"proposal received in state {self.state}"))
             return
         self._remote_proposal_streams = list(streams)
-        self._change_state("PROPOSED")
+        self._transition("proposal")
         self._post("SIPSessionGotStreamProposal", proposer="remote", streams=list(streams))
         if self.state == "PROPOSED":  # an observer may have decided already
             self._proposal_timer = asyncio.get_running_loop().call_later(self.proposal_timeout,
@@ -768,23 +737,23 @@ class Session:
         """Answer the pending remote proposal: 200 OK accepting the streams asked for, declining the others."""
         proposed, self._remote_proposal_streams = self._remote_proposal_streams, []
         try:
-            await self._run(self._pj_answer_proposal, audio, chat)
+            await self._send(AnswerProposal(audio, chat))
         except Exception as error:
             log.info("%s: answering the proposal failed: %r", self.notification_id, error)
             if audio or chat:
                 reason = f"could not set up {', '.join(proposed)}: {error}"
                 audio = chat = False
                 with contextlib.suppress(Exception):
-                    await self._run(self._pj_answer_proposal, False, False)
+                    await self._send(AnswerProposal(False, False))
         if not audio and "audio" in proposed:
             self.streams.pop("audio", None)
         if self.state == "PROPOSED":
-            self._change_state("ESTABLISHED")
+            self._transition("proposal_done")
         if audio or chat:
             self._post("SIPSessionAcceptedStreamProposal", proposer="remote")
             accepted = [name for name, wanted in (("audio", audio), ("chat", chat)) if wanted]
             self._stream_update(sorted({*self._active_streams(), *accepted}, key=list(self.streams).index))
-            if chat:
+            if chat and self.chat is not None:
                 self.chat.start()  # held back while PROPOSED (ChatStream._negotiated)
         elif self.state != "TERMINATED":
             self._post("SIPSessionRejectedStreamProposal", proposer="remote", reason=reason)
@@ -793,13 +762,14 @@ class Session:
         if self.state != "TERMINATED":
             self._post("SIPSessionGotDTMF", digit=digit, method=method)
 
-    def _audio_stats(self, packets: int, address: str | None, port: int | None) -> None:
+    def _audio_stats(self, statistics: AudioStatistics) -> None:
         stream = self.audio
         if stream is None:
             return
-        stream.packets_received = max(stream.packets_received, packets)
-        if address:
-            stream.remote_rtp_address_received, stream.remote_rtp_port_received = address, port
+        stream.packets_received = max(stream.packets_received, statistics.packets)
+        if statistics.address:
+            stream.remote_rtp_address_received = statistics.address
+            stream.remote_rtp_port_received = statistics.port
 
     async def _watch_audio(self) -> None:
         """Poll RTP statistics while established; GotNoAudio when nothing arrived 5 s after audio started."""
@@ -808,215 +778,54 @@ class Session:
         while self.state not in ("TERMINATING", "TERMINATED"):
             await asyncio.sleep(STATS_INTERVAL)
             with contextlib.suppress(EngineError):
-                stats = await Engine().run(self._pj_stats)
+                stats = await self._send(ReadStatistics())
                 if stats is not None:
-                    self._audio_stats(*stats)
-            if not warned and self.has_audio and not self.audio.was_received and \
+                    self._audio_stats(stats)
+            audio = self.audio
+            if not warned and audio is not None and audio.started and not audio.was_received and \
                     time.monotonic() - started >= NO_AUDIO_TIMEOUT and not self.on_hold:
                 warned = True
                 self._post("SIPSessionGotNoAudio")
 
-    # -- pjsua thread ----------------------------------------------------------------------------------------------
 
-    def _pj_make_call(self, uri: str, route: Route | None) -> None:
-        import pjsua2 as pj
+class _DriverHooks:
+    """What the call driver asks the session synchronously on the pjsua thread (sipcli.pjsua.call.CallHooks):
+    plain reads of the session's streams, and their SDP rewrite (each stream's ``rewrite_sdp`` hook)."""
 
-        pj_account = self.account.pj_account
-        if pj_account is None:
-            raise SessionError(f"account {self.account.id} is not active")
-        call = _pj_call_class()(self, pj_account)
-        SessionManager()._pj_keep(call)
-        self._call = call
-        param = pj.CallOpParam(True)
-        if "chat" in self.streams:
-            param.opt.audioCount = 2  # the second audio slot becomes the m=message line (sipcli.chat)
-        if route is not None:
-            header_ = pj.SipHeader()
-            header_.hName = "Route"
-            header_.hValue = f"<{route.uri}>"
-            param.txOption.headers.append(header_)
-        try:
-            call.makeCall(uri, param)
-        except Exception:
-            self._call = None
-            SessionManager()._pj_drop(call)
-            raise
+    def __init__(self, session: Session) -> None:
+        self.session = session
 
-    def _pj_answer(self, code: int) -> None:
-        import pjsua2 as pj
+    def rewrite_sdp(self, local: str, remote: str | None) -> str:
+        for stream in list(self.session.streams.values()):
+            local = stream.rewrite_sdp(local, remote)
+        return local
 
-        param = pj.CallOpParam(True)
-        param.statusCode = code
-        self._call.answer(param)
-
-    def _pj_hangup(self) -> None:
-        import pjsua2 as pj
-
-        call = self._call
-        if call is None or not call.isActive():
-            return
-        self._pj_read_stats(call)
-        if self.direction == "outgoing" and self.start_time is None:
-            SessionManager()._pj_cancelled_at = time.monotonic()
-        call.hangup(pj.CallOpParam(True))
-
-    def _pj_hold(self) -> None:
-        import pjsua2 as pj
-
-        self._call.setHold(pj.CallOpParam(True))
-
-    def _pj_unhold(self) -> None:
-        import pjsua2 as pj
-
-        param = pj.CallOpParam(True)
-        param.opt.flag = pj.PJSUA_CALL_UNHOLD
-        self._call.reinvite(param)
-
-    def _pj_reinvite(self, unhold: bool) -> None:
-        """A re-offer with the session's media slots (two with chat: sipcli.chat rewrites the second)."""
-        import pjsua2 as pj
-
-        param = pj.CallOpParam(True)
-        param.opt.audioCount = 2 if "chat" in self.streams else 1
-        if unhold:
-            param.opt.flag = pj.PJSUA_CALL_UNHOLD
-        self._call.reinvite(param)
-
-    def _pj_proposed_streams(self, offer_sdp: str) -> list[str]:
-        """The streams a re-INVITE's offer adds to the session (none for hold, refreshes, removals)."""
+    def proposed_streams(self, offer: str) -> list[str]:
+        session = self.session
         streams = []
-        if "audio" not in self.streams and audio_active(offer_sdp):
+        if "audio" not in session.streams and audio_active(offer):
             streams.append("audio")
-        chat = self.chat
-        if offered_chat(offer_sdp) is not None and (chat is None or not chat.negotiated):
+        chat = session.chat
+        if offered_chat(offer) is not None and (chat is None or not chat.negotiated):
             streams.append("chat")
         return streams
 
-    def _pj_answer_proposal(self, audio: bool, chat: bool) -> None:
-        """Answer the held re-INVITE: 200 OK with pjsua's answer passed through the streams, which declines
-        (port 0, or a=inactive audio) what is not accepted. Measured with pjsua 2.15.1: a 488 to a held
-        re-INVITE leaves pjsua's media operation pending, and it refuses every later offer (hold included) with
-        488 "another media operation is in progress"; so 488 is only the fallback when pjsua wrote no answer."""
-        import pjsua2 as pj
-
-        proposal, self._pj_proposal = self._pj_proposal, None
-        call = self._call
-        if proposal is None or call is None or not call.isActive():
-            raise SessionError("the proposal is no longer pending")
-        param = pj.CallOpParam(True)
-        offer, answer = proposal["offer"] or "", proposal["answer"]
-        stream = self.chat
+    def prepare_proposal_answer(self, offer: str, chat: bool) -> bool:
+        session = self.session
+        stream = session.chat
+        media = offered_chat(offer)
         if chat and stream is not None:
-            chat = stream.pj_prepare_answer(self.account, offered_chat(offer))
+            chat = media is not None and stream.pj_prepare_answer(session.account, media)
             stream.enabled = chat
         elif stream is not None and not stream.negotiated:
             stream.enabled = False
         if stream is not None:
-            stream.audio_inactive = "audio" not in self.streams
-        if not answer:
-            param.statusCode = 488
-            call.answer(param)
-            if audio or chat:
-                raise SessionError("pjsua wrote no answer for the proposal")
-            return
-        param.statusCode = 200
-        param.sdp.wholeSdp = self.local_sdp(answer, offer)
-        call.answer(param)
+            stream.audio_inactive = "audio" not in session.streams
+        return chat
 
-    def _pj_send_dtmf(self, digit: str, method: str) -> None:
-        import pjsua2 as pj
-
-        if method == "info":
-            param = pj.CallSendDtmfParam()
-            param.method = pj.PJSUA_DTMF_METHOD_SIP_INFO
-            param.digits = digit
-            self._call.sendDtmf(param)
-        else:
-            self._call.dialDtmf(digit)
-
-    def _pj_audio_media(self) -> Any:
-        """The call's active audio media, or None."""
-        import pjsua2 as pj
-
-        call = self._call
-        if call is None or not call.isActive():
-            return None
-        info = call.getInfo()
-        media = info.media  # bind first: iterating getInfo().media directly reads freed memory
-        for index in range(len(media)):
-            item = media[index]
-            if item.type == pj.PJMEDIA_TYPE_AUDIO and item.status in (_MEDIA_ACTIVE, _MEDIA_LOCAL_HOLD,
-                                                                      _MEDIA_REMOTE_HOLD):
-                try:
-                    return call.getAudioMedia(index)
-                except pj.Error:  # an a=inactive line (chat only) has no conference port to connect
-                    return None
-        return None
-
-    def _pj_connect_media(self) -> None:
-        """(Re)connect player, recorder and echo to the current audio media; startTransmit is idempotent."""
-        import pjsua2 as pj
-
-        call = self._call
-        media = self._pj_audio_media()
-        if media is None:
-            return
-        stream = self.audio
-        play_file = stream.play_file if stream is not None else None
-        if play_file and (call.player is None or call.player_file != play_file):
-            call.player = pj.AudioMediaPlayer()
-            call.player.createPlayer(play_file)
-            call.player_file = play_file
-        elif not play_file and call.player is not None:
-            call.player.stopTransmit(media)
-            call.player = None
-            call.player_file = None
-        if call.player is not None:
-            call.player.startTransmit(media)
-        if call.recorder is not None:
-            media.startTransmit(call.recorder)
-        if stream is not None and stream.echo:
-            media.startTransmit(media)
-
-    def _pj_start_recorder(self, path: str) -> None:
-        import pjsua2 as pj
-
-        call = self._call
-        recorder = pj.AudioMediaRecorder()
-        recorder.createRecorder(path)
-        call.recorder = recorder
-        self._pj_connect_media()
-
-    def _pj_stop_recorder(self) -> None:
-        call = self._call
-        if call is not None:
-            call.recorder = None  # the destructor closes the file and writes the WAV header
-
-    def _pj_read_stats(self, call: Any) -> tuple[int, str | None, int | None] | None:
-        import pjsua2 as pj
-
-        try:
-            info = call.getInfo()
-            media = info.media
-            for index in range(len(media)):
-                if media[index].type != pj.PJMEDIA_TYPE_AUDIO or media[index].status == 0:
-                    continue
-                stat = call.getStreamStat(index)
-                packets = int(stat.rtcp.rxStat.pkt)
-                source = call.getMedTransportInfo(index).srcRtpName
-                host, _, port = source.rpartition(":")
-                result = (packets, host or None, int(port) if port.isdigit() and int(port) else None)
-                Engine().post(self._audio_stats, *result)
-                return result
-        except Exception as error:  # the call ended meanwhile
-            log.debug("stream statistics unavailable: %r", error)
-        return None
-
-    def _pj_stats(self) -> tuple[int, str | None, int | None] | None:
-        call = self._call
-        if call is None or not call.isActive():
-            return None
-        return self._pj_read_stats(call)
+    def media_output(self) -> tuple[str | None, bool]:
+        stream = self.session.audio
+        return (stream.play_file, stream.echo) if stream is not None else (None, False)
 
 
 class SessionManager(metaclass=Singleton):
@@ -1027,8 +836,6 @@ class SessionManager(metaclass=Singleton):
     def __init__(self) -> None:
         self.sessions: list[Session] = []
         self._started = False
-        self._pj_calls: list[Any] = []  # pjsua thread only: every live pj.Call
-        self._pj_cancelled_at: float | None = None  # pjsua thread only: when a CANCEL was last sent
         self.codecs: list[str] | None = None
 
     def start(self) -> None:
@@ -1037,17 +844,16 @@ class SessionManager(metaclass=Singleton):
             return
         self._started = True
         engine = Engine()
-        engine.incoming_call_hook = self._pj_incoming_call
-        engine.add_shutdown_hook(self._pj_shutdown)
-        if _pj_media_config not in engine.account_config_hooks:
-            # Before the first pj.Account is made: activation only queued its creation on the engine.
-            engine.account_config_hooks.append(_pj_media_config)
+        engine.incoming_call_hook = self._incoming_call
+        engine.add_shutdown_hook(CallDriver.shutdown_all)
+        # Before the first pj.Account is made: activation only queued its creation on the engine.
+        engine.media_settings = MediaSettings(_rtp_port_range())
         codecs = self.codecs
         if codecs is None:
             from sipcli.configuration.settings import SIPSimpleSettings
 
             codecs = [str(codec) for codec in SIPSimpleSettings().audio.codec_list]
-        engine.run(_pj_set_codecs, list(codecs))
+        engine.run(set_codecs, list(codecs))
 
     async def stop(self, timeout: float = HANGUP_TIMEOUT) -> None:
         """End every session (CANCEL, BYE or a refusal) and wait for them to end."""
@@ -1055,7 +861,7 @@ class SessionManager(metaclass=Singleton):
             return
         self._started = False
         engine = Engine()
-        if engine.incoming_call_hook == self._pj_incoming_call:
+        if engine.incoming_call_hook == self._incoming_call:
             engine.incoming_call_hook = None
         sessions = [session for session in self.sessions if session.state != "TERMINATED"]
         for session in sessions:
@@ -1075,55 +881,27 @@ class SessionManager(metaclass=Singleton):
         for stream in session.streams.values():
             stream.close()
 
-    def _release(self, session: Session) -> None:
-        """Loop thread: the call is over; drop its pj.Call (and player/recorder) once the callback returned."""
-        engine = Engine()
-        if engine.is_running or engine.state == "stopping":
-            engine.run(self._pj_release, session)
-
-    # pjsua thread
-
-    def _pj_keep(self, call: Any) -> None:
-        self._pj_calls.append(call)
-
-    def _pj_drop(self, call: Any) -> None:
-        call.player = call.recorder = None
-        if call in self._pj_calls:
-            self._pj_calls.remove(call)
-
-    def _pj_release(self, session: Session) -> None:
-        call = session._call
-        if call is not None:
-            session._call = None
-            self._pj_drop(call)
-
-    def _pj_incoming_call(self, account: Any, call_id: int, message: str) -> None:
-        """Engine hook for each incoming INVITE: keep the pj.Call at once, ring, and tell the loop."""
-        import pjsua2 as pj
-
+    def _incoming_call(self, account: Any, driver: CallDriver, message: str) -> int:
+        """Engine hook (pjsua thread) for each incoming INVITE: the Session takes the driver; returns the code to
+        answer with (180, or a refusal that announces nothing: its DISCONNECTED releases the driver)."""
         session = Session(account)
         offer = offered_chat(message_body(message))
-        if offer is not None:  # pjsua writes the answer SDP during this callback: the chat stream must exist
-            from sipcli.chat import ChatStream  # only sessions with chat load MSRP
+        if offer is not None:  # pjsua writes the answer SDP while ringing: the chat stream must exist
+            from sipcli.streams.chat import ChatStream  # only sessions with chat load MSRP
 
             chat = ChatStream(session)
             if chat.pj_prepare_answer(account, offer):
-                session.streams["chat"] = chat
-        call = _pj_call_class()(session, account.pj_account, call_id)
-        self._pj_keep(call)
-        session._call = call
-        param = pj.CallOpParam(True)
-        if not self._started or not self._pj_for_us(account, message):
-            param.statusCode = 404 if self._started else 480
-            call.answer(param)
-            return  # nothing is announced for this call; its DISCONNECTED releases it
+                session._add_stream(chat)
+        session._driver = driver
+        driver.attach(_DriverHooks(session), session._driver_event)
+        if not self._started or not self._for_us(account, message):
+            return 404 if self._started else 480
         # Posted before answering: answer() reports EARLY at once, and the Session must be INCOMING by then.
-        Engine().post(session._incoming, message)
-        param.statusCode = 180
-        call.answer(param)
+        driver.post(IncomingCall(message))
+        return 180
 
     @staticmethod
-    def _pj_for_us(account: Any, message: str) -> bool:
+    def _for_us(account: Any, message: str) -> bool:
         """Whether the request URI names this account: its contact user or its id (P2P takes any user)."""
         if not hasattr(account, "sip"):
             return True
@@ -1133,172 +911,18 @@ class SessionManager(metaclass=Singleton):
             return False
         return uri.user in (account.contact.username, account.id.username)
 
-    def _pj_shutdown(self) -> None:
-        """Engine shutdown hook: hang up what is left, pump until calls are gone, drop every pj object."""
-        import pjsua2 as pj
-
-        engine = Engine()
-        for call in list(self._pj_calls):
-            with contextlib.suppress(Exception):
-                if call.isActive():
-                    call.hangup(pj.CallOpParam(True))
-        engine.pump(lambda: not any(_is_active(call) for call in self._pj_calls), HANGUP_TIMEOUT)
-        if self._pj_cancelled_at is not None:
-            # pjsua reports a CANCELled call over at once; the 487 that ends the INVITE still needs its ACK.
-            engine.pump(lambda: time.monotonic() - self._pj_cancelled_at > CANCEL_GRACE, CANCEL_GRACE)
-        for call in list(self._pj_calls):
-            self._pj_drop(call)
-        for session in self.sessions:
-            session._call = None
-        gc.collect()
-
 
 def _msrp_tls(account: Any) -> bool:
     """Whether the account's chats use MSRP over TLS (setting msrp.transport)."""
     return str(getattr(getattr(account, "msrp", None), "transport", "tcp")) == "tls"
 
 
-def _is_active(call: Any) -> bool:
-    try:
-        return bool(call.isActive())
-    except Exception:
-        return False
-
-
-def _pj_media_config(account: Any, config: Any) -> None:
-    """Engine account hook (pjsua thread): RTP on the engine's address, in the configured port range; no
-    re-INVITE to lock a codec when the answer lists several (peers such as SIPp do not expect one)."""
+def _rtp_port_range() -> tuple[int, int] | None:
+    """Setting rtp.port_range ('start:end'), when the configuration is loaded."""
     from sipcli.configuration import ConfigurationManager
     from sipcli.configuration.settings import SIPSimpleSettings
 
-    media = config.mediaConfig
-    media.lockCodecEnabled = False
-    local_ip = Engine().settings.local_ip
-    if local_ip:
-        media.transportConfig.boundAddress = local_ip
-        media.transportConfig.publicAddress = local_ip
-    if ConfigurationManager().started:
-        start, end = (int(port) for port in str(SIPSimpleSettings().rtp.port_range).split(":"))
-        media.transportConfig.port = start
-        media.transportConfig.portRange = end - start
-        media.transportConfig.randomizePort = True
-
-
-def _pj_set_codecs(names: list[str]) -> list[str]:
-    """pjsua thread: codecs in names get descending priorities, every other codec is disabled."""
-    endpoint = Engine().endpoint
-    available = [info.codecId for info in endpoint.codecEnum2()]
-    wanted = [name.lower() for name in names]
-    enabled = []
-    for codec_id in available:
-        name = codec_id.split("/", 1)[0].lower()
-        priority = 0
-        if name in wanted:
-            priority = 255 - wanted.index(name) * 10 - (0 if codec_id.endswith("/16000/1") else 1)
-            enabled.append(codec_id)
-        endpoint.codecSetPriority(codec_id, max(priority, 0))
-    if not enabled:
-        raise SessionError(f"none of the codecs {', '.join(names)} is available "
-                           f"(available: {', '.join(sorted({c.split('/')[0] for c in available}))})")
-    return enabled
-
-
-@functools.cache
-def _pj_call_class() -> type:
-    import pjsua2 as pj
-
-    class PJCall(pj.Call):
-        """pjsua-thread side of a Session: copies what callbacks say into plain data for the loop thread."""
-
-        def __init__(self, session: Session, pj_account: Any, call_id: int = pj.PJSUA_INVALID_ID) -> None:
-            super().__init__(pj_account, call_id)
-            self.session = session
-            self.player: Any = None
-            self.player_file: str | None = None
-            self.recorder: Any = None
-
-        def onCallState(self, prm: Any) -> None:
-            info = self.getInfo()
-            state = _CALL_STATES.get(int(info.state), "NULL")
-            code, reason = int(info.lastStatusCode), str(info.lastReason)
-            message, remote_response = "", False
-            with contextlib.suppress(Exception):
-                event = prm.e
-                if event.type == pj.PJSIP_EVENT_TSX_STATE and event.body.tsxState.type == pj.PJSIP_EVENT_RX_MSG:
-                    message = str(event.body.tsxState.src.rdata.wholeMsg)
-                    remote_response = message.startswith("SIP/2.0")
-            if state == "DISCONNECTED":
-                self.session._pj_read_stats(self)
-            Engine().post(self.session._call_state, state, code, reason, str(info.localUri), str(info.remoteUri),
-                          remote_response, message)
-
-        def onCallMediaState(self, prm: Any) -> None:
-            session = self.session
-            info = self.getInfo()
-            media = info.media
-            audio = None
-            hold = None
-            for index in range(len(media)):
-                item = media[index]
-                if item.type != pj.PJMEDIA_TYPE_AUDIO or item.status == 0:
-                    continue
-                try:
-                    stream = self.getStreamInfo(index)
-                except pj.Error:
-                    continue  # no stream: the chat slot, or an inactive audio line (a chat-only session)
-                status = int(item.status)
-                hold = {_MEDIA_LOCAL_HOLD: "local", _MEDIA_REMOTE_HOLD: "remote"}.get(status)
-                transport = self.getMedTransportInfo(index)
-                local_host, _, local_port = str(transport.localRtpName).rpartition(":")
-                remote_host, _, remote_port = str(stream.remoteRtpAddress).rpartition(":")
-                audio = {"codec": str(stream.codecName), "sample_rate": int(stream.codecClockRate),
-                         "srtp_active": bool(_SRTP_ACTIVE.search(self.dump(True, ""))),
-                         "local_rtp_address": local_host, "local_rtp_port": int(local_port or 0),
-                         "remote_rtp_address_sdp": remote_host, "remote_rtp_port_sdp": int(remote_port or 0)}
-                break
-            session._pj_connect_media()
-            Engine().post(session._media_update, audio, hold)
-
-        def onCallRxReinvite(self, prm: Any) -> None:
-            """A re-INVITE that adds streams is held (prm.isAsync): the application accepts or rejects it later.
-            pjsua still writes its answer (onCallSdpCreated, kept by Session.local_sdp) but would send a 200 OK
-            without SDP: the answer is passed back in CallOpParam.sdp (Session._pj_answer_proposal)."""
-            session = self.session
-            offer = str(prm.offer.wholeSdp)
-            streams = session._pj_proposed_streams(offer) if offer else []
-            if streams and session._pj_proposal is None:
-                prm.isAsync = True
-                session._pj_proposal = {"offer": offer, "answer": None}
-                Engine().post(session._remote_proposal, streams)
-
-        def onCallSdpCreated(self, prm: Any) -> None:
-            remote = str(prm.remSdp.wholeSdp) or None
-            local = str(prm.sdp.wholeSdp)
-            rewritten = self.session.local_sdp(local, remote)
-            if rewritten != local:
-                prm.sdp.wholeSdp = rewritten
-
-        def onCallTsxState(self, prm: Any) -> None:
-            """Final responses to our INVITEs: the answer SDP tells the chat stream what was accepted."""
-            with contextlib.suppress(Exception):
-                event = prm.e
-                if event.type != pj.PJSIP_EVENT_TSX_STATE or event.body.tsxState.type != pj.PJSIP_EVENT_RX_MSG:
-                    return
-                message = str(event.body.tsxState.src.rdata.wholeMsg)
-                status = message.split("\r\n", 1)[0].split(" ", 2)
-                if not message.startswith("SIP/2.0 ") or not (header(message, "CSeq") or "").endswith("INVITE"):
-                    return
-                code = int(status[1])
-                if code >= 200:
-                    Engine().post(self.session._invite_response, code, status[2] if len(status) > 2 else "",
-                                  message_body(message))
-
-        def onDtmfDigit(self, prm: Any) -> None:
-            Engine().post(self.session._dtmf, str(prm.digit), _DTMF_METHODS.get(int(prm.method), str(prm.method)))
-
-        def onStreamDestroyed(self, prm: Any) -> None:
-            with contextlib.suppress(Exception):
-                stat = self.getStreamStat(int(prm.streamIdx))
-                Engine().post(self.session._audio_stats, int(stat.rtcp.rxStat.pkt), None, None)
-
-    return PJCall
+    if not ConfigurationManager().started:
+        return None
+    start, end = (int(port) for port in str(SIPSimpleSettings().rtp.port_range).split(":"))
+    return start, end

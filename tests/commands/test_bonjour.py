@@ -9,6 +9,8 @@ import pytest
 from tests.support.netns import private_netns
 from tests.support.sipcli import SIPCLIProcess
 
+pytestmark = [pytest.mark.peers, pytest.mark.netns]
+
 pytest.importorskip("pjsua2")
 pytest.importorskip("zeroconf")
 

@@ -11,6 +11,8 @@ from tests.support.kamailio import registrar
 from tests.support.sipcli import SIPCLIProcess
 from tests.support.sipp import start_sipp
 
+pytestmark = pytest.mark.peers
+
 pytest.importorskip("pjsua2")
 
 LOOPBACK = ("--local-ip", "127.0.0.1")

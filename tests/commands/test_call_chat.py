@@ -8,6 +8,8 @@ import pytest
 from tests.support.audio import sine_wav
 from tests.support.sipcli import SIPCLIProcess
 
+pytestmark = pytest.mark.peers
+
 pytest.importorskip("pjsua2")
 
 LOOPBACK = ("--local-ip", "127.0.0.1")

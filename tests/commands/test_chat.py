@@ -16,6 +16,8 @@ from tests.support.msrp_relay import msrp_relay
 from tests.support.ports import free_port
 from tests.support.sipcli import SIPCLI, SIPCLIProcess
 
+pytestmark = pytest.mark.peers
+
 pytest.importorskip("pjsua2")
 
 LOOPBACK = ("--local-ip", "127.0.0.1")

@@ -16,6 +16,8 @@ import pytest
 from tests.support.kamailio import registrar
 from tests.support.ports import free_port
 
+pytestmark = pytest.mark.peers
+
 pytest.importorskip("pjsua2")
 
 SIPCLI = [sys.executable, "-m", "sipcli.commands"]

@@ -24,6 +24,8 @@ from tests.support.kamailio import DOMAIN, USERS, registrar
 from tests.support.sipcli import SIPCLI, SIPCLIProcess
 from tests.support.sipp import start_sipp
 
+pytestmark = pytest.mark.peers
+
 LOOPBACK = ("--local-ip", "127.0.0.1")
 ENV = {"ALICE_PW": USERS["alice"], "BOB_PW": USERS["bob"]}
 PASSWORDS = tuple(USERS.values())

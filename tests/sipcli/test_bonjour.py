@@ -16,6 +16,8 @@ from sipcli.account import ContactURI
 from sipcli.notification import NotificationCenter
 from tests.support.netns import private_netns
 
+pytestmark = pytest.mark.netns
+
 
 class FakeAccount:
     """What BonjourServices reads from a BonjourAccount."""

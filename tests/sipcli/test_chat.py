@@ -7,13 +7,13 @@ from types import SimpleNamespace
 
 import pytest
 
-from sipcli.chat import ChatStream, offered_chat
 from sipcli.cpim import CPIM_TYPE, decode_cpim, encode_cpim
 from sipcli.msrp.connection import MessageReceived
 from sipcli.msrp.uri import MSRPURI
 from sipcli.notification import NotificationCenter
-from sipcli.sdp import SessionDescription
-from sipcli.session import IllegalStateError, Session, SessionError
+from sipcli.session import IllegalStateError, Session, SessionError, _DriverHooks
+from sipcli.sessiondescription import SessionDescription, offered_chat
+from sipcli.streams.chat import ChatStream
 
 PJSUA_OFFER = (  # what pjsua writes with two audio slots; the second becomes the chat line
     "v=0\r\no=- 3913 3913 IN IP4 127.0.0.1\r\ns=pjmedia\r\nt=0 0\r\n"
@@ -43,6 +43,7 @@ class _Account:
 def stream():
     session = Session(_Account())
     chat = ChatStream(session)
+    session._add_stream(chat)
     chat.local_path = [MSRPURI.new("127.0.0.1", 40000)]
     yield chat
     NotificationCenter().purge_observer(chat)
@@ -151,13 +152,13 @@ def test_received_cpim_plain_text_and_otr_queries(stream):
 def test_reinvite_offers_that_propose_streams():
     session = Session(_Account())
     session.streams["audio"] = object()
-    assert session._pj_proposed_streams(remote_sdp()) == ["chat"]  # adding chat to an audio call
+    assert _DriverHooks(session).proposed_streams(remote_sdp()) == ["chat"]  # adding chat to an audio call
     session.streams["chat"] = chat = ChatStream(session)
     chat.negotiated = True
-    assert session._pj_proposed_streams(remote_sdp(audio="sendonly")) == []  # hold keeps the streams
+    assert _DriverHooks(session).proposed_streams(remote_sdp(audio="sendonly")) == []  # hold keeps the streams
     del session.streams["audio"]
-    assert session._pj_proposed_streams(remote_sdp(audio="inactive")) == []  # chat only, refreshed
-    assert session._pj_proposed_streams(remote_sdp()) == ["audio"]  # audio added to a chat-only session
+    assert _DriverHooks(session).proposed_streams(remote_sdp(audio="inactive")) == []  # chat only, refreshed
+    assert _DriverHooks(session).proposed_streams(remote_sdp()) == ["audio"]  # audio added to a chat-only session
     NotificationCenter().purge_observer(chat)
 
 

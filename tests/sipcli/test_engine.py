@@ -10,8 +10,8 @@ import time
 
 import pytest
 
-from sipcli.engine import Engine, EngineSettings, EngineStoppedError, SIPCoreError
 from sipcli.notification import NotificationCenter
+from sipcli.pjsua import Engine, EngineSettings, EngineStoppedError, SIPCoreError
 
 pytest.importorskip("pjsua2")
 
@@ -109,7 +109,7 @@ def test_command_round_trip_and_loop_lag_stay_small():
 def test_nothing_reaches_stdout_and_exit_is_clean():
     script = (
         "import asyncio\n"
-        "from sipcli.engine import Engine, EngineSettings\n"
+        "from sipcli.pjsua import Engine, EngineSettings\n"
         "async def main():\n"
         "    await Engine().start(EngineSettings(local_ip='127.0.0.1', tls_port=0, log_level=5, trace_sip=True))\n"
         "    await Engine().stop()\n"
@@ -124,7 +124,7 @@ def test_nothing_reaches_stdout_and_exit_is_clean():
 def test_exit_without_stop_does_not_abort():
     script = (
         "import asyncio\n"
-        "from sipcli.engine import Engine, EngineSettings\n"
+        "from sipcli.pjsua import Engine, EngineSettings\n"
         "async def main():\n"
         "    await Engine().start(EngineSettings(local_ip='127.0.0.1'))\n"
         "asyncio.run(main())\n"
@@ -132,3 +132,39 @@ def test_exit_without_stop_does_not_abort():
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=30)
     assert result.returncode == 0, result.stderr
     assert result.stdout == ""
+
+
+def test_an_exception_on_the_pjsua_thread_ends_the_engine_through_did_fail():
+    """Whatever breaks the pjsua thread's loop: SIPEngineDidFail, the engine stops (stop() returns), clean exit."""
+    script = (
+        "import asyncio\n"
+        "from sipcli.notification import NotificationCenter\n"
+        "from sipcli.pjsua import Engine, EngineSettings\n"
+        "failed = None\n"
+        "class Observer:\n"
+        "    def handle_notification(self, n):\n"
+        "        print(n.name, getattr(n.data, 'reason', ''), flush=True)\n"
+        "        if n.name == 'SIPEngineDidFail':\n"
+        "            failed.set()\n"
+        "def boom(ms):\n"
+        "    raise RuntimeError('forced')\n"
+        "async def main():\n"
+        "    global failed\n"
+        "    failed = asyncio.Event()\n"
+        "    NotificationCenter().add_observer(Observer(), sender=Engine())\n"
+        "    engine = Engine()\n"
+        "    await engine.start(EngineSettings(local_ip='127.0.0.1', tcp_port=None))\n"
+        "    await engine.run(setattr, engine.endpoint, 'libHandleEvents', boom)\n"
+        "    await asyncio.wait_for(failed.wait(), 10)\n"
+        "    print('state', engine.state, flush=True)\n"
+        "    await asyncio.wait_for(engine.stop(), 10)\n"
+        "    print('state', engine.state)\n"
+        "asyncio.run(main())\n"
+    )
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=30)
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[:2] == ["SIPEngineWillStart ", "SIPEngineDidStart "]
+    assert lines[2].startswith("SIPEngineDidFail the pjsua thread failed: RuntimeError('forced')")
+    assert lines[3:] == ["state stopping", "SIPEngineDidEnd ", "state stopped"]
+    assert "RuntimeError: forced" in result.stderr  # logged with its traceback

@@ -7,7 +7,7 @@ import struct
 import wave
 from pathlib import Path
 
-from sipcli.audio import read_wav
+from sipcli.wav import read_wav
 
 
 def sine_wav(path: Path, frequency: float, seconds: float = 2.0, rate: int = 16000, channels: int = 1,

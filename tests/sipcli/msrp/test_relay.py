@@ -25,7 +25,7 @@ from tests.sipcli.msrp.test_transport import Collector
 from tests.support.kamailio import USERS, Kamailio
 from tests.support.msrp_relay import msrp_relay
 
-pytestmark = pytest.mark.timeout(60)
+pytestmark = [pytest.mark.peers, pytest.mark.timeout(60)]
 RELAY = MSRPURI.parse("msrp://relay.example.test:2855;tcp")
 ME = MSRPURI.parse("msrp://127.0.0.1:9/abc;tcp")
 

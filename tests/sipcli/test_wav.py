@@ -1,10 +1,10 @@
-"""sipcli.audio: every common WAV becomes mono 16-bit at the bridge rate, tone preserved."""
+"""sipcli.wav: every common WAV becomes mono 16-bit at the bridge rate, tone preserved."""
 
 import wave
 
 import pytest
 
-from sipcli.audio import AudioFormatError, PlaybackFile, convert_wav, read_wav
+from sipcli.wav import AudioFormatError, PlaybackFile, convert_wav, read_wav
 from tests.support.audio import dominant_frequency, sine_wav
 
 

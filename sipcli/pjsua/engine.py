@@ -23,7 +23,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVarTuple
 
 from sipcli.notification import NotificationCenter, NotificationData
 from sipcli.singleton import Singleton
@@ -31,6 +31,7 @@ from sipcli.singleton import Singleton
 __all__ = ["Engine", "EngineError", "EngineSettings", "EngineStoppedError", "SIPCoreError"]
 
 log = logging.getLogger(__name__)
+Arguments = TypeVarTuple("Arguments")
 pjsip_log = logging.getLogger("sipcli.pjsip")
 
 _PJ_TO_PY_LEVEL = {0: logging.CRITICAL, 1: logging.ERROR, 2: logging.WARNING, 3: logging.INFO}
@@ -94,8 +95,8 @@ def _convert_error(error: BaseException) -> BaseException:
     return error
 
 
-def _set_future(future: asyncio.Future, error: BaseException | None, result: Any) -> None:
-    if future.done():
+def _set_future(future: asyncio.Future | None, error: BaseException | None, result: Any) -> None:
+    if future is None or future.done():
         return
     if error is not None:
         future.set_exception(error)
@@ -110,8 +111,8 @@ class Engine(metaclass=Singleton):
 
     def __init__(self) -> None:
         self._shutdown_hooks: list[Callable[[], None]] = []
-        self.account_config_hooks = []
         self.incoming_call_hook = None
+        self.media_settings = None
         self._reset()
 
     def _reset(self) -> None:
@@ -173,11 +174,11 @@ class Engine(metaclass=Singleton):
             return future
         return self._ended
 
-    def run(self, fn: Callable[..., Any], *args: Any) -> asyncio.Future:
+    def run(self, fn: Callable[[*Arguments], Any], *args: *Arguments) -> asyncio.Future:
         """Run fn(*args) on the pjsua thread; the future gets its result or exception (pj.Error as SIPCoreError)."""
         loop = self._loop if self._loop is not None else asyncio.get_running_loop()
         future = loop.create_future()
-        if self.state not in ("starting", "started") and not (self.state == "stopping" and self._thread_alive()):
+        if self.state not in ("starting", "started", "stopping") or not self._thread_alive():
             future.set_exception(EngineStoppedError("the SIP engine is not running"))
             return future
         was_idle = not self._commands
@@ -186,7 +187,7 @@ class Engine(metaclass=Singleton):
             self._wake()
         return future
 
-    def post(self, callback: Callable[..., Any], *args: Any) -> None:
+    def post(self, callback: Callable[[*Arguments], Any], *args: *Arguments) -> None:
         """From the pjsua thread (or any thread): schedule callback(*args) on the loop thread."""
         loop = self._loop
         if loop is None or loop.is_closed():
@@ -194,10 +195,11 @@ class Engine(metaclass=Singleton):
         with contextlib.suppress(RuntimeError):  # the loop closed meanwhile: nobody is left to tell
             loop.call_soon_threadsafe(callback, *args)
 
-    # Set by the SessionManager: hook(account, call_id, whole_msg) on the pjsua thread for each incoming INVITE.
-    incoming_call_hook: Callable[..., Any] | None
-    # fn(account, pj.AccountConfig) on the pjsua thread before each pj.Account is created (media settings...).
-    account_config_hooks: list[Callable[[Any, Any], Any]]
+    # Set by the SessionManager: hook(account, driver, whole_msg) -> status code, on the pjsua thread for each
+    # incoming INVITE (sipcli.pjsua.account); account is the owner given to the AccountDriver.
+    incoming_call_hook: Callable[[Any, Any, str], int] | None
+    # Set by the SessionManager before the first pj.Account is made: applied to every account's media config.
+    media_settings: Any
 
     def add_shutdown_hook(self, fn: Callable[[], Any]) -> None:
         """fn runs on the pjsua thread at stop, before accounts are removed and before libDestroy (LIFO)."""
@@ -257,12 +259,19 @@ class Engine(metaclass=Singleton):
             self.post(self._did_fail, error)
             return
         self.post(self._did_start)
+        failure: BaseException | None = None
         try:
             self._serve()
-        except BaseException as error:  # a bug in a command must not leave pjsua alive without a thread
+        except BaseException as error:  # a bug on this thread must not leave pjsua alive without a thread
             log.exception("the pjsua thread failed")
-            self.post(self._notify, "SIPEngineGotException", reason=repr(error))
-        self._shutdown()
+            failure = error
+            self.post(self._did_fail_running, error)
+        try:
+            self._shutdown()
+        except BaseException as error:
+            log.exception("the pjsua thread failed while stopping")
+            if failure is None:
+                self.post(self._did_fail_running, error)
         self.post(self._did_end)
 
     def _serve(self) -> None:
@@ -426,6 +435,12 @@ class Engine(metaclass=Singleton):
         _set_future(self._ended, None, None)
         self._join()
 
+    def _did_fail_running(self, error: BaseException) -> None:
+        """The pjsua thread broke down after the start: it shuts pjsua down and ends (SIPEngineDidEnd follows)."""
+        if self.state == "started":
+            self.state = "stopping"
+        self._notify("SIPEngineDidFail", reason=f"the pjsua thread failed: {error!r}")
+
     def _did_end(self) -> None:
         if self.state == "starting":  # stopped before it finished starting
             _set_future(self._started, EngineStoppedError("the SIP engine was stopped while starting"), None)
@@ -443,10 +458,11 @@ class Engine(metaclass=Singleton):
 
     def _stop_at_exit(self) -> None:
         """Interpreter exit with the engine still up: stop it here, or pjsua dies mid-call and aborts."""
-        if self._thread_alive():
+        thread = self._thread
+        if thread is not None and thread.is_alive():
             self._stopping = True
             self._wake()
-            self._thread.join(5)
+            thread.join(5)
 
 
 class _captured_stdout:

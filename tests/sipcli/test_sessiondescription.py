@@ -1,6 +1,6 @@
 import pytest
 
-from sipcli.sdp import DISABLED_CHAT, MediaSection, SessionDescription, splice_chat
+from sipcli.sessiondescription import DISABLED_CHAT, MediaSection, SessionDescription, splice_chat
 
 OFFER = (
     "v=0\r\no=- 3913 3913 IN IP4 127.0.0.1\r\ns=pjmedia\r\nb=AS:84\r\nt=0 0\r\na=X-nat:0\r\n"
