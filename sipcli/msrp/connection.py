@@ -16,6 +16,11 @@ response. Any negative response or failure REPORT makes it not delivered. With `
 ``partial`` and no success report nothing confirms delivery, so only failures are reported.
 Incoming SENDs are answered 200, 481 when the To-Path is not our session, 413 when the message is larger than
 ``max_message_size``, 400 when malformed; REPORTs are sent when the sender asked for them.
+
+Limits on what a peer makes us hold: messages being reassembled hold at most ``max_message_size`` bytes in
+total (64 MiB), counting the gap a chunk's far Byte-Range start opens, and at most ``max_partial_messages``
+(256) messages are in progress at once; a chunk beyond either is answered 413 (the sender stops that message).
+The parser bounds each frame (see ``sipcli.msrp.parser``).
 """
 
 from __future__ import annotations
@@ -32,6 +37,7 @@ from sipcli.msrp.uri import MSRPURI, URIError, format_path, parse_path
 DEFAULT_CHUNK_SIZE = 16 * 1024
 DEFAULT_MAX_MESSAGE_SIZE = 64 * 1024 * 1024
 RESPONSE_TIMEOUT = 30.0
+MAX_PARTIAL_MESSAGES = 256
 
 
 @dataclass(slots=True)
@@ -163,11 +169,13 @@ class MSRPConnection:
     def __init__(self, local_path: list[MSRPURI], remote_path: list[MSRPURI] | None = None, *,
                  chunk_size: int = DEFAULT_CHUNK_SIZE, max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE,
                  max_header_size: int = MAX_HEADER_SIZE, max_chunk_size: int = MAX_BODY_SIZE,
-                 response_timeout: float = RESPONSE_TIMEOUT, clock: Callable[[], float] = time.monotonic) -> None:
+                 max_partial_messages: int = MAX_PARTIAL_MESSAGES, response_timeout: float = RESPONSE_TIMEOUT,
+                 clock: Callable[[], float] = time.monotonic) -> None:
         if not local_path:
             raise ValueError("the local path needs at least our own URI")
         self.chunk_size = chunk_size
         self.max_message_size = max_message_size
+        self.max_partial_messages = max_partial_messages
         self.response_timeout = response_timeout
         self._clock = clock
         # Bodies come as views into the parser's buffer: each is copied once, where it is kept (see receive_data).
@@ -389,11 +397,17 @@ class MSRPConnection:
                 self._drop(message_id)
             self._respond(frame, 200)
             return
-        if start - 1 + len(body) > self.max_message_size or self._buffered + len(body) > self.max_message_size:
+        end = start - 1 + len(body)
+        # The reassembly buffer grows to the chunk's end, whatever its start: a far start costs the whole gap.
+        growth = max(0, end - (incoming.size if incoming is not None else 0))
+        if end > self.max_message_size or self._buffered + growth > self.max_message_size:
             self._drop(message_id)
             self._respond(frame, 413, "Message too large")
             return
         if incoming is None:
+            if len(self._incoming) >= self.max_partial_messages:
+                self._respond(frame, 413, "Too many messages in progress")
+                return
             incoming = self._incoming[message_id] = _Incoming(frame)
         before = incoming.size
         incoming.add(start - 1, body)

@@ -296,16 +296,32 @@ class MSRPDispatcher:
     registers the session whose local URI it is. An incoming connection is held until its first frame's
     To-Path names a session id, then given to that session (waiting up to HOLD seconds for ``expect``, which
     may come after the peer connected: the answerer learns it is passive only once its answer is sent).
+
+    What an unauthenticated peer can make us hold before a session takes its connection is bounded:
+
+    - HOLD (10 s): a connection not taken by then is closed, whatever it sent (nothing, a slow trickle, a
+      frame for a session nobody expects); over TLS the handshake gets as long.
+    - MAX_FIRST_FRAME_HEAD (16 KiB): the first frame's header block must name a To-Path within it.
+    - MAX_PENDING (64): connections held at once; more are closed as they arrive.
+    - HELD_PER_CONNECTION (256 KiB): bytes read from one held connection; then reading pauses and the rest
+      waits in the peer's socket (a legitimate peer that pipelines a large message before we expect it loses
+      nothing).
+    - HELD_TOTAL (4 MiB): bytes held across all connections; a connection that would exceed it is closed.
     """
 
     HOLD = 10.0
     MAX_FIRST_FRAME_HEAD = 16 * 1024
+    MAX_PENDING = 64
+    HELD_PER_CONNECTION = 256 * 1024
+    HELD_TOTAL = 4 * 1024 * 1024
 
     def __init__(self) -> None:
         self._server: asyncio.Server | None = None
         self._expected: dict[str, tuple[MSRPConnection, Callable[[Event], None] | None,
                                         asyncio.Future[MSRPTransport]]] = {}
-        self._held: dict[str, list[_Held]] = {}
+        self._held: dict[str, list[_Held]] = {}  # by session id, once the first frame named it
+        self._pending: set[_Held] = set()  # every connection not yet taken by a session
+        self._held_bytes = 0
         self.host = ""
         self.port = 0
         self.use_tls = False
@@ -316,11 +332,22 @@ class MSRPDispatcher:
         """Listen on host:port; URIs name advertised_host (default: host)."""
         dispatcher = cls()
         loop = asyncio.get_running_loop()
-        dispatcher._server = await loop.create_server(lambda: _Held(dispatcher), host, port, ssl=ssl_context)
+        dispatcher._server = await loop.create_server(lambda: _Held(dispatcher), host, port, ssl=ssl_context,
+                                                      ssl_handshake_timeout=cls.HOLD if ssl_context else None)
         dispatcher.port = dispatcher._server.sockets[0].getsockname()[1]
         dispatcher.host = advertised_host or host
         dispatcher.use_tls = ssl_context is not None
         return dispatcher
+
+    @property
+    def pending(self) -> int:
+        """Connections held now, not yet taken by a session."""
+        return len(self._pending)
+
+    @property
+    def held_bytes(self) -> int:
+        """Bytes read from those connections, held until a session takes them."""
+        return self._held_bytes
 
     def uri(self) -> MSRPURI:
         """A fresh local URI (new session id) on this socket."""
@@ -355,8 +382,21 @@ class MSRPDispatcher:
             self._server = None
         for _, _, future in list(self._expected.values()):
             future.cancel()
-        for held in [h for hs in self._held.values() for h in hs]:
+        for held in list(self._pending):
             held.drop()
+
+    def _admit(self, held: _Held) -> bool:
+        if len(self._pending) >= self.MAX_PENDING:
+            return False
+        self._pending.add(held)
+        return True
+
+    def _hold_bytes(self, held: _Held, size: int) -> bool:
+        """Whether `size` more bytes of `held` may be kept (within HELD_TOTAL)."""
+        if self._held_bytes + size > self.HELD_TOTAL:
+            return False
+        self._held_bytes += size
+        return True
 
     def _arrived(self, held: _Held, session_id: str) -> bool:
         """Give a connection to its session; False when none expects it yet (then it is held)."""
@@ -368,15 +408,24 @@ class MSRPDispatcher:
         transport = MSRPTransport(connection, on_event)
         future.set_result(transport)
         assert held.transport is not None
-        transport.take_over(held.transport, bytes(held.data))
+        data = bytes(held.data)
+        self._forget(held)
+        transport.take_over(held.transport, data)
+        held.transport.resume_reading()  # a no-op unless the held connection had reached its limit
         return True
 
     def _forget(self, held: _Held) -> None:
-        for session_id, waiting in list(self._held.items()):
+        if held not in self._pending:
+            return
+        self._pending.discard(held)
+        self._held_bytes -= len(held.data)
+        held.data.clear()
+        if held.session_id is not None:
+            waiting = self._held.get(held.session_id, [])
             if held in waiting:
                 waiting.remove(held)
                 if not waiting:
-                    del self._held[session_id]
+                    del self._held[held.session_id]
 
 
 class _Held(asyncio.Protocol):
@@ -387,33 +436,55 @@ class _Held(asyncio.Protocol):
         self.transport: asyncio.Transport | None = None
         self.data = bytearray()
         self.session_id: str | None = None
+        self._scanned = 0  # where the next header line of the first frame starts (0: the first line is pending)
+        self._paused = False
         self._timer: asyncio.TimerHandle | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         assert isinstance(transport, asyncio.Transport)
         self.transport = transport
+        if not self.dispatcher._admit(self):
+            transport.abort()  # too many connections already wait for their session
+            return
         self._timer = asyncio.get_running_loop().call_later(self.dispatcher.HOLD, self.drop)
 
     def data_received(self, data: bytes) -> None:
-        self.data += data
-        if self.session_id is not None:
+        dispatcher = self.dispatcher
+        if self not in dispatcher._pending:
             return
-        head = bytes(self.data[:self.dispatcher.MAX_FIRST_FRAME_HEAD])
-        for line in head.split(b"\r\n")[1:]:
+        if not dispatcher._hold_bytes(self, len(data)):
+            self.drop()
+            return
+        self.data += data
+        if len(self.data) >= dispatcher.HELD_PER_CONNECTION and not self._paused and self.transport is not None:
+            self._paused = True
+            self.transport.pause_reading()
+        if self.session_id is None:
+            self._scan_first_frame()
+
+    def _scan_first_frame(self) -> None:
+        """Look for the To-Path among the complete header lines that arrived since the last look."""
+        data = self.data
+        limit = min(len(data), self.dispatcher.MAX_FIRST_FRAME_HEAD)
+        while (end := data.find(b"\r\n", self._scanned, limit)) >= 0:
+            line, first, self._scanned = bytes(data[self._scanned:end]), self._scanned == 0, end + 2
+            if first:
+                continue
             if not line:
-                break
+                break  # the header block ended without a To-Path: not an MSRP session we serve
             name, _, value = line.partition(b":")
             if name.strip().lower() == b"to-path":
                 try:
                     uri = MSRPURI.parse(value.decode("utf-8", "replace").split()[0])
                 except (ValueError, IndexError):
-                    self.drop()
-                    return
+                    break
                 self.session_id = uri.session_id or ""
                 self.dispatch()
                 return
-        if len(self.data) >= self.dispatcher.MAX_FIRST_FRAME_HEAD or b"\r\n\r\n" in head:
-            self.drop()  # no To-Path in the first frame's headers: not an MSRP session we serve
+        else:
+            if len(data) < self.dispatcher.MAX_FIRST_FRAME_HEAD:
+                return  # the next line is still on its way
+        self.drop()
 
     def dispatch(self) -> None:
         if self.session_id is None or self.transport is None or self.transport.is_closing():
