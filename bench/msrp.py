@@ -15,8 +15,8 @@ import sys
 import time
 from pathlib import Path
 
+from sipcli.msrp.aio import MSRPListener, MSRPTransport, open_transport
 from sipcli.msrp.connection import MessageDelivered, MSRPConnection
-from sipcli.msrp.transport import MSRPListener, MSRPTransport, open_transport
 from sipcli.msrp.uri import MSRPURI
 
 SMALL_COUNT = 10_000

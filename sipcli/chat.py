@@ -28,6 +28,7 @@ from typing import Any
 
 from sipcli.cpim import CPIM_TYPE, CPIMError, decode_cpim, encode_cpim, format_address, use_cpim
 from sipcli.engine import Engine
+from sipcli.msrp.aio import MSRPDispatcher, MSRPTransport, client_ssl_context, connect_relay, open_transport
 from sipcli.msrp.connection import (
     ConnectionClosed,
     MessageDelivered,
@@ -35,9 +36,7 @@ from sipcli.msrp.connection import (
     MessageReceived,
     MSRPConnection,
 )
-from sipcli.msrp.relay import connect_relay
 from sipcli.msrp.sdp import OFFER_SETUP, MessageMedia, answer_setup, connection_role
-from sipcli.msrp.transport import MSRPDispatcher, MSRPTransport, client_ssl_context, open_transport
 from sipcli.msrp.uri import MSRPURI
 from sipcli.notification import NotificationCenter, NotificationData
 from sipcli.sdp import CHAT_SLOT, SessionDescription, offered_chat, splice_chat

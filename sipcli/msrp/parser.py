@@ -263,11 +263,12 @@ class MSRPParser:
         buf, stop = self._buf, self._end
         mark = self._end_mark
         body_start = self._body_start
+        frame = self._frame
+        assert frame is not None  # called only while a frame's body is pending
         while True:
             idx = buf.find(mark, self._scan, stop)
             if idx < 0:
                 if stop - body_start > self.max_body_size + len(mark) + 3:
-                    frame = self._frame
                     return self._fail(413, "body too large or end-line missing", frame.transaction_id, frame)
                 self._scan = max(body_start - 2, stop - len(mark))
                 return None
@@ -278,7 +279,6 @@ class MSRPParser:
             if buf[tail - 3] in b"+$#" and buf[tail - 2:tail] == b"\r\n":
                 break
             self._scan = idx + 1  # the body merely contains text that looks like our end-line
-        frame = self._frame
         if idx - body_start > self.max_body_size:
             return self._fail(413, "body too large", frame.transaction_id, frame)
         if idx > body_start:

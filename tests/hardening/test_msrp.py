@@ -18,10 +18,10 @@ from collections.abc import Iterator
 
 import pytest
 
+from sipcli.msrp.aio import MSRPDispatcher
 from sipcli.msrp.connection import DEFAULT_MAX_MESSAGE_SIZE, MAX_PARTIAL_MESSAGES
 from sipcli.msrp.message import MSRPFrame
 from sipcli.msrp.parser import MAX_HEADER_COUNT, MSRPParser
-from sipcli.msrp.transport import MSRPDispatcher
 from tests.support.procfs import listening_tcp_ports, memory_mib
 from tests.support.sipcli import SIPCLIProcess
 

@@ -65,4 +65,4 @@ def test_audio_only_start_up_does_not_import_msrp():
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     loaded = set(result.stdout.split())
     assert "sipcli.msrp.sdp" in loaded
-    assert not loaded & {"sipcli.chat", "sipcli.msrp.connection", "sipcli.msrp.relay", "sipcli.msrp.transport"}
+    assert not loaded & {"sipcli.chat", "sipcli.msrp.connection", "sipcli.msrp.relay", "sipcli.msrp.aio"}

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from sipcli.msrp.aio import MSRPDispatcher, MSRPListener, MSRPTransport, client_ssl_context, open_transport
 from sipcli.msrp.connection import (
     ConnectionClosed,
     MessageDelivered,
@@ -18,7 +19,6 @@ from sipcli.msrp.connection import (
     MSRPConnection,
     ProtocolError,
 )
-from sipcli.msrp.transport import MSRPDispatcher, MSRPListener, MSRPTransport, client_ssl_context, open_transport
 from sipcli.msrp.uri import MSRPURI
 
 pytestmark = pytest.mark.timeout(60)

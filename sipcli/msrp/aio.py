@@ -1,4 +1,7 @@
-"""asyncio transport for one MSRP session: it only moves bytes between a socket and an ``MSRPConnection``.
+"""The asyncio side of MSRP: transports that only move bytes between sockets and the sans-IO core.
+
+Everything here does I/O; everything it drives does not (``connection.MSRPConnection``, ``parser``,
+``relay.RelayClient``). ``MSRPTransport`` carries one session over one TCP/TLS connection.
 
 Connection direction (RFC 6135 / RFC 4975 section 5.4), decided with ``sipcli.msrp.sdp.connection_role``:
 the side that ends up ``active`` calls ``open_transport`` to the first URI of the peer's path and sends the
@@ -6,8 +9,10 @@ empty SEND that binds the connection; the ``passive`` side opens an ``MSRPListen
 SDP and calls ``listener.accept``. A process with many sessions uses one ``MSRPDispatcher`` instead: one
 listening socket whose connections go to the session named by the To-Path of their first frame (so a local URI
 can be handed out synchronously, before the SDP that carries it is even sent). Behind a relay,
-``sipcli.msrp.relay.connect_relay`` returns a transport
-that is already connected and authenticated.
+``connect_relay`` returns a transport that is already connected and
+authenticated (RFC 4976): it sets the connection's local path to ``Use-Path + [our URI]`` (publish that as
+a=path) and keeps re-authenticating before the grant expires. Set ``connection.remote_path`` once the peer's
+SDP is known; SENDs then go out with To-Path = our relays + the peer's path.
 
 Events (see ``sipcli.msrp.connection``) go to the ``on_event`` callback when one is given, otherwise they
 are read with ``async for event in transport.events()``; the last one is always ``ConnectionClosed``.
@@ -18,10 +23,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ssl
+import time
 from collections.abc import AsyncIterator, Callable
+from typing import Any
 
-from sipcli.msrp.connection import ConnectionClosed, Event, MSRPConnection, ProtocolError
+from sipcli.msrp.connection import ConnectionClosed, Event, MSRPConnection, ProtocolError, ResponseReceived
 from sipcli.msrp.message import MSRPFrame
+from sipcli.msrp.relay import RelayAuthenticated, RelayClient, RelayError
 from sipcli.msrp.uri import MSRPURI
 
 WRITE_HIGH_WATER = 4 * 1024 * 1024
@@ -235,6 +243,62 @@ async def open_transport(connection: MSRPConnection, uri: MSRPURI, *, ssl_contex
     return transport
 
 
+async def connect_relay(relay_uri: MSRPURI, local_uri: MSRPURI, username: str, password: str, *,
+                        ssl_context: ssl.SSLContext | None = None, expires: int | None = None,
+                        on_event: Callable[[Event], None] | None = None, timeout: float = 10.0,
+                        **connection_options: Any) -> MSRPTransport:
+    """Connect to the relay, authenticate and return the transport of a session routed through it.
+
+    `transport.connection.local_path` is then the path to publish in a=path. Raises RelayError when the relay
+    refuses, asyncio.TimeoutError when it does not answer.
+    """
+    connection = MSRPConnection([local_uri], None, **connection_options)
+    client = RelayClient(relay_uri, local_uri, username, password, expires)
+    transport = await open_transport(connection, relay_uri, ssl_context=ssl_context, on_event=on_event,
+                                     timeout=timeout, bind=False)
+    loop = asyncio.get_running_loop()
+    done: asyncio.Future[None] = loop.create_future()
+    refresh: list[asyncio.TimerHandle] = []
+
+    def reauth() -> None:
+        if not connection.closed:
+            transport.send_request(client.auth_request())
+
+    def consume(event: Event) -> bool:
+        if not isinstance(event, ResponseReceived) or not client.owns(event.response):
+            return False
+        outcome = client.handle_response(event.response)
+        if isinstance(outcome, MSRPFrame):
+            transport.send_request(outcome)
+        elif isinstance(outcome, RelayAuthenticated):
+            if not done.done():
+                # The first grant fixes our published path; refreshes keep it (relays answer the same Use-Path).
+                connection.local_path = [*outcome.use_path, local_uri]
+                done.set_result(None)
+            for handle in refresh:
+                handle.cancel()
+            refresh.clear()
+            if client.refresh_at is not None:
+                refresh.append(loop.call_at(loop.time() + client.refresh_at - time.monotonic(), reauth))
+        elif not done.done():
+            done.set_exception(RelayError(outcome.code, outcome.comment))
+        return True
+
+    transport.add_filter(consume)
+    def cancel_refresh(_: object) -> None:
+        for handle in refresh:
+            handle.cancel()
+
+    transport.closed.add_done_callback(cancel_refresh)
+    transport.send_request(client.auth_request())
+    try:
+        await asyncio.wait_for(asyncio.shield(done), timeout)
+    except BaseException:
+        await transport.close()
+        raise
+    return transport
+
+
 class MSRPListener:
     """A listening socket for the passive side of one session; the first connection that arrives is taken."""
 
@@ -261,14 +325,18 @@ class MSRPListener:
         """A fresh local URI (new session id) on this listener, for our a=path."""
         return MSRPURI.new(self.host, self.port, self.use_tls)
 
-    def _protocol(self) -> asyncio.Protocol:
-        if self._pending is None:
+    def _protocol(self) -> asyncio.BaseProtocol:
+        waiting = self._waiting
+        if self._pending is None or waiting is None:
             return _Refuse()
         transport = MSRPTransport(self._pending, self._on_event)
         self._pending = None
-        waiting = self._waiting
-        transport.connected.add_done_callback(lambda f: waiting.done() or f.exception() or
-                                              waiting.set_result(transport))
+
+        def connected(future: asyncio.Future[None]) -> None:
+            if not waiting.done() and future.exception() is None:
+                waiting.set_result(transport)
+
+        transport.connected.add_done_callback(connected)
         return transport
 
     async def accept(self, connection: MSRPConnection, on_event: Callable[[Event], None] | None = None,
@@ -363,9 +431,17 @@ class MSRPDispatcher:
             future.set_exception(ValueError("a local URI without a session id"))
             return future
         self._expected[session_id] = (connection, on_event, future)
-        handle = loop.call_later(timeout, lambda: future.done() or future.set_exception(
-            TimeoutError(f"no MSRP connection within {timeout:g} s")))
-        future.add_done_callback(lambda _: (handle.cancel(), self._expected.pop(session_id, None)))
+
+        def expire() -> None:
+            if not future.done():
+                future.set_exception(TimeoutError(f"no MSRP connection within {timeout:g} s"))
+
+        def done(_: asyncio.Future[MSRPTransport]) -> None:
+            handle.cancel()
+            self._expected.pop(session_id, None)
+
+        handle = loop.call_later(timeout, expire)
+        future.add_done_callback(done)
         for held in self._held.pop(session_id, []):
             held.dispatch()
         return future
