@@ -33,6 +33,10 @@ from sipcli.msrp.relay import RelayAuthenticated, RelayClient, RelayError
 from sipcli.msrp.uri import MSRPURI
 
 WRITE_HIGH_WATER = 4 * 1024 * 1024
+# Responses and REPORTs we owe a peer that does not read them: past this, while our writes are blocked, we stop
+# reading it (its requests are what makes them pile up). Only those count, not our own messages: two peers that
+# both send large messages must keep reading each other.
+ANSWERS_HIGH_WATER = 256 * 1024
 _DISCARD = bytearray(64 * 1024)  # where bytes read while lingering go
 TICK = 1.0  # how often transaction timeouts are checked
 LINGER = 2.0  # after a protocol error, how long the peer's remaining bytes are read and dropped
@@ -52,6 +56,7 @@ class MSRPTransport(asyncio.BufferedProtocol):
         self._filters: list[Callable[[Event], bool]] = []
         self._transport: asyncio.Transport | None = None
         self._paused = False
+        self._reading_paused = False
         self._flush_scheduled = False
         self._timer: asyncio.TimerHandle | None = None
         self._lingering = False
@@ -175,6 +180,9 @@ class MSRPTransport(asyncio.BufferedProtocol):
         self._paused = False
         self._flush_scheduled = False
         self._flush()
+        if self._reading_paused and self._transport is not None:
+            self._reading_paused = False
+            self._transport.resume_reading()
 
     # -- internals -----------------------------------------------------------------------------------------
 
@@ -197,6 +205,9 @@ class MSRPTransport(asyncio.BufferedProtocol):
         # Pull chunks only while the socket keeps up: pause_writing() fires inside write() past the high water.
         while not self._paused and connection.has_data_to_send():
             transport.write(connection.data_to_send(limit=1024 * 1024))
+        if self._paused and not self._reading_paused and connection.answers_pending >= ANSWERS_HIGH_WATER:
+            self._reading_paused = True
+            transport.pause_reading()
 
     def _write_pending(self) -> None:
         if self._transport is not None and self.connection.has_data_to_send():

@@ -263,6 +263,11 @@ class MSRPConnection:
     def has_data_to_send(self) -> bool:
         return bool(self._out) or bool(self._sending)
 
+    @property
+    def answers_pending(self) -> int:
+        """Bytes of responses, REPORTs and requests queued for the wire ahead of message chunks."""
+        return len(self._out)
+
     def data_to_send(self, limit: int | None = None) -> bytes:
         """Bytes for the wire: pending responses/reports first, then chunks round-robin across messages.
 

@@ -296,3 +296,31 @@ def test_partial_messages_and_header_lines_are_counted(run, raw_session):
     assert msrp.closed()
     caller.bye()
     assert_still_chats(run, listener, uri, 16, baseline)
+
+
+def test_a_peer_that_never_reads_our_responses_stops_being_read(run, raw_session):
+    """64 MiB of small SENDs from a peer that reads nothing back: our responses may not pile up without bound.
+
+    Before, the listener read all of it and grew by 200 MiB (responses, and the echoes of 450,000 messages). Now
+    it stops reading once its write buffer and ANSWERS_HIGH_WATER are full: about 25,000 messages (8 MiB) read,
+    +34 MiB with their echoes queued.
+    """
+    listener, uri, baseline, caller, msrp = raw_session
+    msrp.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    frame = b"".join(
+        (f"MSRP f{n:07d} SEND\r\nTo-Path: {msrp.remote}\r\nFrom-Path: {msrp.local}\r\nMessage-ID: m{n}\r\n"
+         f"Byte-Range: 1-1/1\r\nContent-Type: text/plain\r\n\r\nx\r\n-------f{n:07d}$\r\n").encode()
+        for n in range(1000))
+    sent = 0
+    deadline = time.monotonic() + 20
+    msrp.sock.settimeout(2)
+    while sent < 64 * MIB and time.monotonic() < deadline:
+        try:
+            msrp.sock.sendall(frame)
+        except TimeoutError:
+            break  # the listener stopped reading us
+        sent += len(frame)
+    assert_peak_under(listener, baseline, 48)
+    assert sent < 32 * MIB
+    caller.bye()
+    assert_still_chats(run, listener, uri, 48, baseline)

@@ -5,12 +5,14 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import os
+import socket
 import ssl
 import subprocess
 from pathlib import Path
 
 import pytest
 
+from sipcli.msrp import aio
 from sipcli.msrp.aio import MSRPDispatcher, MSRPListener, MSRPTransport, client_ssl_context, open_transport
 from sipcli.msrp.connection import (
     ConnectionClosed,
@@ -19,6 +21,7 @@ from sipcli.msrp.connection import (
     MSRPConnection,
     ProtocolError,
 )
+from sipcli.msrp.parser import READ_SIZE
 from sipcli.msrp.uri import MSRPURI
 
 pytestmark = pytest.mark.timeout(60)
@@ -270,5 +273,47 @@ def test_dispatcher_closes_the_connection_that_would_exceed_the_total_it_holds()
             writer.close()
         dispatcher.close()
         assert dispatcher.pending == 0 and dispatcher.held_bytes == 0
+
+    asyncio.run(main())
+
+
+def test_a_peer_that_does_not_read_its_responses_stops_being_read_until_it_does(monkeypatch) -> None:
+    monkeypatch.setattr(aio, "ANSWERS_HIGH_WATER", 16 * 1024)
+
+    async def main() -> None:
+        listener = await MSRPListener.start()
+        uri, peer = listener.uri(), MSRPURI.new("127.0.0.1", 9)
+        events = Collector()
+        accepting = asyncio.ensure_future(listener.accept(MSRPConnection([uri], [peer]), events))
+        sock = socket.socket()
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)  # our responses soon fill the server's buffer
+        sock.connect(("127.0.0.1", listener.port))
+        reader, writer = await asyncio.open_connection(sock=sock, limit=64 * 1024 * 1024)
+        writer.transport.pause_reading()
+        server: MSRPTransport = await accepting
+        server._transport.get_extra_info("socket").setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
+        server._transport.set_write_buffer_limits(64 * 1024)
+        count = 20_000  # about 3 MB of requests, as many responses
+        for n in range(count):
+            writer.write(f"MSRP s{n:07d} SEND\r\nTo-Path: {uri}\r\nFrom-Path: {peer}\r\nMessage-ID: m{n}\r\n"
+                         f"Byte-Range: 1-1/1\r\nContent-Type: text/plain\r\n\r\nx\r\n-------s{n:07d}$\r\n".encode())
+        async def paused() -> None:
+            while not server._reading_paused:
+                await asyncio.sleep(0.01)
+
+        await asyncio.wait_for(paused(), 20)
+        received = len(events.of(MessageReceived))
+        await asyncio.sleep(0.2)  # nothing more is read meanwhile, while most requests wait in the socket
+        assert len(events.of(MessageReceived)) == received < count // 2
+        # The answers to the last read come on top (a response is about as long as these requests).
+        assert server.connection.answers_pending < aio.ANSWERS_HIGH_WATER + 2 * READ_SIZE
+        writer.transport.resume_reading()
+        answers = 0
+        while answers < count:  # reading again: every request is answered, none lost
+            if (await reader.readuntil(b"$\r\n")).startswith(b"MSRP s"):
+                answers += 1
+        assert len(events.of(MessageReceived)) == count
+        writer.close()
+        await server.closed
 
     asyncio.run(main())
