@@ -75,7 +75,7 @@ def push(sock: socket.socket, size: int, seconds: float) -> int:
     block = bytes(MIB)
     sent = 0
     deadline = time.monotonic() + seconds
-    sock.settimeout(1.0)
+    sock.settimeout(min(1.0, seconds))
     while sent < size and time.monotonic() < deadline:
         try:
             sent += sock.send(block)
