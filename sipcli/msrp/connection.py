@@ -38,6 +38,9 @@ DEFAULT_CHUNK_SIZE = 16 * 1024
 DEFAULT_MAX_MESSAGE_SIZE = 64 * 1024 * 1024
 RESPONSE_TIMEOUT = 30.0
 MAX_PARTIAL_MESSAGES = 256
+# Messages whose chunks go out interleaved (a small one is not stuck behind a large one); later ones wait their
+# turn, so that we never have more messages in progress at a receiver than it takes (MAX_PARTIAL_MESSAGES).
+MAX_INTERLEAVED = 16
 
 
 @dataclass(slots=True)
@@ -182,7 +185,8 @@ class MSRPConnection:
         self._parser = MSRPParser(max_header_size, max_chunk_size, copy_bodies=False)
         self._out = bytearray()
         self._events: list[Event] = []
-        self._sending: deque[_Outgoing] = deque()
+        self._sending: deque[_Outgoing] = deque()  # interleaved, at most MAX_INTERLEAVED
+        self._queued: deque[_Outgoing] = deque()  # waiting for a place among them
         self._messages: dict[str, _Outgoing] = {}
         self._transactions: dict[str, tuple[float, _Outgoing | MSRPFrame]] = {}
         self._incoming: dict[str, _Incoming] = {}
@@ -242,7 +246,7 @@ class MSRPConnection:
             extra += "".join(f"{name}: {value}\r\n" for name, value in headers.items())
         msg = _Outgoing(message_id, bytes(content), content_type, success_report, failure_report, extra)
         self._messages[message_id] = msg
-        self._sending.append(msg)
+        self._queued.append(msg)
         return message_id
 
     def send_request(self, frame: MSRPFrame) -> None:
@@ -261,7 +265,7 @@ class MSRPConnection:
                 self._out += self._chunk(msg, 0, "#")
 
     def has_data_to_send(self) -> bool:
-        return bool(self._out) or bool(self._sending)
+        return bool(self._out) or bool(self._sending) or bool(self._queued)
 
     @property
     def answers_pending(self) -> int:
@@ -276,8 +280,10 @@ class MSRPConnection:
         parts = [bytes(self._out)] if self._out else []
         self._out.clear()
         ready = len(parts[0]) if parts else 0
-        sending = self._sending
-        while sending and (limit is None or ready < limit):
+        sending, queued = self._sending, self._queued
+        while (sending or queued) and (limit is None or ready < limit):
+            if queued and len(sending) < MAX_INTERLEAVED:
+                sending.appendleft(queued.popleft())  # its first chunk goes out next
             msg = sending.popleft()
             size = min(self.chunk_size, msg.total - msg.offset)
             last = msg.offset + size >= msg.total
@@ -488,8 +494,10 @@ class MSRPConnection:
             self._finish(msg, MessageDelivered(msg.message_id, 200, "OK"))
 
     def _finish(self, msg: _Outgoing, event: MessageDelivered | MessageNotDelivered) -> None:
-        if msg.offset < msg.total:
-            self._sending.remove(msg)
+        if msg.offset < msg.total or msg.total == 0:
+            for waiting in (self._sending, self._queued):
+                if msg in waiting:
+                    waiting.remove(msg)
         msg.done = True
         self._messages.pop(msg.message_id, None)
         self._events.append(event)
@@ -538,6 +546,7 @@ class MSRPConnection:
                 self._finish(msg, MessageNotDelivered(msg.message_id, 408, "Connection closed"))
         self._messages.clear()
         self._sending.clear()
+        self._queued.clear()
         self._transactions.clear()
         self._incoming.clear()
         self._buffered = 0

@@ -7,6 +7,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from sipcli.msrp.connection import (
+    MAX_INTERLEAVED,
+    MAX_PARTIAL_MESSAGES,
     ConnectionClosed,
     MessageDelivered,
     MessageNotDelivered,
@@ -290,3 +292,22 @@ def test_messages_in_progress_are_counted() -> None:
     a.receive_data(send_chunk("part9", "m9", "1-1/2", b"x"))
     assert [f.code for f in frames(a.data_to_send())] == [200, 200]
     assert [bytes(e.body) for e in a.next_events()] == [b"xy"]
+
+
+def test_a_sender_interleaves_at_most_max_interleaved_messages() -> None:
+    """Many large messages at once never exceed what a receiver takes in progress (MAX_PARTIAL_MESSAGES)."""
+    a, b = endpoints(chunk_size=10)
+    contents = [bytes([n]) * 100 for n in range(MAX_INTERLEAVED * 3)]
+    ids = [a.send_message(content) for content in contents]
+    in_progress: set[str | None] = set()
+    most = 0
+    while a.has_data_to_send():
+        data = a.data_to_send(limit=1)
+        for frame in frames(data):
+            (in_progress.discard if frame.continuation == "$" else in_progress.add)(frame.message_id)
+            most = max(most, len(in_progress))
+        b.receive_data(data)
+        a.receive_data(b.data_to_send())
+    assert most == MAX_INTERLEAVED <= MAX_PARTIAL_MESSAGES
+    assert sorted(e.message_id for e in a.next_events() if isinstance(e, MessageDelivered)) == sorted(ids)
+    assert sorted(bytes(e.body) for e in b.next_events()) == contents
