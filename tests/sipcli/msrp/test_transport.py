@@ -317,3 +317,24 @@ def test_a_peer_that_does_not_read_its_responses_stops_being_read_until_it_does(
         await server.closed
 
     asyncio.run(main())
+
+
+def test_a_tls_dispatcher_closes_a_connection_that_never_completes_its_handshake(
+        certificate: tuple[Path, Path]) -> None:
+    cert, key = certificate
+
+    class QuickDispatcher(MSRPDispatcher):
+        HOLD = 0.5
+
+    async def main() -> None:
+        server = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        server.load_cert_chain(cert, key)
+        dispatcher = await QuickDispatcher.start(ssl_context=server)
+        reader, writer = await asyncio.open_connection("127.0.0.1", dispatcher.port)  # plain TCP: no ClientHello
+        started = asyncio.get_running_loop().time()
+        assert await closed_by_dispatcher(reader, 10)
+        assert 0.4 <= asyncio.get_running_loop().time() - started < 5
+        writer.close()
+        dispatcher.close()
+
+    asyncio.run(main())
