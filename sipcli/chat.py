@@ -15,8 +15,7 @@ import ssl
 from dataclasses import dataclass, field
 from typing import Any
 
-from sipcli.msrp.relay import connect_relay
-from sipcli.msrp.transport import MSRPDispatcher, MSRPTransport, client_ssl_context
+from sipcli.msrp.aio import MSRPDispatcher, MSRPTransport, client_ssl_context, connect_relay
 from sipcli.msrp.uri import MSRPURI
 from sipcli.pjsua import Engine
 from sipcli.singleton import Singleton

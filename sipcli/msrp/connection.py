@@ -16,6 +16,11 @@ response. Any negative response or failure REPORT makes it not delivered. With `
 ``partial`` and no success report nothing confirms delivery, so only failures are reported.
 Incoming SENDs are answered 200, 481 when the To-Path is not our session, 413 when the message is larger than
 ``max_message_size``, 400 when malformed; REPORTs are sent when the sender asked for them.
+
+Limits on what a peer makes us hold: messages being reassembled hold at most ``max_message_size`` bytes in
+total (64 MiB), counting the gap a chunk's far Byte-Range start opens, and at most ``max_partial_messages``
+(256) messages are in progress at once; a chunk beyond either is answered 413 (the sender stops that message).
+The parser bounds each frame (see ``sipcli.msrp.parser``).
 """
 
 from __future__ import annotations
@@ -32,6 +37,10 @@ from sipcli.msrp.uri import MSRPURI, URIError, format_path, parse_path
 DEFAULT_CHUNK_SIZE = 16 * 1024
 DEFAULT_MAX_MESSAGE_SIZE = 64 * 1024 * 1024
 RESPONSE_TIMEOUT = 30.0
+MAX_PARTIAL_MESSAGES = 256
+# Messages whose chunks go out interleaved (a small one is not stuck behind a large one); later ones wait their
+# turn, so that we never have more messages in progress at a receiver than it takes (MAX_PARTIAL_MESSAGES).
+MAX_INTERLEAVED = 16
 
 
 @dataclass(slots=True)
@@ -163,18 +172,21 @@ class MSRPConnection:
     def __init__(self, local_path: list[MSRPURI], remote_path: list[MSRPURI] | None = None, *,
                  chunk_size: int = DEFAULT_CHUNK_SIZE, max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE,
                  max_header_size: int = MAX_HEADER_SIZE, max_chunk_size: int = MAX_BODY_SIZE,
-                 response_timeout: float = RESPONSE_TIMEOUT, clock: Callable[[], float] = time.monotonic) -> None:
+                 max_partial_messages: int = MAX_PARTIAL_MESSAGES, response_timeout: float = RESPONSE_TIMEOUT,
+                 clock: Callable[[], float] = time.monotonic) -> None:
         if not local_path:
             raise ValueError("the local path needs at least our own URI")
         self.chunk_size = chunk_size
         self.max_message_size = max_message_size
+        self.max_partial_messages = max_partial_messages
         self.response_timeout = response_timeout
         self._clock = clock
         # Bodies come as views into the parser's buffer: each is copied once, where it is kept (see receive_data).
         self._parser = MSRPParser(max_header_size, max_chunk_size, copy_bodies=False)
         self._out = bytearray()
         self._events: list[Event] = []
-        self._sending: deque[_Outgoing] = deque()
+        self._sending: deque[_Outgoing] = deque()  # interleaved, at most MAX_INTERLEAVED
+        self._queued: deque[_Outgoing] = deque()  # waiting for a place among them
         self._messages: dict[str, _Outgoing] = {}
         self._transactions: dict[str, tuple[float, _Outgoing | MSRPFrame]] = {}
         self._incoming: dict[str, _Incoming] = {}
@@ -234,7 +246,7 @@ class MSRPConnection:
             extra += "".join(f"{name}: {value}\r\n" for name, value in headers.items())
         msg = _Outgoing(message_id, bytes(content), content_type, success_report, failure_report, extra)
         self._messages[message_id] = msg
-        self._sending.append(msg)
+        self._queued.append(msg)
         return message_id
 
     def send_request(self, frame: MSRPFrame) -> None:
@@ -253,7 +265,12 @@ class MSRPConnection:
                 self._out += self._chunk(msg, 0, "#")
 
     def has_data_to_send(self) -> bool:
-        return bool(self._out) or bool(self._sending)
+        return bool(self._out) or bool(self._sending) or bool(self._queued)
+
+    @property
+    def answers_pending(self) -> int:
+        """Bytes of responses, REPORTs and requests queued for the wire ahead of message chunks."""
+        return len(self._out)
 
     def data_to_send(self, limit: int | None = None) -> bytes:
         """Bytes for the wire: pending responses/reports first, then chunks round-robin across messages.
@@ -263,8 +280,10 @@ class MSRPConnection:
         parts = [bytes(self._out)] if self._out else []
         self._out.clear()
         ready = len(parts[0]) if parts else 0
-        sending = self._sending
-        while sending and (limit is None or ready < limit):
+        sending, queued = self._sending, self._queued
+        while (sending or queued) and (limit is None or ready < limit):
+            if queued and len(sending) < MAX_INTERLEAVED:
+                sending.appendleft(queued.popleft())  # its first chunk goes out next
             msg = sending.popleft()
             size = min(self.chunk_size, msg.total - msg.offset)
             last = msg.offset + size >= msg.total
@@ -389,11 +408,17 @@ class MSRPConnection:
                 self._drop(message_id)
             self._respond(frame, 200)
             return
-        if start - 1 + len(body) > self.max_message_size or self._buffered + len(body) > self.max_message_size:
+        end = start - 1 + len(body)
+        # The reassembly buffer grows to the chunk's end, whatever its start: a far start costs the whole gap.
+        growth = max(0, end - (incoming.size if incoming is not None else 0))
+        if end > self.max_message_size or self._buffered + growth > self.max_message_size:
             self._drop(message_id)
             self._respond(frame, 413, "Message too large")
             return
         if incoming is None:
+            if len(self._incoming) >= self.max_partial_messages:
+                self._respond(frame, 413, "Too many messages in progress")
+                return
             incoming = self._incoming[message_id] = _Incoming(frame)
         before = incoming.size
         incoming.add(start - 1, body)
@@ -469,8 +494,10 @@ class MSRPConnection:
             self._finish(msg, MessageDelivered(msg.message_id, 200, "OK"))
 
     def _finish(self, msg: _Outgoing, event: MessageDelivered | MessageNotDelivered) -> None:
-        if msg.offset < msg.total:
-            self._sending.remove(msg)
+        if msg.offset < msg.total or msg.total == 0:
+            for waiting in (self._sending, self._queued):
+                if msg in waiting:
+                    waiting.remove(msg)
         msg.done = True
         self._messages.pop(msg.message_id, None)
         self._events.append(event)
@@ -519,6 +546,7 @@ class MSRPConnection:
                 self._finish(msg, MessageNotDelivered(msg.message_id, 408, "Connection closed"))
         self._messages.clear()
         self._sending.clear()
+        self._queued.clear()
         self._transactions.clear()
         self._incoming.clear()
         self._buffered = 0

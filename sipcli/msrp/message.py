@@ -45,7 +45,7 @@ class MSRPFrame:
     code: int | None = None
     comment: str | None = None
     headers: dict[str, str] = field(default_factory=dict)
-    body: bytes | None = None
+    body: bytes | memoryview | None = None  # a memoryview only while a parser lends its buffer (copy_bodies=False)
     continuation: str = "$"
 
     @property

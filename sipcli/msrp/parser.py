@@ -2,8 +2,12 @@
 
 ``MSRPParser.feed(data)`` takes bytes as they arrive, whatever the read boundaries, and returns a list of
 complete ``MSRPFrame`` objects, or a final ``ParseError`` after which the stream cannot be trusted and the
-connection must be closed. Bodies are located with ``bytearray.find`` on the end-line, never byte by byte, and
-both the header block and each body are bounded so that a peer cannot make us buffer without limit.
+connection must be closed. Bodies are located with ``bytearray.find`` on the end-line, never byte by byte.
+
+Limits (a peer cannot make us buffer or parse without bound): the first line and the header block together
+are at most ``MAX_HEADER_SIZE`` bytes (16 KiB; this bounds every line's length too), with at most
+``MAX_HEADER_COUNT`` header lines (64; RFC 4975 frames carry about ten); a body (one chunk) is at most
+``MAX_BODY_SIZE`` bytes (16 MiB). Beyond any of them: a ``ParseError``.
 
 The parser owns its input buffer. Besides ``feed``, a reader can fill it in place, without an intermediate
 bytes object: ``view = parser.get_buffer()``, ``n = sock.recv_into(view)``, ``parser.buffer_updated(n)``
@@ -20,6 +24,7 @@ from sipcli.msrp.message import CANONICAL_HEADERS, MSRPFrame
 
 MAX_HEADER_SIZE = 16 * 1024
 MAX_BODY_SIZE = 16 * 1024 * 1024
+MAX_HEADER_COUNT = 64
 READ_SIZE = 256 * 1024  # the smallest free space get_buffer offers (asyncio's own Protocol reads 256 KiB)
 _TID = re.compile(r"[A-Za-z0-9][A-Za-z0-9.\-+%=]{2,31}\Z")
 _METHOD = re.compile(r"[A-Z]+\Z")
@@ -42,8 +47,9 @@ class MSRPParser:
     """Turns a byte stream into MSRP frames."""
 
     def __init__(self, max_header_size: int = MAX_HEADER_SIZE, max_body_size: int = MAX_BODY_SIZE,
-                 copy_bodies: bool = True) -> None:
+                 copy_bodies: bool = True, max_header_count: int = MAX_HEADER_COUNT) -> None:
         self.max_header_size = max_header_size
+        self.max_header_count = max_header_count
         self.max_body_size = max_body_size
         self.copy_bodies = copy_bodies
         # Unparsed input is _buf[_start:_end]; every other index below is absolute in _buf too.
@@ -239,6 +245,8 @@ class MSRPParser:
             block = self._buf[start:end].decode("utf-8")
         except UnicodeDecodeError:
             return self._fail(400, "header block is not UTF-8", frame.transaction_id)
+        if block.count("\r\n") >= self.max_header_count:
+            return self._fail(400, f"more than {self.max_header_count} header lines", frame.transaction_id)
         headers = frame.headers
         for line in block.split("\r\n"):
             name, sep, value = line.partition(":")
@@ -255,11 +263,12 @@ class MSRPParser:
         buf, stop = self._buf, self._end
         mark = self._end_mark
         body_start = self._body_start
+        frame = self._frame
+        assert frame is not None  # called only while a frame's body is pending
         while True:
             idx = buf.find(mark, self._scan, stop)
             if idx < 0:
                 if stop - body_start > self.max_body_size + len(mark) + 3:
-                    frame = self._frame
                     return self._fail(413, "body too large or end-line missing", frame.transaction_id, frame)
                 self._scan = max(body_start - 2, stop - len(mark))
                 return None
@@ -270,7 +279,6 @@ class MSRPParser:
             if buf[tail - 3] in b"+$#" and buf[tail - 2:tail] == b"\r\n":
                 break
             self._scan = idx + 1  # the body merely contains text that looks like our end-line
-        frame = self._frame
         if idx - body_start > self.max_body_size:
             return self._fail(413, "body too large", frame.transaction_id, frame)
         if idx > body_start:

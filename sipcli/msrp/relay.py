@@ -1,26 +1,19 @@
-"""RFC 4976 relay client: AUTH with digest, Use-Path, Expires and re-AUTH before expiry.
+"""RFC 4976 relay client, sans-IO: AUTH with digest, Use-Path, Expires and re-AUTH before expiry.
 
-``RelayClient`` is the sans-IO core: it builds AUTH frames and digests the responses (401 challenge, 423 with
-Min-Expires, 200 with Use-Path and Expires). ``connect_relay`` drives it over an ``MSRPTransport``: it connects
-to the relay, authenticates, sets the connection's local path to ``Use-Path + [our URI]`` (publish that as
-a=path) and keeps re-authenticating before the grant expires. Set ``connection.remote_path`` once the peer's
-SDP is known; SENDs then go out with To-Path = our relays + the peer's path.
+``RelayClient`` builds AUTH frames and digests the responses (401 challenge, 423 with Min-Expires, 200 with
+Use-Path and Expires). ``sipcli.msrp.aio.connect_relay`` drives it over a connection to the relay.
 """
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import re
 import secrets
-import ssl
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from sipcli.msrp.connection import Event, MSRPConnection, ResponseReceived
 from sipcli.msrp.message import FrameError, MSRPFrame, new_transaction_id
-from sipcli.msrp.transport import MSRPTransport, open_transport
 from sipcli.msrp.uri import MSRPURI, URIError
 
 REFRESH_FRACTION = 0.8  # re-AUTH after this share of the granted time
@@ -142,55 +135,3 @@ class RelayClient:
         if expires is not None:
             self.refresh_at = self._clock() + expires * REFRESH_FRACTION
         return RelayAuthenticated(use_path, expires)
-
-
-async def connect_relay(relay_uri: MSRPURI, local_uri: MSRPURI, username: str, password: str, *,
-                        ssl_context: ssl.SSLContext | None = None, expires: int | None = None,
-                        on_event: Callable[[Event], None] | None = None, timeout: float = 10.0,
-                        **connection_options) -> MSRPTransport:
-    """Connect to the relay, authenticate and return the transport of a session routed through it.
-
-    `transport.connection.local_path` is then the path to publish in a=path. Raises RelayError when the relay
-    refuses, asyncio.TimeoutError when it does not answer.
-    """
-    connection = MSRPConnection([local_uri], None, **connection_options)
-    client = RelayClient(relay_uri, local_uri, username, password, expires)
-    transport = await open_transport(connection, relay_uri, ssl_context=ssl_context, on_event=on_event,
-                                     timeout=timeout, bind=False)
-    loop = asyncio.get_running_loop()
-    done: asyncio.Future[None] = loop.create_future()
-    refresh: list[asyncio.TimerHandle] = []
-
-    def reauth() -> None:
-        if not connection.closed:
-            transport.send_request(client.auth_request())
-
-    def consume(event: Event) -> bool:
-        if not isinstance(event, ResponseReceived) or not client.owns(event.response):
-            return False
-        outcome = client.handle_response(event.response)
-        if isinstance(outcome, MSRPFrame):
-            transport.send_request(outcome)
-        elif isinstance(outcome, RelayAuthenticated):
-            if not done.done():
-                # The first grant fixes our published path; refreshes keep it (relays answer the same Use-Path).
-                connection.local_path = [*outcome.use_path, local_uri]
-                done.set_result(None)
-            for handle in refresh:
-                handle.cancel()
-            refresh.clear()
-            if client.refresh_at is not None:
-                refresh.append(loop.call_at(loop.time() + client.refresh_at - time.monotonic(), reauth))
-        elif not done.done():
-            done.set_exception(RelayError(outcome.code, outcome.comment))
-        return True
-
-    transport.add_filter(consume)
-    transport.closed.add_done_callback(lambda _: [handle.cancel() for handle in refresh])
-    transport.send_request(client.auth_request())
-    try:
-        await asyncio.wait_for(asyncio.shield(done), timeout)
-    except BaseException:
-        await transport.close()
-        raise
-    return transport

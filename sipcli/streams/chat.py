@@ -27,6 +27,7 @@ from typing import Any
 
 from sipcli.chat import ChatError, ChatSupport, EventSink, RelayGrant, relay_uri
 from sipcli.cpim import CPIM_TYPE, CPIMError, decode_cpim, encode_cpim, format_address, use_cpim
+from sipcli.msrp.aio import MSRPTransport, open_transport
 from sipcli.msrp.connection import (
     ConnectionClosed,
     MessageDelivered,
@@ -35,7 +36,6 @@ from sipcli.msrp.connection import (
     MSRPConnection,
 )
 from sipcli.msrp.sdp import OFFER_SETUP, MessageMedia, answer_setup, connection_role
-from sipcli.msrp.transport import MSRPTransport, open_transport
 from sipcli.msrp.uri import MSRPURI
 from sipcli.notification import NotificationCenter, NotificationData
 from sipcli.pjsua import Engine

@@ -21,6 +21,7 @@ from pathlib import Path
 import pytest
 
 from tests.support.kamailio import DOMAIN, USERS, registrar
+from tests.support.procfs import listening_tcp_ports
 from tests.support.sipcli import SIPCLI, SIPCLIProcess
 from tests.support.sipp import start_sipp
 
@@ -202,17 +203,6 @@ def test_listen_survives_malformed_sip_over_udp_and_tcp_then_takes_a_real_call(r
     assert listener.wait() == 0, listener.stderr()
     assert len(listener.find("SIPSessionNewIncoming")) == 1 and listener.summary["sessions"] == 1
     assert "Traceback" not in listener.stderr()
-
-
-def listening_tcp_ports(pid: int) -> set[int]:
-    """TCP ports in LISTEN state whose socket belongs to pid."""
-    inodes = set()
-    for fd in Path(f"/proc/{pid}/fd").iterdir():
-        target = os.readlink(fd) if fd.is_symlink() else ""
-        if target.startswith("socket:["):
-            inodes.add(target[8:-1])
-    rows = Path("/proc/net/tcp").read_text().splitlines()[1:]
-    return {int(cols[1].split(":")[1], 16) for cols in map(str.split, rows) if cols[3] == "0A" and cols[9] in inodes}
 
 
 def exchange(port: int, payload: bytes) -> bytes:

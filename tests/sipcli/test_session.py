@@ -66,4 +66,4 @@ def test_audio_only_start_up_does_not_import_msrp():
     loaded = set(result.stdout.split())
     assert "sipcli.msrp.sdp" in loaded
     assert not loaded & {"sipcli.chat", "sipcli.streams.chat", "sipcli.msrp.connection", "sipcli.msrp.relay",
-                         "sipcli.msrp.transport"}
+                         "sipcli.msrp.aio"}

@@ -7,6 +7,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from sipcli.msrp.connection import (
+    MAX_INTERLEAVED,
+    MAX_PARTIAL_MESSAGES,
     ConnectionClosed,
     MessageDelivered,
     MessageNotDelivered,
@@ -258,3 +260,54 @@ def test_reading_into_the_connection_buffer_reassembles_once_and_leaks_no_views(
     assert b._parser.get_buffer(10 ** 7)  # nothing still borrows the parser buffer: it can grow in place
     a.receive_data(b.data_to_send())
     assert MessageDelivered(mid, 200, "OK") in a.next_events()
+
+
+def send_chunk(tid: str, message_id: str, byte_range: str, body: bytes, flag: str = "+") -> bytes:
+    return (f"MSRP {tid} SEND\r\nTo-Path: {A}\r\nFrom-Path: {B}\r\nMessage-ID: {message_id}\r\n"
+            f"Byte-Range: {byte_range}\r\nContent-Type: text/plain\r\n\r\n").encode() + body + \
+        f"\r\n-------{tid}{flag}\r\n".encode()
+
+
+def test_a_far_byte_range_start_counts_against_the_reassembly_cap() -> None:
+    a = MSRPConnection([A], [B], max_message_size=1000)
+    a.receive_data(send_chunk("far1", "m1", "601-610/*", b"0123456789"))  # holds 610 bytes: the gap is zeroed
+    a.receive_data(send_chunk("far2", "m2", "601-610/*", b"0123456789"))  # 1,220 in all: refused
+    a.receive_data(send_chunk("near", "m3", "1-300/*", b"n" * 300))  # 910: fits
+    assert [f.code for f in frames(a.data_to_send())] == [200, 413, 200]
+    a.receive_data(send_chunk("more", "m1", "611-700/*", b"m" * 90))  # m1 grows by its own 90 bytes only
+    a.receive_data(send_chunk("over", "m3", "301-400/*", b"o" * 100))  # 1,010: m3 is dropped with its 300
+    assert [f.code for f in frames(a.data_to_send())] == [200, 413]
+    a.receive_data(send_chunk("last", "m1", "1-600/700", b"s" * 600, "$"))
+    (received,) = a.next_events()
+    assert received.body == b"s" * 600 + b"0123456789" + b"m" * 90
+
+
+def test_messages_in_progress_are_counted() -> None:
+    a = MSRPConnection([A], [B], max_partial_messages=3)
+    for n in range(4):
+        a.receive_data(send_chunk(f"part{n}", f"m{n}", "1-1/2", b"x"))
+    assert [(f.code, f.comment) for f in frames(a.data_to_send())] == \
+        [(200, "OK")] * 3 + [(413, "Too many messages in progress")]
+    a.receive_data(send_chunk("end0", "m0", "2-2/2", b"y", "$"))  # m0 completes: a place frees up
+    a.receive_data(send_chunk("part9", "m9", "1-1/2", b"x"))
+    assert [f.code for f in frames(a.data_to_send())] == [200, 200]
+    assert [bytes(e.body) for e in a.next_events()] == [b"xy"]
+
+
+def test_a_sender_interleaves_at_most_max_interleaved_messages() -> None:
+    """Many large messages at once never exceed what a receiver takes in progress (MAX_PARTIAL_MESSAGES)."""
+    a, b = endpoints(chunk_size=10)
+    contents = [bytes([n]) * 100 for n in range(MAX_INTERLEAVED * 3)]
+    ids = [a.send_message(content) for content in contents]
+    in_progress: set[str | None] = set()
+    most = 0
+    while a.has_data_to_send():
+        data = a.data_to_send(limit=1)
+        for frame in frames(data):
+            (in_progress.discard if frame.continuation == "$" else in_progress.add)(frame.message_id)
+            most = max(most, len(in_progress))
+        b.receive_data(data)
+        a.receive_data(b.data_to_send())
+    assert most == MAX_INTERLEAVED <= MAX_PARTIAL_MESSAGES
+    assert sorted(e.message_id for e in a.next_events() if isinstance(e, MessageDelivered)) == sorted(ids)
+    assert sorted(bytes(e.body) for e in b.next_events()) == contents

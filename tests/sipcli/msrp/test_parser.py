@@ -7,7 +7,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from sipcli.msrp.message import FrameError, MSRPFrame, parse_byte_range
-from sipcli.msrp.parser import READ_SIZE, MSRPParser, ParseError
+from sipcli.msrp.parser import MAX_BODY_SIZE, MAX_HEADER_COUNT, MAX_HEADER_SIZE, READ_SIZE, MSRPParser, ParseError
 
 TID = st.text("abcdefghijklmnopqrstuvwxyz0123456789", min_size=3, max_size=32).filter(lambda t: t[0].isalnum())
 VALUE = st.text(st.characters(min_codepoint=33, max_codepoint=0x2FF, blacklist_characters=":"), min_size=1,
@@ -168,3 +168,14 @@ def test_a_claimed_chunk_size_alone_does_not_grow_the_buffer() -> None:
     view[:len(head)] = head
     assert parser.buffer_updated(len(head)) == []
     assert len(parser.get_buffer()) <= 4 * READ_SIZE and len(parser._buf) <= 5 * READ_SIZE
+
+
+def test_header_lines_are_counted() -> None:
+    def frame(count: int) -> bytes:
+        lines = "".join(f"X-{n}: {n}\r\n" for n in range(count))
+        return f"MSRP abcd SEND\r\n{lines}-------abcd$\r\n".encode()
+
+    assert len(MSRPParser(max_header_count=8).feed(frame(8))[0].headers) == 8
+    (error,) = MSRPParser(max_header_count=8).feed(frame(9))
+    assert isinstance(error, ParseError) and error.code == 400 and "8 header lines" in error.reason
+    assert (MAX_HEADER_SIZE, MAX_HEADER_COUNT, MAX_BODY_SIZE) == (16 * 1024, 64, 16 * 1024 * 1024)  # as documented

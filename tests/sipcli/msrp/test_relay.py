@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from sipcli.msrp.aio import connect_relay
 from sipcli.msrp.connection import MessageDelivered, MessageReceived
 from sipcli.msrp.message import MSRPFrame
 from sipcli.msrp.relay import (
@@ -16,7 +17,6 @@ from sipcli.msrp.relay import (
     RelayAuthFailed,
     RelayClient,
     RelayError,
-    connect_relay,
     digest_authorization,
     digest_params,
 )

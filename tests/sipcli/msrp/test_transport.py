@@ -5,12 +5,15 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import os
+import socket
 import ssl
 import subprocess
 from pathlib import Path
 
 import pytest
 
+from sipcli.msrp import aio
+from sipcli.msrp.aio import MSRPDispatcher, MSRPListener, MSRPTransport, client_ssl_context, open_transport
 from sipcli.msrp.connection import (
     ConnectionClosed,
     MessageDelivered,
@@ -18,7 +21,7 @@ from sipcli.msrp.connection import (
     MSRPConnection,
     ProtocolError,
 )
-from sipcli.msrp.transport import MSRPDispatcher, MSRPListener, MSRPTransport, client_ssl_context, open_transport
+from sipcli.msrp.parser import READ_SIZE
 from sipcli.msrp.uri import MSRPURI
 
 pytestmark = pytest.mark.timeout(60)
@@ -192,6 +195,146 @@ def test_dispatcher_routes_connections_by_session_id_even_before_expect() -> Non
             assert bodies == [f"to {index}".encode()]
         for transport in (first, second, *clients):
             await transport.close()
+        dispatcher.close()
+
+    asyncio.run(main())
+
+
+def first_frame(dispatcher: MSRPDispatcher, session_id: str) -> bytes:
+    return (f"MSRP held1 SEND\r\nTo-Path: msrp://127.0.0.1:{dispatcher.port}/{session_id};tcp\r\n"
+            f"From-Path: msrp://127.0.0.1:9/x;tcp\r\nMessage-ID: m\r\nByte-Range: 1-*/*\r\n"
+            f"Content-Type: text/plain\r\n\r\n").encode()
+
+
+async def closed_by_dispatcher(reader: asyncio.StreamReader, timeout: float = 5.0) -> bool:
+    try:
+        return await asyncio.wait_for(reader.read(), timeout) == b""
+    except ConnectionResetError:
+        return True
+
+
+def test_dispatcher_closes_connections_past_max_pending_and_idle_ones_after_the_hold() -> None:
+    async def main() -> None:
+        dispatcher = await MSRPDispatcher.start()
+        dispatcher.MAX_PENDING, dispatcher.HOLD = 2, 0.5
+        streams = [await asyncio.open_connection("127.0.0.1", dispatcher.port) for _ in range(3)]
+        assert await closed_by_dispatcher(streams[2][0], 2)  # the third: at once
+        assert dispatcher.pending == 2
+        started = asyncio.get_running_loop().time()
+        streams[1][1].write(first_frame(dispatcher, "nobody")[:20])  # a slow start does not extend the hold
+        assert all([await closed_by_dispatcher(reader) for reader, _ in streams[:2]])
+        assert asyncio.get_running_loop().time() - started >= 0.4 and dispatcher.pending == 0
+        for _, writer in streams:
+            writer.close()
+        dispatcher.close()
+
+    asyncio.run(main())
+
+
+def test_dispatcher_pauses_a_held_connection_and_hands_over_every_byte_later() -> None:
+    """A peer that pipelines a large message before its session is expected loses nothing, and costs us little."""
+    async def main() -> None:
+        dispatcher = await MSRPDispatcher.start()
+        dispatcher.HELD_PER_CONNECTION = 64 * 1024
+        uri, peer = dispatcher.uri(), MSRPURI.new("127.0.0.1", 9)
+        client = await open_transport(MSRPConnection([peer], [uri]), uri)
+        content = os.urandom(4 * 1024 * 1024)
+        client.send_message(content)
+        while dispatcher.held_bytes < dispatcher.HELD_PER_CONNECTION:
+            await asyncio.sleep(0.01)
+        await asyncio.sleep(0.2)  # the peer keeps writing meanwhile: we do not read it
+        assert dispatcher.held_bytes < dispatcher.HELD_PER_CONNECTION + 256 * 1024  # one read past the limit
+        events = Collector()
+        server = await dispatcher.expect(MSRPConnection([uri], [peer]), events)
+        await events.wait(lambda: any(e.body for e in events.of(MessageReceived)))
+        assert [hashlib.sha256(e.body).digest() for e in events.of(MessageReceived) if e.body] == \
+            [hashlib.sha256(content).digest()]
+        assert dispatcher.held_bytes == 0 and dispatcher.pending == 0
+        for transport in (server, client):
+            await transport.close()
+        dispatcher.close()
+
+    asyncio.run(main())
+
+
+def test_dispatcher_closes_the_connection_that_would_exceed_the_total_it_holds() -> None:
+    async def main() -> None:
+        dispatcher = await MSRPDispatcher.start()
+        dispatcher.HELD_TOTAL = 100 * 1024
+        first = await asyncio.open_connection("127.0.0.1", dispatcher.port)
+        first[1].write(first_frame(dispatcher, "nobody1") + bytes(60 * 1024))
+        while dispatcher.held_bytes < 60 * 1024:
+            await asyncio.sleep(0.01)
+        second = await asyncio.open_connection("127.0.0.1", dispatcher.port)
+        second[1].write(first_frame(dispatcher, "nobody2") + bytes(60 * 1024))
+        assert await closed_by_dispatcher(second[0])
+        assert dispatcher.pending == 1 and 60 * 1024 <= dispatcher.held_bytes <= dispatcher.HELD_TOTAL
+        for _, writer in (first, second):
+            writer.close()
+        dispatcher.close()
+        assert dispatcher.pending == 0 and dispatcher.held_bytes == 0
+
+    asyncio.run(main())
+
+
+def test_a_peer_that_does_not_read_its_responses_stops_being_read_until_it_does(monkeypatch) -> None:
+    monkeypatch.setattr(aio, "ANSWERS_HIGH_WATER", 16 * 1024)
+
+    async def main() -> None:
+        listener = await MSRPListener.start()
+        uri, peer = listener.uri(), MSRPURI.new("127.0.0.1", 9)
+        events = Collector()
+        accepting = asyncio.ensure_future(listener.accept(MSRPConnection([uri], [peer]), events))
+        sock = socket.socket()
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)  # our responses soon fill the server's buffer
+        sock.connect(("127.0.0.1", listener.port))
+        reader, writer = await asyncio.open_connection(sock=sock, limit=64 * 1024 * 1024)
+        writer.transport.pause_reading()
+        server: MSRPTransport = await accepting
+        server._transport.get_extra_info("socket").setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
+        server._transport.set_write_buffer_limits(64 * 1024)
+        count = 20_000  # about 3 MB of requests, as many responses
+        for n in range(count):
+            writer.write(f"MSRP s{n:07d} SEND\r\nTo-Path: {uri}\r\nFrom-Path: {peer}\r\nMessage-ID: m{n}\r\n"
+                         f"Byte-Range: 1-1/1\r\nContent-Type: text/plain\r\n\r\nx\r\n-------s{n:07d}$\r\n".encode())
+        async def paused() -> None:
+            while not server._reading_paused:
+                await asyncio.sleep(0.01)
+
+        await asyncio.wait_for(paused(), 20)
+        received = len(events.of(MessageReceived))
+        await asyncio.sleep(0.2)  # nothing more is read meanwhile, while most requests wait in the socket
+        assert len(events.of(MessageReceived)) == received < count // 2
+        # The answers to the last read come on top (a response is about as long as these requests).
+        assert server.connection.answers_pending < aio.ANSWERS_HIGH_WATER + 2 * READ_SIZE
+        writer.transport.resume_reading()
+        answers = 0
+        while answers < count:  # reading again: every request is answered, none lost
+            if (await reader.readuntil(b"$\r\n")).startswith(b"MSRP s"):
+                answers += 1
+        assert len(events.of(MessageReceived)) == count
+        writer.close()
+        await server.closed
+
+    asyncio.run(main())
+
+
+def test_a_tls_dispatcher_closes_a_connection_that_never_completes_its_handshake(
+        certificate: tuple[Path, Path]) -> None:
+    cert, key = certificate
+
+    class QuickDispatcher(MSRPDispatcher):
+        HOLD = 0.5
+
+    async def main() -> None:
+        server = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        server.load_cert_chain(cert, key)
+        dispatcher = await QuickDispatcher.start(ssl_context=server)
+        reader, writer = await asyncio.open_connection("127.0.0.1", dispatcher.port)  # plain TCP: no ClientHello
+        started = asyncio.get_running_loop().time()
+        assert await closed_by_dispatcher(reader, 10)
+        assert 0.4 <= asyncio.get_running_loop().time() - started < 5
+        writer.close()
         dispatcher.close()
 
     asyncio.run(main())

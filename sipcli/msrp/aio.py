@@ -1,4 +1,7 @@
-"""asyncio transport for one MSRP session: it only moves bytes between a socket and an ``MSRPConnection``.
+"""The asyncio side of MSRP: transports that only move bytes between sockets and the sans-IO core.
+
+Everything here does I/O; everything it drives does not (``connection.MSRPConnection``, ``parser``,
+``relay.RelayClient``). ``MSRPTransport`` carries one session over one TCP/TLS connection.
 
 Connection direction (RFC 6135 / RFC 4975 section 5.4), decided with ``sipcli.msrp.sdp.connection_role``:
 the side that ends up ``active`` calls ``open_transport`` to the first URI of the peer's path and sends the
@@ -6,8 +9,10 @@ empty SEND that binds the connection; the ``passive`` side opens an ``MSRPListen
 SDP and calls ``listener.accept``. A process with many sessions uses one ``MSRPDispatcher`` instead: one
 listening socket whose connections go to the session named by the To-Path of their first frame (so a local URI
 can be handed out synchronously, before the SDP that carries it is even sent). Behind a relay,
-``sipcli.msrp.relay.connect_relay`` returns a transport
-that is already connected and authenticated.
+``connect_relay`` returns a transport that is already connected and
+authenticated (RFC 4976): it sets the connection's local path to ``Use-Path + [our URI]`` (publish that as
+a=path) and keeps re-authenticating before the grant expires. Set ``connection.remote_path`` once the peer's
+SDP is known; SENDs then go out with To-Path = our relays + the peer's path.
 
 Events (see ``sipcli.msrp.connection``) go to the ``on_event`` callback when one is given, otherwise they
 are read with ``async for event in transport.events()``; the last one is always ``ConnectionClosed``.
@@ -18,13 +23,20 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ssl
+import time
 from collections.abc import AsyncIterator, Callable
+from typing import Any
 
-from sipcli.msrp.connection import ConnectionClosed, Event, MSRPConnection, ProtocolError
+from sipcli.msrp.connection import ConnectionClosed, Event, MSRPConnection, ProtocolError, ResponseReceived
 from sipcli.msrp.message import MSRPFrame
+from sipcli.msrp.relay import RelayAuthenticated, RelayClient, RelayError
 from sipcli.msrp.uri import MSRPURI
 
 WRITE_HIGH_WATER = 4 * 1024 * 1024
+# Responses and REPORTs we owe a peer that does not read them: past this, while our writes are blocked, we stop
+# reading it (its requests are what makes them pile up). Only those count, not our own messages: two peers that
+# both send large messages must keep reading each other.
+ANSWERS_HIGH_WATER = 256 * 1024
 _DISCARD = bytearray(64 * 1024)  # where bytes read while lingering go
 TICK = 1.0  # how often transaction timeouts are checked
 LINGER = 2.0  # after a protocol error, how long the peer's remaining bytes are read and dropped
@@ -44,6 +56,7 @@ class MSRPTransport(asyncio.BufferedProtocol):
         self._filters: list[Callable[[Event], bool]] = []
         self._transport: asyncio.Transport | None = None
         self._paused = False
+        self._reading_paused = False
         self._flush_scheduled = False
         self._timer: asyncio.TimerHandle | None = None
         self._lingering = False
@@ -167,6 +180,9 @@ class MSRPTransport(asyncio.BufferedProtocol):
         self._paused = False
         self._flush_scheduled = False
         self._flush()
+        if self._reading_paused and self._transport is not None:
+            self._reading_paused = False
+            self._transport.resume_reading()
 
     # -- internals -----------------------------------------------------------------------------------------
 
@@ -189,6 +205,9 @@ class MSRPTransport(asyncio.BufferedProtocol):
         # Pull chunks only while the socket keeps up: pause_writing() fires inside write() past the high water.
         while not self._paused and connection.has_data_to_send():
             transport.write(connection.data_to_send(limit=1024 * 1024))
+        if self._paused and not self._reading_paused and connection.answers_pending >= ANSWERS_HIGH_WATER:
+            self._reading_paused = True
+            transport.pause_reading()
 
     def _write_pending(self) -> None:
         if self._transport is not None and self.connection.has_data_to_send():
@@ -235,6 +254,62 @@ async def open_transport(connection: MSRPConnection, uri: MSRPURI, *, ssl_contex
     return transport
 
 
+async def connect_relay(relay_uri: MSRPURI, local_uri: MSRPURI, username: str, password: str, *,
+                        ssl_context: ssl.SSLContext | None = None, expires: int | None = None,
+                        on_event: Callable[[Event], None] | None = None, timeout: float = 10.0,
+                        **connection_options: Any) -> MSRPTransport:
+    """Connect to the relay, authenticate and return the transport of a session routed through it.
+
+    `transport.connection.local_path` is then the path to publish in a=path. Raises RelayError when the relay
+    refuses, asyncio.TimeoutError when it does not answer.
+    """
+    connection = MSRPConnection([local_uri], None, **connection_options)
+    client = RelayClient(relay_uri, local_uri, username, password, expires)
+    transport = await open_transport(connection, relay_uri, ssl_context=ssl_context, on_event=on_event,
+                                     timeout=timeout, bind=False)
+    loop = asyncio.get_running_loop()
+    done: asyncio.Future[None] = loop.create_future()
+    refresh: list[asyncio.TimerHandle] = []
+
+    def reauth() -> None:
+        if not connection.closed:
+            transport.send_request(client.auth_request())
+
+    def consume(event: Event) -> bool:
+        if not isinstance(event, ResponseReceived) or not client.owns(event.response):
+            return False
+        outcome = client.handle_response(event.response)
+        if isinstance(outcome, MSRPFrame):
+            transport.send_request(outcome)
+        elif isinstance(outcome, RelayAuthenticated):
+            if not done.done():
+                # The first grant fixes our published path; refreshes keep it (relays answer the same Use-Path).
+                connection.local_path = [*outcome.use_path, local_uri]
+                done.set_result(None)
+            for handle in refresh:
+                handle.cancel()
+            refresh.clear()
+            if client.refresh_at is not None:
+                refresh.append(loop.call_at(loop.time() + client.refresh_at - time.monotonic(), reauth))
+        elif not done.done():
+            done.set_exception(RelayError(outcome.code, outcome.comment))
+        return True
+
+    transport.add_filter(consume)
+    def cancel_refresh(_: object) -> None:
+        for handle in refresh:
+            handle.cancel()
+
+    transport.closed.add_done_callback(cancel_refresh)
+    transport.send_request(client.auth_request())
+    try:
+        await asyncio.wait_for(asyncio.shield(done), timeout)
+    except BaseException:
+        await transport.close()
+        raise
+    return transport
+
+
 class MSRPListener:
     """A listening socket for the passive side of one session; the first connection that arrives is taken."""
 
@@ -261,14 +336,18 @@ class MSRPListener:
         """A fresh local URI (new session id) on this listener, for our a=path."""
         return MSRPURI.new(self.host, self.port, self.use_tls)
 
-    def _protocol(self) -> asyncio.Protocol:
-        if self._pending is None:
+    def _protocol(self) -> asyncio.BaseProtocol:
+        waiting = self._waiting
+        if self._pending is None or waiting is None:
             return _Refuse()
         transport = MSRPTransport(self._pending, self._on_event)
         self._pending = None
-        waiting = self._waiting
-        transport.connected.add_done_callback(lambda f: waiting.done() or f.exception() or
-                                              waiting.set_result(transport))
+
+        def connected(future: asyncio.Future[None]) -> None:
+            if not waiting.done() and future.exception() is None:
+                waiting.set_result(transport)
+
+        transport.connected.add_done_callback(connected)
         return transport
 
     async def accept(self, connection: MSRPConnection, on_event: Callable[[Event], None] | None = None,
@@ -296,16 +375,32 @@ class MSRPDispatcher:
     registers the session whose local URI it is. An incoming connection is held until its first frame's
     To-Path names a session id, then given to that session (waiting up to HOLD seconds for ``expect``, which
     may come after the peer connected: the answerer learns it is passive only once its answer is sent).
+
+    What an unauthenticated peer can make us hold before a session takes its connection is bounded:
+
+    - HOLD (10 s): a connection not taken by then is closed, whatever it sent (nothing, a slow trickle, a
+      frame for a session nobody expects); over TLS the handshake gets as long.
+    - MAX_FIRST_FRAME_HEAD (16 KiB): the first frame's header block must name a To-Path within it.
+    - MAX_PENDING (64): connections held at once; more are closed as they arrive.
+    - HELD_PER_CONNECTION (256 KiB): bytes read from one held connection; then reading pauses and the rest
+      waits in the peer's socket (a legitimate peer that pipelines a large message before we expect it loses
+      nothing).
+    - HELD_TOTAL (4 MiB): bytes held across all connections; a connection that would exceed it is closed.
     """
 
     HOLD = 10.0
     MAX_FIRST_FRAME_HEAD = 16 * 1024
+    MAX_PENDING = 64
+    HELD_PER_CONNECTION = 256 * 1024
+    HELD_TOTAL = 4 * 1024 * 1024
 
     def __init__(self) -> None:
         self._server: asyncio.Server | None = None
         self._expected: dict[str, tuple[MSRPConnection, Callable[[Event], None] | None,
                                         asyncio.Future[MSRPTransport]]] = {}
-        self._held: dict[str, list[_Held]] = {}
+        self._held: dict[str, list[_Held]] = {}  # by session id, once the first frame named it
+        self._pending: set[_Held] = set()  # every connection not yet taken by a session
+        self._held_bytes = 0
         self.host = ""
         self.port = 0
         self.use_tls = False
@@ -316,11 +411,22 @@ class MSRPDispatcher:
         """Listen on host:port; URIs name advertised_host (default: host)."""
         dispatcher = cls()
         loop = asyncio.get_running_loop()
-        dispatcher._server = await loop.create_server(lambda: _Held(dispatcher), host, port, ssl=ssl_context)
+        dispatcher._server = await loop.create_server(lambda: _Held(dispatcher), host, port, ssl=ssl_context,
+                                                      ssl_handshake_timeout=cls.HOLD if ssl_context else None)
         dispatcher.port = dispatcher._server.sockets[0].getsockname()[1]
         dispatcher.host = advertised_host or host
         dispatcher.use_tls = ssl_context is not None
         return dispatcher
+
+    @property
+    def pending(self) -> int:
+        """Connections held now, not yet taken by a session."""
+        return len(self._pending)
+
+    @property
+    def held_bytes(self) -> int:
+        """Bytes read from those connections, held until a session takes them."""
+        return self._held_bytes
 
     def uri(self) -> MSRPURI:
         """A fresh local URI (new session id) on this socket."""
@@ -336,9 +442,17 @@ class MSRPDispatcher:
             future.set_exception(ValueError("a local URI without a session id"))
             return future
         self._expected[session_id] = (connection, on_event, future)
-        handle = loop.call_later(timeout, lambda: future.done() or future.set_exception(
-            TimeoutError(f"no MSRP connection within {timeout:g} s")))
-        future.add_done_callback(lambda _: (handle.cancel(), self._expected.pop(session_id, None)))
+
+        def expire() -> None:
+            if not future.done():
+                future.set_exception(TimeoutError(f"no MSRP connection within {timeout:g} s"))
+
+        def done(_: asyncio.Future[MSRPTransport]) -> None:
+            handle.cancel()
+            self._expected.pop(session_id, None)
+
+        handle = loop.call_later(timeout, expire)
+        future.add_done_callback(done)
         for held in self._held.pop(session_id, []):
             held.dispatch()
         return future
@@ -355,8 +469,21 @@ class MSRPDispatcher:
             self._server = None
         for _, _, future in list(self._expected.values()):
             future.cancel()
-        for held in [h for hs in self._held.values() for h in hs]:
+        for held in list(self._pending):
             held.drop()
+
+    def _admit(self, held: _Held) -> bool:
+        if len(self._pending) >= self.MAX_PENDING:
+            return False
+        self._pending.add(held)
+        return True
+
+    def _hold_bytes(self, held: _Held, size: int) -> bool:
+        """Whether `size` more bytes of `held` may be kept (within HELD_TOTAL)."""
+        if self._held_bytes + size > self.HELD_TOTAL:
+            return False
+        self._held_bytes += size
+        return True
 
     def _arrived(self, held: _Held, session_id: str) -> bool:
         """Give a connection to its session; False when none expects it yet (then it is held)."""
@@ -368,15 +495,24 @@ class MSRPDispatcher:
         transport = MSRPTransport(connection, on_event)
         future.set_result(transport)
         assert held.transport is not None
-        transport.take_over(held.transport, bytes(held.data))
+        data = bytes(held.data)
+        self._forget(held)
+        transport.take_over(held.transport, data)
+        held.transport.resume_reading()  # a no-op unless the held connection had reached its limit
         return True
 
     def _forget(self, held: _Held) -> None:
-        for session_id, waiting in list(self._held.items()):
+        if held not in self._pending:
+            return
+        self._pending.discard(held)
+        self._held_bytes -= len(held.data)
+        held.data.clear()
+        if held.session_id is not None:
+            waiting = self._held.get(held.session_id, [])
             if held in waiting:
                 waiting.remove(held)
                 if not waiting:
-                    del self._held[session_id]
+                    del self._held[held.session_id]
 
 
 class _Held(asyncio.Protocol):
@@ -387,33 +523,55 @@ class _Held(asyncio.Protocol):
         self.transport: asyncio.Transport | None = None
         self.data = bytearray()
         self.session_id: str | None = None
+        self._scanned = 0  # where the next header line of the first frame starts (0: the first line is pending)
+        self._paused = False
         self._timer: asyncio.TimerHandle | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         assert isinstance(transport, asyncio.Transport)
         self.transport = transport
+        if not self.dispatcher._admit(self):
+            transport.abort()  # too many connections already wait for their session
+            return
         self._timer = asyncio.get_running_loop().call_later(self.dispatcher.HOLD, self.drop)
 
     def data_received(self, data: bytes) -> None:
-        self.data += data
-        if self.session_id is not None:
+        dispatcher = self.dispatcher
+        if self not in dispatcher._pending:
             return
-        head = bytes(self.data[:self.dispatcher.MAX_FIRST_FRAME_HEAD])
-        for line in head.split(b"\r\n")[1:]:
+        if not dispatcher._hold_bytes(self, len(data)):
+            self.drop()
+            return
+        self.data += data
+        if len(self.data) >= dispatcher.HELD_PER_CONNECTION and not self._paused and self.transport is not None:
+            self._paused = True
+            self.transport.pause_reading()
+        if self.session_id is None:
+            self._scan_first_frame()
+
+    def _scan_first_frame(self) -> None:
+        """Look for the To-Path among the complete header lines that arrived since the last look."""
+        data = self.data
+        limit = min(len(data), self.dispatcher.MAX_FIRST_FRAME_HEAD)
+        while (end := data.find(b"\r\n", self._scanned, limit)) >= 0:
+            line, first, self._scanned = bytes(data[self._scanned:end]), self._scanned == 0, end + 2
+            if first:
+                continue
             if not line:
-                break
+                break  # the header block ended without a To-Path: not an MSRP session we serve
             name, _, value = line.partition(b":")
             if name.strip().lower() == b"to-path":
                 try:
                     uri = MSRPURI.parse(value.decode("utf-8", "replace").split()[0])
                 except (ValueError, IndexError):
-                    self.drop()
-                    return
+                    break
                 self.session_id = uri.session_id or ""
                 self.dispatch()
                 return
-        if len(self.data) >= self.dispatcher.MAX_FIRST_FRAME_HEAD or b"\r\n\r\n" in head:
-            self.drop()  # no To-Path in the first frame's headers: not an MSRP session we serve
+        else:
+            if len(data) < self.dispatcher.MAX_FIRST_FRAME_HEAD:
+                return  # the next line is still on its way
+        self.drop()
 
     def dispatch(self) -> None:
         if self.session_id is None or self.transport is None or self.transport.is_closing():
