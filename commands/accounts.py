@@ -60,6 +60,7 @@ def _start_configuration() -> ConfigurationManager:
     manager = ConfigurationManager()
     with _config_errors():
         manager.start(FileStorage(_state().config_dir))
+        SIPSimpleSettings()  # the general settings too: an invalid one fails every accounts command alike
     return manager
 
 
@@ -87,13 +88,10 @@ def _lookup(manager: AccountManager, text: str) -> Account | BonjourAccount:
         _fail(f"unknown account {account_id}", ExitCode.CONFIG)
 
 
-_SUMMARY = ("enabled", "display_name", "sip.outbound_proxy", "sip.register")
-
-
-def _summary(account_id: str, values: dict[str, Any], default_id: str | None) -> dict:
+def _summary(account_id: str, values: dict[str, Any], defaults: dict[str, Any], default_id: str | None) -> dict:
     """The list row of one account from its stored values (read_section) and the declared defaults."""
     def value(name: str) -> Any:
-        return values[name] if name in values else declared_default(Account, name)
+        return values.get(name, defaults[name])
 
     return {"id": account_id, "default": account_id == default_id, "enabled": value("enabled"),
             "display_name": value("display_name"), "outbound_proxy": value("sip.outbound_proxy"),
@@ -141,12 +139,15 @@ def list_accounts(as_json: bool) -> None:
         default_id = SIPSimpleSettings().default_account
         default_id = str(default_id) if default_id is not None else None
         rows = [_bonjour_summary(default_id)]
+        defaults = {name: declared_default(Account, name)
+                    for name in ("enabled", "display_name", "sip.outbound_proxy", "sip.register")}
         for account_id, section in sorted(manager.sections(("accounts",)).items()):
             try:
                 SIPAddress(account_id)
             except ValueError as e:
                 raise ConfigurationError(f"invalid account id {account_id!r} in the configuration: {e}") from None
-            rows.append(_summary(account_id, read_section(Account, section, f"accounts/{account_id}"), default_id))
+            values = read_section(Account, section, f"accounts/{account_id}")
+            rows.append(_summary(account_id, values, defaults, default_id))
     if _state().output_format == "json" or as_json:
         _emit(rows)
         return

@@ -217,6 +217,7 @@ async def _main(cli: Any, job: Callable[[JobContext], Awaitable[JobResult]], cho
                 prepare: Callable[[Any], None] | None, sessions: bool) -> JobResult:
     from sipcli.application import SIPApplication
     from sipcli.configuration import ConfigurationManager, FileStorage
+    from sipcli.configuration.settings import SIPSimpleSettings
 
     loop = asyncio.get_running_loop()
     application = SIPApplication()
@@ -239,6 +240,7 @@ async def _main(cli: Any, job: Callable[[JobContext], Awaitable[JobResult]], cho
         try:
             storage = FileStorage(cli.config_dir)
             ConfigurationManager().start(storage)
+            SIPSimpleSettings()  # invalid general settings fail here (exit 5), before an account is looked up
             account = _select_account(choice, use_default)
             if prepare is not None:
                 prepare(account)

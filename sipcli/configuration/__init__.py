@@ -380,7 +380,8 @@ class SettingsObject(_SettingsContainer):
         data = self._store.get(key)
         self._persisted = data is not None
         if data:
-            _load(self, data, where="/".join(key))
+            path = getattr(self._store.storage, "path", None)  # FileStorage: name the file in error messages
+            _load(self, data, where="/".join(key) + (f" of {path}" if path else ""))
         self._snapshot = settings_dict(self)
 
     @property

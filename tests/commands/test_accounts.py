@@ -227,3 +227,69 @@ def test_help_is_fast():
     for name in ("accounts", "register", "call", "listen", "record", "chat"):
         assert name in result.stdout
     assert min(timings) < 0.150, f"best of 5: {min(timings) * 1000:.0f} ms"
+
+
+DEEP = "[" * 100_000 + "]" * 100_000
+WRONG_SHAPES = {
+    "accounts-array": '{"accounts": []}',
+    "null": "null",
+    "top-array": "[]",
+    "deep": DEEP,
+    "deep-in-account": '{"accounts": {"alice@example.test": {"sip": ' + "{\"x\": " * 50 + "1" + "}" * 50 + "}}}",
+    "account-number": '{"accounts": {"alice@example.test": 5}}',
+    "group-number": '{"accounts": {"alice@example.test": {"sip": 5}}}',
+    "setting-type": '{"accounts": {"alice@example.test": {"enabled": "yes"}}}',
+    "general-array": '{"general": []}',
+    "default-number": '{"general": {"default_account": 5}}',
+    "version-text": '{"version": "x"}',
+}
+
+
+@pytest.mark.parametrize("content", WRONG_SHAPES.values(), ids=WRONG_SHAPES.keys())
+def test_configuration_of_the_wrong_shape_exits_5_untouched_with_one_line(tmp_path, content):
+    """Every command that reads the configuration: exit 5, one stderr line, SIPCLIDidEnd config, file untouched."""
+    config = tmp_path / "config"
+    config.mkdir(mode=0o700)
+    path = config / "config.json"
+    path.write_text(content)
+    path.chmod(0o600)
+    before = (path.stat().st_mtime_ns, sorted(p.name for p in config.iterdir()))
+    commands = [("accounts", "list"), ("accounts", "show", "alice@example.test"),
+                ("accounts", "add", "bob@example.test", "--password-env", "PW"),
+                ("accounts", "set", "alice@example.test", "enabled=no"), ("accounts", "default", "alice@example.test"),
+                ("register", "--account", "alice@example.test"),
+                ("call", "sip:x@127.0.0.1:9", "--account", "alice@example.test"), ("call", "sip:x@127.0.0.1:9")]
+    for args in commands:
+        result = subprocess.run([SIPCLI, "--config-dir", str(config), *args], capture_output=True, text=True,
+                                timeout=30, cwd=tmp_path, env={**os.environ, "PW": PASSWORD})
+        assert result.returncode == 5, (args, result.returncode, result.stderr)
+        lines = result.stderr.strip().splitlines()
+        assert len(lines) == 1 and "Traceback" not in result.stderr, (args, result.stderr)
+        assert "config.json" in lines[0] or "accounts/alice@example.test" in lines[0], (args, lines)
+        summary = events(result)[-1]["data"]
+        assert (summary["outcome"], summary["exit_code"]) == ("config", 5)
+    assert path.read_text() == content
+    assert (path.stat().st_mtime_ns, sorted(p.name for p in config.iterdir())) == before
+
+
+def test_concurrent_adds_of_the_same_id_one_wins_the_other_is_told(tmp_path):
+    """Two processes add the same account at once, 20 rounds: exactly one exits 0, the other exits 2 saying it
+    already exists, and the stored account is the winner's (no lost update)."""
+    for round_number in range(20):
+        config = tmp_path / f"round{round_number}"
+        processes = [subprocess.Popen([SIPCLI, "--config-dir", str(config), "accounts", "add", "alice@example.test",
+                                       "--password-env", "PW", "--display-name", name], cwd=tmp_path,
+                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                      env={**os.environ, "PW": f"{PASSWORD}-{name}"})
+                     for name in ("first", "second")]
+        results = [(process.wait(30), process.stderr.read()) for process in processes]
+        for process in processes:
+            process.stdout.close()
+            process.stderr.close()
+        codes = sorted(code for code, _ in results)
+        assert codes == [0, 2], (round_number, results)
+        loser_stderr = next(stderr for code, stderr in results if code == 2)
+        assert "already exists" in loser_stderr and len(loser_stderr.strip().splitlines()) == 1
+        winner = ("first", "second")[[code for code, _ in results].index(0)]
+        stored = json.loads((config / "config.json").read_text())["accounts"]["alice@example.test"]
+        assert stored["display_name"] == winner and stored["auth"]["password"] == f"{PASSWORD}-{winner}"
