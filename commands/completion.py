@@ -25,3 +25,4 @@ def command(shell: str) -> None:
     `sipcli completion bash > ~/.local/share/bash-completion/completions/sipcli`.
     Subcommands, options and --account IDs (from the configuration) complete."""
     click.echo(script(shell), nl=False)
+    click.get_current_context().exit(0)  # like --help: a script for the shell, no SIPCLIDidEnd line after it

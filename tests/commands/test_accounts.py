@@ -293,3 +293,16 @@ def test_concurrent_adds_of_the_same_id_one_wins_the_other_is_told(tmp_path):
         winner = ("first", "second")[[code for code, _ in results].index(0)]
         stored = json.loads((config / "config.json").read_text())["accounts"]["alice@example.test"]
         assert stored["display_name"] == winner and stored["auth"]["password"] == f"{PASSWORD}-{winner}"
+
+
+def test_add_without_any_password_warns_on_stderr(run, config_dir):
+    result = run("add", "nopw@example.test", stdin="", check=0)
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 2 and "warning" in lines[0] and "no password" in lines[0], result.stderr
+    with_password = run("add", "pw@example.test", "--password-env", "PW", env={"PW": PASSWORD}, check=0)
+    assert "warning" not in with_password.stderr
+
+
+def test_help_says_where_the_password_is_stored(run):
+    text = " ".join(run("add", "--help", check=0).stdout.split())
+    assert "stored in config.json (mode 0600" in text and "once" in text

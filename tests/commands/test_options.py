@@ -106,3 +106,17 @@ def test_call_takes_format_and_verbose_after_the_uri(tmp_path, silent_peer):
     result = sipcli(tmp_path, "call", uri, "--format", "text", "-v", "--timeout", "nan")
     assert result.returncode == 2 and "No such option" not in result.stderr
     assert "SIPCLIDidEnd" in result.stdout and not result.stdout.startswith("{")  # the text view
+
+
+@pytest.mark.parametrize("args", [["nosuchcommand"], [], ["call"], ["call", "not a uri"], ["register", "--bogus"],
+                                  ["accounts", "add", "bad"], ["accounts", "set", "a@example.test"],
+                                  ["listen", "--port", "99999"], ["completion", "ksh"], ["--format", "xml", "call"]],
+                         ids=lambda args: " ".join(args) or "no-args")
+def test_a_usage_error_ends_stdout_with_sipclididend_exit_2(tmp_path, args):
+    """For consumers that read only the JSON lines: the usage error is on stdout too, as the summary."""
+    result = sipcli(tmp_path, *args)
+    assert result.returncode == 2, result.stderr
+    lines = [json.loads(line) for line in result.stdout.splitlines()]
+    assert [line["name"] for line in lines] == ["SIPCLIDidEnd"], result.stdout
+    assert (lines[0]["data"]["outcome"], lines[0]["data"]["exit_code"]) == ("usage", 2)
+    assert lines[0]["data"]["reason"] and "Traceback" not in result.stderr
