@@ -41,6 +41,12 @@ class LazyGroup(click.Group):
     def list_commands(self, ctx: click.Context) -> list[str]:
         return sorted(SUBCOMMANDS)
 
+    def resolve_command(self, ctx: click.Context, args: list[str]) -> tuple[str | None, click.Command | None,
+                                                                            list[str]]:
+        name, command, rest = super().resolve_command(ctx, args)
+        ctx.ensure_object(CLIContext).command_path = f"{ctx.command_path} {name}"  # for usage errors in jobs
+        return name, command, rest
+
     def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
         if name not in SUBCOMMANDS:
             return None
@@ -72,9 +78,9 @@ class LazyGroup(click.Group):
             return JobResult(ExitCode(code) if code in iter(ExitCode) else code, "exit")
         except BaseException as error:  # every ending becomes a summary and a code
             result = result_for(error)
-            if isinstance(error, click.UsageError):
-                path = error.ctx.command_path if error.ctx is not None else "sipcli"
-                click.echo(f"{path}: {error.format_message()} (see '{path} --help')", err=True)
+            if result.exit_code == ExitCode.USAGE:
+                path = error.ctx.command_path if getattr(error, "ctx", None) is not None else state.command_path
+                click.echo(f"{path}: {result.reason} (see '{path} --help')", err=True)
             elif result.exit_code not in (ExitCode.OK, ExitCode.INTERRUPTED):
                 click.echo(f"sipcli: {result.reason}", err=True)
             return result

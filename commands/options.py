@@ -32,6 +32,7 @@ class CLIContext:
     log_file: Path | None = None
     out: Any = field(default=None, repr=False)  # a LineSink (main) or a text stream (in-process runs)
     finished: bool = False  # the summary is written: the run's exit code is decided
+    command_path: str = "sipcli"  # the subcommand that runs, for messages
 
     def writer(self) -> Any:
         """A JSONLinesWriter (or TextWriter for --format text) on this run's output."""
