@@ -35,6 +35,11 @@ SUBCOMMANDS = {
 }
 
 
+def _exit_code(code: int) -> ExitCode:
+    """code as an ExitCode; one outside the table (never sipcli's own) counts as refused."""
+    return ExitCode(code) if code in iter(ExitCode) else ExitCode.REFUSED
+
+
 class LazyGroup(click.Group):
     """A group that imports a subcommand's module only when that subcommand is asked for."""
 
@@ -74,8 +79,7 @@ class LazyGroup(click.Group):
             error.show()  # `sipcli` alone: the help text on stderr
             return JobResult(ExitCode.USAGE, "no subcommand given")
         except SystemExit as done:  # a command that printed its own line and exited
-            code = done.code if isinstance(done.code, int) else ExitCode.USAGE
-            return JobResult(ExitCode(code) if code in iter(ExitCode) else code, "exit")
+            return JobResult(_exit_code(done.code if isinstance(done.code, int) else ExitCode.USAGE), "exit")
         except BaseException as error:  # every ending becomes a summary and a code
             result = result_for(error)
             if result.exit_code == ExitCode.USAGE:
@@ -85,7 +89,7 @@ class LazyGroup(click.Group):
                 click.echo(f"sipcli: {result.reason}", err=True)
             return result
         if isinstance(returned, int):  # click's ctx.exit(code): --help and --version (0), or a command's own code
-            return None if returned == 0 else JobResult(ExitCode(returned), "exit")
+            return None if returned == 0 else JobResult(_exit_code(returned), "exit")
         return JobResult(ExitCode.OK, "ok")
 
     def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
