@@ -1,102 +1,157 @@
-"""The `sipcli` command: a click group whose subcommands each run one job against the middleware."""
+"""The `sipcli` command: ``main`` is the process around one run of the click group (``sipcli.commands.cli``).
 
-from __future__ import annotations
+``main`` owns what belongs to the process: SIGINT/SIGTERM from its first instruction on (exit 130 with a
+SIPCLIDidEnd line), stdout (a private copy of fd 1 written by a thread that never blocks the job; fd 1 itself
+points at stderr so nothing a library prints can corrupt the JSON lines) and the final ``os._exit``. Everything
+else runs in the group, which click's CliRunner can drive in-process.
+"""
 
-import importlib
-import logging
+import os
+import signal
 import sys
-from dataclasses import dataclass
-from pathlib import Path
-from typing import Any
 
-import click
+__all__ = ["main", "route_signals"]
 
-from sipcli import __version__
-from sipcli.configuration.storage import default_config_dir
-
-__all__ = ["CLIContext", "main"]
-
-# Subcommand name -> module under sipcli.commands; imported only when the subcommand runs, so that
-# `sipcli --help` and `sipcli accounts` never import the SIP engine.
-SUBCOMMANDS = {
-    "accounts": ("accounts", "Manage SIP accounts in the configuration."),
-    "register": ("register", "Register an account with its registrar and report the outcome."),
-    "call": ("call", "Place an audio call and report every event."),
-    "listen": ("listen", "Answer incoming sessions (auto-answer, reject, echo)."),
-    "neighbours": ("neighbours", "List SIP neighbours advertised on the link (mDNS/DNS-SD)."),
-    "record": ("record", "Call a URI and record the remote audio to a WAV file."),
-    "chat": ("chat", "Chat over MSRP: each stdin line is a message."),
-    "demo": ("demo", "Call a listener on loopback: audio both ways, DTMF, no server needed."),
-}
+_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+_DRAIN_SECONDS = 2.0  # how long the last lines may wait for a slow reader at exit
 
 
-@dataclass
-class CLIContext:
-    """Global options, shared by every subcommand through click's context object."""
+class _Process:
+    """What the signal handler needs: the run's state (its output and format), once it exists."""
 
-    config_dir: Path
-    output_format: str = "json"
-    verbose: int = 0
-    log_file: Path | None = None
+    state = None  # the CLIContext, once stdout is set up
+    pending: int | None = None  # a signal that came before the output existed
+    route = None  # (loop, callback) while a job's event loop handles signals
 
 
-class LazyGroup(click.Group):
-    """A group that imports a subcommand's module only when that subcommand is asked for."""
+def _on_signal(signum: int, frame: object) -> None:
+    """SIGINT/SIGTERM: during a job, the job's teardown (see route_signals); otherwise the run ends here."""
+    route = _Process.route
+    if route is not None:
+        loop, callback = route
+        loop.call_soon_threadsafe(callback, signum)
+    elif _Process.state is None:
+        _Process.pending = signum  # main ends the run as soon as the output exists
+    elif not _Process.state.finished:
+        _interrupted()
 
-    def list_commands(self, ctx: click.Context) -> list[str]:
-        return sorted(SUBCOMMANDS)
 
-    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
-        if name not in SUBCOMMANDS:
-            return None
-        module = importlib.import_module(f"{__name__}.{SUBCOMMANDS[name][0]}")
-        return module.command
+def _interrupted() -> None:
+    """Nothing is running that needs teardown: the summary says interrupted, exit 130."""
+    from sipcli.commands.exitcodes import ExitCode, JobResult  # loaded with options, before state was set
 
-    def main(self, *args: Any, standalone_mode: bool = True, **kwargs: Any) -> Any:
-        """click's main, except that a usage error is one line on stderr (README: "Exit codes"), not its usage."""
-        if not standalone_mode:
-            return super().main(*args, standalone_mode=False, **kwargs)
+    _Process.state.finish(JobResult(ExitCode.INTERRUPTED, "interrupted"))
+    _exit(ExitCode.INTERRUPTED)
+
+
+def _exit(code: int) -> None:
+    out = _Process.state.out if _Process.state is not None else None
+    if out is not None:
+        out.drain(_DRAIN_SECONDS)
+    for stream in (sys.stderr, sys.__stderr__):
         try:
-            code = super().main(*args, standalone_mode=False, **kwargs)
-        except click.exceptions.NoArgsIsHelpError as error:
-            error.show()  # `sipcli` alone: the help text, exit 2
-            sys.exit(error.exit_code)
-        except click.ClickException as error:
-            path = error.ctx.command_path if getattr(error, "ctx", None) else "sipcli"
-            hint = f" (see '{path} --help')" if isinstance(error, click.UsageError) else ""
-            click.echo(f"{path}: {error.format_message()}{hint}", err=True)
-            sys.exit(error.exit_code)
-        except click.Abort:
-            click.echo("Aborted!", err=True)
-            sys.exit(1)
-        sys.exit(code if isinstance(code, int) else 0)
+            if stream is not None:
+                stream.flush()
+        except (OSError, ValueError):
+            pass
+    import logging
 
-    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
-        rows = [(name, SUBCOMMANDS[name][1]) for name in self.list_commands(ctx)]
-        with formatter.section("Commands"):
-            formatter.write_dl(rows)
+    logging.shutdown()
+    # Everything is stopped and flushed: skip interpreter teardown (module cleanup is most of a short run's exit).
+    os._exit(code)
 
 
-def _configure_logging(verbose: int, log_file: Path | None) -> None:
-    handler: logging.Handler = logging.FileHandler(log_file) if log_file else logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-    root = logging.getLogger()
-    root.handlers[:] = [handler]
-    root.setLevel(logging.WARNING if verbose == 0 else logging.INFO if verbose == 1 else logging.DEBUG)
+def _take_stdout() -> int | None:
+    """A private copy of fd 1 for the output (None when stdout is closed); fd 1 then points at stderr.
+
+    sys.stdout is then the output sink's stream (help, tables) until a job starts (run_job makes it stderr)."""
+    try:
+        fd = os.dup(1)
+    except OSError:
+        fd = None
+    try:
+        os.dup2(2, 1)
+    except OSError:  # stderr closed too: keep fd 1 taken, so no file opened later becomes "stdout"
+        null = os.open(os.devnull, os.O_WRONLY)
+        if null != 1:
+            os.dup2(null, 1)
+            os.close(null)
+    if sys.stderr is None:
+        sys.stderr = open(os.devnull, "w")  # noqa: SIM115 - lives until exit
+    return fd
 
 
-@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
-@click.option("--config-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
-              help="Configuration directory [default: $SIPCLI_CONFIG_DIR or ~/.config/sipcli].")
-@click.option("--format", "output_format", type=click.Choice(["json", "text"]), default="json",
-              show_default=True, help="Event output: JSON lines, or a human view.")
-@click.option("-v", "--verbose", count=True, help="More diagnostics on stderr (-vv: pjsip logs too).")
-@click.option("--log-file", type=click.Path(dir_okay=False, path_type=Path), default=None,
-              help="Write diagnostics and pjsip logs to this file instead of stderr.")
-@click.version_option(__version__, prog_name="sipcli")
-@click.pass_context
-def main(ctx: click.Context, config_dir: Path | None, output_format: str, verbose: int,
-         log_file: Path | None) -> None:
-    """Scriptable SIP: every event is a JSON line on stdout; the exit code says how the job ended."""
-    _configure_logging(verbose, log_file)
-    ctx.obj = CLIContext(config_dir or default_config_dir(), output_format, verbose, log_file)
+class route_signals:
+    """While a job's event loop runs: SIGINT/SIGTERM call callback(signum) on that loop.
+
+    Under main, the process handler stays installed throughout (no moment with the default action) and a wakeup
+    fd read by the loop makes sure the loop notices a signal that another thread received. In-process (click's
+    CliRunner), it uses the loop's own signal handlers.
+    """
+
+    def __init__(self, loop: object, callback: object) -> None:
+        self._loop = loop
+        self._callback = callback
+        self._sockets: tuple | None = None
+        self._old_wakeup = -1
+
+    def __enter__(self) -> "route_signals":
+        loop = self._loop
+        if signal.getsignal(signal.SIGTERM) is not _on_signal:
+            for signum in _SIGNALS:
+                loop.add_signal_handler(signum, self._callback, signum)
+            return self
+        import socket
+
+        reader, writer = socket.socketpair()
+        reader.setblocking(False)
+        writer.setblocking(False)
+        self._sockets = (reader, writer)
+        loop.add_reader(reader.fileno(), self._drain)
+        self._old_wakeup = signal.set_wakeup_fd(writer.fileno(), warn_on_full_buffer=False)
+        _Process.route = (loop, self._callback)
+        return self
+
+    def _drain(self) -> None:
+        try:
+            while self._sockets[0].recv(64):
+                pass
+        except BlockingIOError:
+            pass
+
+    def __exit__(self, *exc: object) -> None:
+        loop = self._loop
+        if self._sockets is None:
+            for signum in _SIGNALS:
+                loop.remove_signal_handler(signum)
+            return
+        _Process.route = None
+        signal.set_wakeup_fd(self._old_wakeup)
+        loop.remove_reader(self._sockets[0].fileno())
+        for sock in self._sockets:
+            sock.close()
+
+
+def main() -> None:
+    """The console script: run the group once and exit with its code (130 on SIGINT/SIGTERM at any moment)."""
+    for signum in _SIGNALS:
+        signal.signal(signum, _on_signal)
+    from sipcli.commands.options import CLIContext
+
+    from sipcli.jsonlines import LineSink
+
+    sink = LineSink(_take_stdout(), warn=sys.stderr)
+    sys.stdout = sink.stream()
+    state = CLIContext(out=sink)
+    _Process.state = state
+    if _Process.pending is not None:
+        _interrupted()
+    from sipcli.commands.cli import cli
+
+    try:
+        cli.main(prog_name="sipcli", state=state)
+    except SystemExit as done:
+        code = done.code if isinstance(done.code, int) else 0 if done.code is None else 1
+    else:
+        code = 0
+    _exit(code)

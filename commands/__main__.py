@@ -1,3 +1,3 @@
 from sipcli.commands import main
 
-main(prog_name="sipcli")
+main()

@@ -158,8 +158,7 @@ def command(cli: Any, choice: AccountChoice, engine: dict[str, Any], codecs: tup
     unregistered first); 1/3/4 when the account could not register.
     """
     if auto_answer is not None and reject is not None:
-        click.echo("sipcli: --auto-answer and --reject are exclusive", err=True)
-        raise SystemExit(ExitCode.USAGE)
+        raise click.UsageError("--auto-answer and --reject are exclusive")
     if relay and not chat:
         raise click.UsageError("--relay goes with --chat")
     if relay and choice.is_p2p:

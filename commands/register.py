@@ -6,7 +6,7 @@ import asyncio
 from typing import Any
 
 import click
-from sipcli.commands.exitcodes import ExitCode
+from sipcli.commands.exitcodes import ExitCode, registration_failure_code
 from sipcli.commands.runner import (
     AccountChoice,
     JobContext,
@@ -20,7 +20,6 @@ from sipcli.notification import NotificationCenter
 
 __all__ = ["command"]
 
-_FAILURE_CODES = {"response": ExitCode.REFUSED, "timeout": ExitCode.TIMEOUT, "transport": ExitCode.NETWORK}
 
 
 class _RegistrationWatcher:
@@ -50,7 +49,7 @@ def _failure_result(notification: Any) -> JobResult:
     registration = notification.data.registration
     failure = registration.last_failure
     code = getattr(notification.data, "code", None)
-    exit_code = _FAILURE_CODES.get(failure.kind if failure else "transport", ExitCode.NETWORK)
+    exit_code = registration_failure_code(failure.kind if failure else None)
     reason = f"registration failed: {code} {notification.data.reason}" if code else \
         f"registration failed: {notification.data.reason}"
     return JobResult(exit_code, reason, {"code": code} if code else {})

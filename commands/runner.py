@@ -3,7 +3,8 @@
 A subcommand declares ``@account_options`` (and usually ``@engine_options``), builds a job coroutine
 ``async def job(context: JobContext) -> JobResult`` and calls ``run_job(...)``, which never returns: it starts a
 SIPApplication with the output writer, runs the job, tears down on SIGINT/SIGTERM (the job sees CancelledError,
-then the application unregisters and stops: exit 130), prints ``SIPCLIDidEnd`` as the last line and exits.
+then the application unregisters and stops: exit 130) and raises ``JobEnded`` with the result, which the group
+prints as the last line (``SIPCLIDidEnd``) and exits with.
 """
 
 from __future__ import annotations
@@ -19,43 +20,18 @@ import sys
 import types
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import IO, Any, NoReturn
+from typing import Any, NoReturn
 
 import click
-from sipcli.commands.exitcodes import ExitCode
+from sipcli.commands import route_signals
+from sipcli.commands.exitcodes import ExitCode, JobEnded, JobFailed, JobResult, fail_usage, result_for
 
-from sipcli.notification import NotificationCenter, NotificationData
+from sipcli.notification import NotificationCenter
 
 __all__ = ["AccountChoice", "JobContext", "JobFailed", "JobResult", "account_options", "engine_options",
            "fail_usage", "parse_target", "run_job"]
 
 log = logging.getLogger("sipcli")
-
-REASONS = {ExitCode.OK: "ok", ExitCode.REFUSED: "refused", ExitCode.USAGE: "usage", ExitCode.TIMEOUT: "timeout",
-           ExitCode.NETWORK: "network", ExitCode.CONFIG: "config", ExitCode.MEDIA: "media",
-           ExitCode.INTERRUPTED: "interrupted"}
-
-
-class _Summary:
-    notification_id = "sipcli"
-
-
-@dataclass
-class JobResult:
-    """How a job ended: the exit code, a short reason, and extra data for the SIPCLIDidEnd line."""
-
-    exit_code: ExitCode
-    reason: str
-    data: dict[str, Any] = field(default_factory=dict)
-
-
-class JobFailed(Exception):
-    """Raised by a job (or by setup) to end the run with this exit code and reason."""
-
-    def __init__(self, exit_code: ExitCode, reason: str, **data: Any) -> None:
-        super().__init__(reason)
-        self.result = JobResult(exit_code, reason, data)
-
 
 @dataclass
 class AccountChoice:
@@ -80,11 +56,6 @@ class JobContext:
     account: Any
     choice: AccountChoice
     options: dict[str, Any]
-
-
-def fail_usage(message: str) -> NoReturn:
-    """One line on stderr and exit 2 (before anything started)."""
-    raise click.UsageError(message)
 
 
 def parse_target(uri: str) -> Any:
@@ -169,22 +140,6 @@ def engine_options(command: Callable) -> Callable:
     return wrapper
 
 
-def _protect_stdout() -> IO[str]:
-    """The JSON lines stream: a private copy of fd 1. fd 1 itself then points at stderr, so nothing a library
-    prints in C (pjsip's libCreate does) or Python can ever corrupt the JSON output."""
-    sys.stdout.flush()
-    out = os.fdopen(os.dup(1), "w", encoding="utf-8", errors="replace")
-    os.dup2(2, 1)
-    sys.stdout = sys.stderr
-    return out
-
-
-def _writer(cli: Any, stream: IO[str]) -> Any:
-    from sipcli.jsonlines import JSONLinesWriter, TextWriter
-
-    return TextWriter(stream) if getattr(cli, "output_format", "json") == "text" else JSONLinesWriter(stream)
-
-
 def _select_account(choice: AccountChoice, use_default: bool) -> Any:
     """The Account/BonjourAccount for the job (configuration started); JobFailed for config/usage trouble."""
     from sipcli.account import Account, AccountManager, BonjourAccount
@@ -222,21 +177,6 @@ def _select_account(choice: AccountChoice, use_default: bool) -> Any:
     return account
 
 
-def _exit_code_for(error: BaseException) -> JobResult:
-    from sipcli.configuration import ConfigurationError
-    from sipcli.pjsua import EngineError
-
-    if isinstance(error, JobFailed):
-        return error.result
-    if isinstance(error, ConfigurationError):
-        return JobResult(ExitCode.CONFIG, str(error))
-    if isinstance(error, EngineError):
-        return JobResult(ExitCode.NETWORK, f"SIP engine: {error}")
-    log.debug("job failed", exc_info=error)
-    return JobResult(ExitCode.NETWORK if isinstance(error, OSError) else ExitCode.REFUSED,
-                     f"{type(error).__name__}: {error}")
-
-
 def run_job(cli: Any, job: Callable[[JobContext], Awaitable[JobResult]], *, choice: AccountChoice,
             engine: dict[str, Any] | None = None, options: dict[str, Any] | None = None,
             use_default_account: bool = False, prepare: Callable[[Any], None] | None = None,
@@ -248,8 +188,10 @@ def run_job(cli: Any, job: Callable[[JobContext], Awaitable[JobResult]], *, choi
     prepare(account) runs before the application starts (and activates the account): in-memory tweaks.
     sessions=False: the job places and takes no calls (see SIPApplication.start).
     """
-    stream = _protect_stdout()
-    writer = _writer(cli, stream)
+    writer = cli.writer()
+    # From here on stdout carries only the writer's lines: whatever a library prints goes to stderr.
+    sys.stdout.flush()
+    sys.stdout = sys.stderr
     center = NotificationCenter()
     center.add_observer(writer)
     engine_overrides = dict(engine or {})
@@ -269,17 +211,8 @@ def run_job(cli: Any, job: Callable[[JobContext], Awaitable[JobResult]], *, choi
         gc.freeze()
         result = asyncio.run(_main(cli, job, choice, engine_overrides, options or {}, use_default_account, prepare,
                                    sessions))
-    data = {"outcome": REASONS.get(result.exit_code, str(result.exit_code)), "exit_code": int(result.exit_code),
-            "reason": result.reason, **result.data}
-    center.post_notification("SIPCLIDidEnd", sender=_Summary(), data=NotificationData(**data))
     center.remove_observer(writer)
-    if result.exit_code not in (ExitCode.OK, ExitCode.INTERRUPTED):
-        click.echo(f"sipcli: {result.reason}", err=True)
-    stream.flush()
-    sys.stderr.flush()
-    logging.shutdown()
-    # Everything is stopped and flushed: skip interpreter teardown (module cleanup is most of a short run's exit).
-    os._exit(int(result.exit_code))
+    raise JobEnded(result)
 
 
 async def _main(cli: Any, job: Callable[[JobContext], Awaitable[JobResult]], choice: AccountChoice,
@@ -287,6 +220,7 @@ async def _main(cli: Any, job: Callable[[JobContext], Awaitable[JobResult]], cho
                 prepare: Callable[[Any], None] | None, sessions: bool) -> JobResult:
     from sipcli.application import SIPApplication
     from sipcli.configuration import ConfigurationManager, FileStorage
+    from sipcli.configuration.settings import SIPSimpleSettings
 
     loop = asyncio.get_running_loop()
     application = SIPApplication()
@@ -304,8 +238,6 @@ async def _main(cli: Any, job: Callable[[JobContext], Awaitable[JobResult]], cho
         else:
             application.stop()
 
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(signum, on_signal, signum)
     engine_failure: list[str] = []
 
     def on_engine_failure(notification: Any) -> None:  # the pjsua thread died: end the job, exit 4
@@ -317,27 +249,29 @@ async def _main(cli: Any, job: Callable[[JobContext], Awaitable[JobResult]], cho
     center = NotificationCenter()
     center.add_observer(engine_watch, name="SIPEngineDidFail")
     result: JobResult
-    try:
-        storage = FileStorage(cli.config_dir)
-        ConfigurationManager().start(storage)
-        account = _select_account(choice, use_default)
-        if prepare is not None:
-            prepare(account)
-        await application.start(storage, engine_options=engine_overrides, accounts=[str(account.id)],
-                                sessions=sessions)
-        if interrupted:
-            raise asyncio.CancelledError
-        job_task = loop.create_task(job(JobContext(cli, application, account, choice, options)))
-        result = await job_task
-    except asyncio.CancelledError:
-        result = JobResult(ExitCode.INTERRUPTED, "interrupted")
-    except Exception as error:
-        result = _exit_code_for(error)
-    center.discard_observer(engine_watch, name="SIPEngineDidFail")
-    if engine_failure and not interrupted:
-        result = JobResult(ExitCode.NETWORK, f"SIP engine: {engine_failure[0]}")
-    with contextlib.suppress(Exception):
-        await application.stop()
+    with route_signals(loop, on_signal):
+        try:
+            storage = FileStorage(cli.config_dir)
+            ConfigurationManager().start(storage)
+            SIPSimpleSettings()  # invalid general settings fail here (exit 5), before an account is looked up
+            account = _select_account(choice, use_default)
+            if prepare is not None:
+                prepare(account)
+            await application.start(storage, engine_options=engine_overrides, accounts=[str(account.id)],
+                                    sessions=sessions)
+            if interrupted:
+                raise asyncio.CancelledError
+            job_task = loop.create_task(job(JobContext(cli, application, account, choice, options)))
+            result = await job_task
+        except asyncio.CancelledError:
+            result = JobResult(ExitCode.INTERRUPTED, "interrupted")
+        except Exception as error:
+            result = result_for(error)
+        center.discard_observer(engine_watch, name="SIPEngineDidFail")
+        if engine_failure and not interrupted:
+            result = JobResult(ExitCode.NETWORK, f"SIP engine: {engine_failure[0]}")
+        with contextlib.suppress(Exception):
+            await application.stop()
     if interrupted and result.exit_code != ExitCode.INTERRUPTED:
         result = JobResult(ExitCode.INTERRUPTED, "interrupted", result.data)
     return result

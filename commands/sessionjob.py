@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import click
-from sipcli.commands.exitcodes import ExitCode
+from sipcli.commands.exitcodes import ExitCode, registration_failure_code
 from sipcli.commands.runner import JobFailed, JobResult
 
 from sipcli.notification import NotificationCenter
@@ -27,7 +27,6 @@ __all__ = ["MediaOptions", "drive_session", "media_options", "prepare_account", 
 
 log = logging.getLogger("sipcli")
 
-_REGISTRATION_FAILURES = {"response": ExitCode.REFUSED, "timeout": ExitCode.TIMEOUT, "transport": ExitCode.NETWORK}
 
 
 @dataclass
@@ -160,7 +159,7 @@ async def wait_ready(account: Any, timeout: float) -> None:
     while registration is not None and registration.state != "registered":
         failure = registration.last_failure
         if registration.state == "failed" and failure is not None:
-            raise JobFailed(_REGISTRATION_FAILURES.get(failure.kind, ExitCode.NETWORK),
+            raise JobFailed(registration_failure_code(failure.kind),
                             f"registration failed: {failure.reason}", code=failure.code)
         if loop.time() > deadline:
             raise JobFailed(ExitCode.TIMEOUT, f"registration not confirmed within {timeout:g} s")

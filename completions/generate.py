@@ -10,17 +10,15 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from click.shell_completion import get_completion_class
-from sipcli.commands import main
+from sipcli.commands.completion import script
 
 HERE = Path(__file__).resolve().parent
 SCRIPTS = {"bash": "sipcli.bash", "zsh": "_sipcli", "fish": "sipcli.fish"}
 
 
 def render(shell: str) -> str:
-    """The completion script click generates for shell."""
-    completion_class = get_completion_class(shell)
-    return completion_class(main, {}, "sipcli", "_SIPCLI_COMPLETE").source().rstrip("\n") + "\n"
+    """The completion script click generates for shell (what `sipcli completion SHELL` prints)."""
+    return script(shell)
 
 
 def _content(script: str) -> list[str]:

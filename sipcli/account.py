@@ -350,7 +350,8 @@ class AccountManager(metaclass=Singleton):
             except ValueError as e:
                 raise ConfigurationError(f"invalid account id {account_id!r} in the configuration: {e}") from None
         with Account._instances_lock:
-            accounts.extend(a for a in Account._instances.values() if a not in accounts and a.persisted)
+            loaded = {account.id for account in accounts}
+            accounts.extend(a for a in Account._instances.values() if a.id not in loaded and a.persisted)
         notification_center = NotificationCenter()
         notification_center.add_observer(self, name="CFGSettingsObjectWasCreated")
         notification_center.add_observer(self, name="CFGSettingsObjectWasDeleted")

@@ -39,8 +39,9 @@ from sipcli.singleton import Singleton
 
 __all__ = [
     "DEFAULT", "ConfigurationError", "ConfigurationManager", "FileStorage", "MemoryStorage", "Setting",
-    "SettingsGroup", "SettingsObject", "SettingsStore", "Storage", "UnknownSettingError", "default_config_dir",
-    "get_dotted", "iter_settings", "reset_dotted", "set_dotted", "settings_dict",
+    "SettingsGroup", "SettingsObject", "SettingsObjectExists", "SettingsStore", "Storage", "UnknownSettingError",
+    "declared_default", "default_config_dir", "get_dotted", "iter_settings", "read_section", "reset_dotted",
+    "set_dotted", "settings_dict",
 ]
 
 log = logging.getLogger(__name__)
@@ -224,16 +225,59 @@ def _dump(container: _SettingsContainer) -> dict:
 
 
 def _load(container: _SettingsContainer, data: dict, where: str, prefix: str = "") -> None:
-    for name, value in data.items():
-        if name in container._groups and isinstance(value, dict):
+    for name, value in _stored_values(type(container), data, where, prefix):
+        if name in container._groups:
             _load(getattr(container, name), value, where, f"{prefix}{name}.")
-        elif name in container._settings:
+        else:
+            container._values[name] = value
+
+
+def _stored_values(cls: type[_SettingsContainer], data: dict, where: str,
+                   prefix: str) -> Iterator[tuple[str, _AnyType]]:
+    """(name, value) for each setting (coerced) and group (its dict) stored in data; ConfigurationError for a
+    value that does not fit, unknown names skipped with a warning."""
+    for name, value in data.items():
+        if name in cls._groups:
+            if not isinstance(value, dict):
+                raise ConfigurationError(f"invalid value for {prefix}{name} in {where}: expected an object, got "
+                                         f"{value!r:.40}")
+            yield name, value
+        elif name in cls._settings:
             try:
-                container._values[name] = container._settings[name].coerce(value)
+                yield name, cls._settings[name].coerce(value)
             except ValueError as e:
                 raise ConfigurationError(f"invalid value for {prefix}{name} in {where}: {e}") from None
         else:
             log.warning("ignoring unknown setting %s%s in %s", prefix, name, where)
+
+
+def read_section(cls: type[_SettingsContainer], data: dict, where: str, prefix: str = "") -> dict[str, _AnyType]:
+    """{dotted name: value} of what data stores for a settings class, validated as loading an object of that class
+    would (ConfigurationError), without making one: cheap enough to read thousands of sections."""
+    values: dict[str, _AnyType] = {}
+    for name, value in _stored_values(cls, data, where, prefix):
+        if name in cls._groups:
+            values.update(read_section(cls._groups[name], value, where, f"{prefix}{name}."))
+        else:
+            values[prefix + name] = value
+    return values
+
+
+def declared_default(cls: type[_SettingsContainer], dotted: str) -> _AnyType:
+    """The declared default of ``"group.name"`` in a settings class; UnknownSettingError when there is none."""
+    *path, name = dotted.split(".")
+    owner = cls
+    for part in path:
+        if part not in owner._groups:
+            raise UnknownSettingError(f"unknown setting {dotted!r}")
+        owner = owner._groups[part]
+    if name not in owner._settings:
+        raise UnknownSettingError(f"unknown setting {dotted!r}")
+    return owner._settings[name].default
+
+
+class SettingsObjectExists(ConfigurationError):
+    """A create-only save found the section already written (by another process, since this one loaded)."""
 
 
 class SettingsStore:
@@ -254,16 +298,26 @@ class SettingsStore:
 
     def children(self, key: tuple[str, ...]) -> list[str]:
         """The names of the sections under key (e.g. the account ids under ("accounts",))."""
-        return sorted(self.get(key) or {})
+        return sorted(self.sections(key))
 
-    def commit(self, key: tuple[str, ...], data: dict | None) -> None:
+    def sections(self, key: tuple[str, ...]) -> dict[str, dict]:
+        """The sections under key by name, not copied: read them, never change them."""
+        node: _AnyType = self._data
+        for part in key:
+            node = node.get(part) if isinstance(node, dict) else None
+        return {name: value for name, value in node.items() if isinstance(value, dict)} if isinstance(node, dict) \
+            else {}
+
+    def commit(self, key: tuple[str, ...], data: dict | None, *, create: bool = False) -> None:
         """Replace (or with None remove) the section at key, re-reading the storage first so that concurrent
-        writers of other sections are not undone."""
+        writers of other sections are not undone. With create, SettingsObjectExists when the section is there."""
         with self.storage.lock():
             fresh = self.storage.load()
             node = fresh
             for part in key[:-1]:
                 node = node.setdefault(part, {})
+            if create and key[-1] in node:
+                raise SettingsObjectExists(f"{'/'.join(key)} already exists")
             if data is None:
                 node.pop(key[-1], None)
             else:
@@ -304,8 +358,11 @@ class ConfigurationManager(metaclass=Singleton):
     def children(self, key: tuple[str, ...]) -> list[str]:
         return self._started_store().children(key)
 
-    def commit(self, key: tuple[str, ...], data: dict | None) -> None:
-        self._started_store().commit(key, data)
+    def sections(self, key: tuple[str, ...]) -> dict[str, dict]:
+        return self._started_store().sections(key)
+
+    def commit(self, key: tuple[str, ...], data: dict | None, *, create: bool = False) -> None:
+        self._started_store().commit(key, data, create=create)
 
     def _started_store(self) -> SettingsStore:
         if self._store is None:
@@ -323,7 +380,8 @@ class SettingsObject(_SettingsContainer):
         data = self._store.get(key)
         self._persisted = data is not None
         if data:
-            _load(self, data, where="/".join(key))
+            path = getattr(self._store.storage, "path", None)  # FileStorage: name the file in error messages
+            _load(self, data, where="/".join(key) + (f" of {path}" if path else ""))
         self._snapshot = settings_dict(self)
 
     @property
@@ -331,13 +389,19 @@ class SettingsObject(_SettingsContainer):
         """True once the object exists in its store (it was loaded from it or saved to it)."""
         return self._persisted
 
-    def save(self) -> None:
-        """Write this object's settings; posts CFGSettingsObjectWasCreated or CFGSettingsObjectDidChange."""
+    def save(self, *, create: bool = False) -> None:
+        """Write this object's settings; posts CFGSettingsObjectWasCreated or CFGSettingsObjectDidChange.
+
+        create: only if the object is not in the store yet (checked under the store's lock): SettingsObjectExists
+        when it is, e.g. written by another process since this one loaded the configuration.
+        """
         current = settings_dict(self)
         modified = {name: (old, current[name]) for name, old in self._snapshot.items() if current[name] != old}
-        if self._persisted and not modified:
+        if self._persisted and not modified and not create:
             return
-        self._store.commit(self._key, _dump(self))
+        if create and self._persisted:
+            raise SettingsObjectExists(f"{'/'.join(self._key)} already exists")
+        self._store.commit(self._key, _dump(self), create=create)
         self._snapshot = current
         notification_center = NotificationCenter()
         if not self._persisted:

@@ -29,10 +29,11 @@ class Hostname(str):
         if not isinstance(value, str):
             raise ValueError(f"expected a host name, got {value!r}")
         text = value[1:-1] if value.startswith("[") and value.endswith("]") else value
-        try:
-            return super().__new__(cls, str(ipaddress.ip_address(text)))
-        except ValueError:
-            pass
+        if ":" in text or text.replace(".", "").isdigit():  # only these can be addresses (a failed parse is slow)
+            try:
+                return super().__new__(cls, str(ipaddress.ip_address(text)))
+            except ValueError:
+                pass
         labels = text.rstrip(".").split(".")
         if not text or len(text) > 253 or not all(_HOST_LABEL_RE.match(label) for label in labels):
             raise ValueError(f"invalid host name {value!r}")

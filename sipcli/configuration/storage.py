@@ -22,6 +22,38 @@ CONFIG_FILENAME = "config.json"
 FORMAT_VERSION = 1
 
 
+MAX_DEPTH = 16  # settings nest a few levels; anything deeper is not a configuration
+
+
+def shape_problem(data: object) -> str | None:
+    """What makes data not a settings tree (None when it is one): the top level and every section under it
+    must be JSON objects (``accounts`` holds one object per account), nested at most MAX_DEPTH levels."""
+    if not isinstance(data, dict):
+        return f"the top level is {_kind(data)}, not an object"
+    for name, section in data.items():
+        if name == "version":
+            continue
+        if not isinstance(section, dict):
+            return f"{name!r} is {_kind(section)}, not an object"
+        if name == "accounts":
+            for account_id, account in section.items():
+                if not isinstance(account, dict):
+                    return f"account {account_id!r} is {_kind(account)}, not an object"
+    stack: list[tuple[dict | list, int]] = [(data, 1)]
+    while stack:  # iterative: a deep file must not exhaust the recursion that copying it would use
+        node, depth = stack.pop()
+        if depth > MAX_DEPTH:
+            return f"nested deeper than {MAX_DEPTH} levels"
+        children = node.values() if isinstance(node, dict) else node
+        stack.extend((child, depth + 1) for child in children if isinstance(child, dict | list))
+    return None
+
+
+def _kind(value: object) -> str:
+    return {dict: "an object", list: "an array", str: "a string", bool: "a boolean", int: "a number",
+            float: "a number", type(None): "null"}.get(type(value), type(value).__name__)
+
+
 class ConfigurationError(Exception):
     """The configuration cannot be read, is invalid, or cannot be written; the message says which and why."""
 
@@ -92,8 +124,13 @@ class FileStorage:
             data = json.loads(raw.decode("utf-8"))
         except (UnicodeDecodeError, json.JSONDecodeError) as e:
             raise ConfigurationError(f"{self.path} is corrupt ({e}); fix or remove it") from None
-        if not isinstance(data, dict):
-            raise ConfigurationError(f"{self.path} is corrupt (the top level is not an object); fix or remove it")
+        except RecursionError:
+            data = None
+            problem: str | None = f"nested deeper than {MAX_DEPTH} levels"
+        else:
+            problem = shape_problem(data)
+        if problem is not None:
+            raise ConfigurationError(f"{self.path} is invalid ({problem}); fix or remove it")
         version = data.get("version", FORMAT_VERSION)
         if version != FORMAT_VERSION:
             raise ConfigurationError(f"{self.path} has format version {version!r}; this sipcli reads version "

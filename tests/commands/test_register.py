@@ -199,7 +199,7 @@ def test_usage_errors_are_one_line(config_dir, args, message):
     result = sipcli(config_dir, *args)
     assert result.returncode == 2
     assert message in result.stderr and "Traceback" not in result.stderr
-    assert result.stdout == ""
+    assert [(e["name"], e["data"]["exit_code"]) for e in events(result)] == [("SIPCLIDidEnd", 2)]  # nothing started
 
 
 def test_unknown_account_is_a_config_error(config_dir):

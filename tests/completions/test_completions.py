@@ -19,11 +19,11 @@ def test_committed_scripts_are_not_stale():
     assert result.returncode == 0, result.stderr
 
 
-def complete(words: str, cword: int) -> list[str]:
-    env = {**os.environ, "_SIPCLI_COMPLETE": "bash_complete", "COMP_WORDS": words, "COMP_CWORD": str(cword)}
+def complete(words: str, cword: int, env: dict[str, str] | None = None) -> list[str]:
+    env = {**(env or os.environ), "_SIPCLI_COMPLETE": "bash_complete", "COMP_WORDS": words, "COMP_CWORD": str(cword)}
     result = subprocess.run([SIPCLI], env=env, capture_output=True, text=True, timeout=30)
     assert result.returncode == 0, result.stderr
-    return [line.split(",", 1)[1] for line in result.stdout.splitlines()]
+    return [line.split(",", 1)[1] for line in result.stdout.splitlines() if line]
 
 
 def test_completion_lists_subcommands_and_options():
@@ -38,3 +38,24 @@ def test_bash_script_registers_the_completion():
     result = subprocess.run(["bash", "-c", f"source {script} && complete -p sipcli"], capture_output=True, text=True,
                             timeout=30)
     assert result.returncode == 0 and "_sipcli_completion" in result.stdout, result.stderr
+
+
+@pytest.mark.parametrize(("shell", "filename"), [("bash", "sipcli.bash"), ("zsh", "_sipcli"), ("fish", "sipcli.fish")])
+def test_completion_subcommand_prints_the_committed_script(tmp_path, shell, filename):
+    result = subprocess.run([SIPCLI, "completion", shell], capture_output=True, text=True, timeout=30, cwd=tmp_path)
+    assert result.returncode == 0 and result.stderr == "", result.stderr
+    assert result.stdout == (ROOT / "completions" / filename).read_text()
+
+
+def test_account_option_completes_the_configured_account_ids(tmp_path):
+    config = tmp_path / "config"
+    for account in ("alice@example.test", "albert@example.test", "bob@example.test"):
+        added = subprocess.run([SIPCLI, "--config-dir", str(config), "accounts", "add", account, "--password-env",
+                                "PW"], env={**os.environ, "PW": "pw"}, capture_output=True, text=True, timeout=30)
+        assert added.returncode == 0, added.stderr
+    words = f"sipcli --config-dir {config} call sip:x@127.0.0.1 --account al"
+    assert sorted(complete(words, 6)) == ["albert@example.test", "alice@example.test"]
+    env = {**os.environ, "SIPCLI_CONFIG_DIR": str(config)}
+    assert sorted(complete("sipcli register --account ", 3, env)) == ["albert@example.test", "alice@example.test",
+                                                                        "bob@example.test"]
+    assert complete("sipcli listen --account nobody", 3, env) == []

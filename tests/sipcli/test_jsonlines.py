@@ -159,3 +159,57 @@ def test_text_writer():
     text = stream.getvalue()
     assert "session/1" in text and "SIPSessionDidEnd" in text and "code=200" in text
     assert stream.flushes == 1 and text.count("\n") == 1
+
+
+def test_line_sink_never_blocks_drops_beyond_its_bound_and_keeps_the_summary():
+    """A pipe nobody reads: write_line returns at once, lines beyond max_bytes are dropped and counted with one
+    warning, and once a reader comes, it gets whole lines in order with the final line last."""
+    import fcntl
+    import os
+    import threading
+    import time
+
+    from sipcli.jsonlines import LineSink
+
+    read_end, write_end = os.pipe()
+    fcntl.fcntl(read_end, fcntl.F_SETPIPE_SZ, 4096)
+    warnings = io.StringIO()
+    sink = LineSink(write_end, max_bytes=20_000, warn=warnings)
+    start = time.monotonic()
+    for i in range(200):
+        sink.write_line(json.dumps({"n": i, "pad": "x" * 990}))
+    sink.write_final(json.dumps({"n": "final"}))
+    assert time.monotonic() - start < 1.0  # nothing waited for the reader
+    assert 150 <= sink.dropped < 200
+    assert warnings.getvalue().count("\n") == 1 and "dropping" in warnings.getvalue()
+    received = bytearray()
+
+    def read() -> None:
+        for chunk in iter(lambda: os.read(read_end, 65536), b""):
+            received.extend(chunk)
+
+    reader = threading.Thread(target=read)
+    reader.start()
+    assert sink.drain(5)
+    os.close(write_end)
+    reader.join(5)
+    lines = [json.loads(line) for line in received.decode().splitlines()]
+    numbers = [line["n"] for line in lines]
+    assert numbers[-1] == "final" and len(numbers) == 200 - sink.dropped + 1
+    assert numbers[:-1] == sorted(numbers[:-1])
+
+
+def test_line_sink_reports_a_failing_stdout_once_and_stops_writing():
+    import os
+
+    from sipcli.jsonlines import LineSink
+
+    warnings = io.StringIO()
+    fd = os.open("/dev/full", os.O_WRONLY)
+    sink = LineSink(fd, warn=warnings)
+    for i in range(50):
+        sink.write_line(f'{{"n": {i}}}')
+    sink.write_final('{"n": "final"}')
+    assert sink.drain(5)
+    assert warnings.getvalue().count("\n") == 1 and "No space left on device" in warnings.getvalue()
+    os.close(fd)
