@@ -14,14 +14,15 @@ import itertools
 import logging
 import re
 import socket
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from sipcli.lookup import DNSLookup, DNSLookupError
+from sipcli.message import got_request
 from sipcli.notification import NotificationCenter, NotificationData
 from sipcli.pjsua import Engine, EngineError
 from sipcli.pjsua.account import AccountDriver, AccountParams
-from sipcli.pjsua.events import RegistrationStateChanged
+from sipcli.pjsua.events import AccountEvent, PagerRequest
 from sipcli.uri import SIPURI, Route, is_ip_address
 
 __all__ = ["Registration", "RegistrationFailure", "activate", "deactivate", "registration_of"]
@@ -168,8 +169,11 @@ class Registration:
         uri = f"sip:{self.account.contact.username}@{local_ip}:{port}"
         return uri if route.transport == "udp" else f"{uri};transport={route.transport}"
 
-    def _driver_event(self, event: RegistrationStateChanged) -> None:
-        """Loop thread: what onRegState copied."""
+    def _driver_event(self, event: AccountEvent) -> None:
+        """Loop thread: what onRegState copied, or an incoming MESSAGE (reported whatever the state)."""
+        if isinstance(event, PagerRequest):
+            got_request(self.account, event.data, event.composing)
+            return
         code, reason, expiration, error, message = (event.code, event.reason, event.expiration, event.error,
                                                     event.message)
         if self.state == "ended":
@@ -288,6 +292,14 @@ class Registration:
             registrar_uri=f"sip:{account.id.domain}" if route is not None else None,
             route_uri=str(route.uri) if route is not None else None,
             transport=route.transport if route is not None else None, contact=contact)
+
+    def route_params(self, route: Route) -> AccountParams:
+        """What a second, never registering pj.Account of this account that sends along route is made with
+        (pager mode sends a MESSAGE along a route this way: pjsua2 cannot route one request)."""
+        params = replace(self._params(route, self._contact(route)), registrar_uri=None)
+        if not hasattr(self.account, "sip"):  # P2P: the identity stays the contact, not bonjour@local
+            params = replace(params, id_uri=self._params(None, None).id_uri)
+        return params
 
 
 _active: dict[Any, Registration] = {}

@@ -26,6 +26,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from sipcli.message import got_request
 from sipcli.notification import NotificationCenter, NotificationData
 from sipcli.pjsua import Engine, EngineError
 from sipcli.pjsua.call import (
@@ -52,6 +53,7 @@ from sipcli.pjsua.events import (
     IncomingCall,
     InviteResponse,
     MediaChanged,
+    PagerRequest,
     RemoteProposal,
 )
 from sipcli.pjsua.media import MediaSettings, set_codecs
@@ -571,6 +573,8 @@ class Session:
             self._dtmf(event.digit, event.method)
         elif isinstance(event, AudioStatistics):
             self._audio_stats(event)
+        elif isinstance(event, PagerRequest):  # a MESSAGE inside the call's dialog
+            got_request(self.account, event.data, event.composing)
 
     def _new_audio(self) -> AudioStream:
         return AudioStream(Engine().settings.clock_rate)

@@ -1,9 +1,10 @@
-"""The pjsua side of an active account: its pj.Account, REGISTER sending, incoming INVITEs.
+"""The pjsua side of an active account: its pj.Account, REGISTER sending, incoming INVITEs and MESSAGEs.
 
 ``AccountDriver`` is made on the loop thread by ``sipcli.registration`` and used through ``Engine.run``: its
-methods run on the pjsua thread. It reports ``RegistrationStateChanged`` events to ``on_event`` on the loop
-thread. ``owner`` is the middleware's account, opaque here but for one slot this layer fills: ``owner.pj_account``
-holds the pj.Account while it exists (pjsua thread), which is what ``MakeCall`` calls from.
+methods run on the pjsua thread. It reports ``RegistrationStateChanged`` and ``PagerRequest`` (an incoming
+MESSAGE, ``sipcli.pjsua.pager``) events to ``on_event`` on the loop thread. ``owner`` is the middleware's account,
+opaque here but for one slot this layer fills: ``owner.pj_account`` holds the pj.Account while it exists (pjsua
+thread), which is what ``MakeCall`` and pager-mode sending call from.
 """
 
 from __future__ import annotations
@@ -16,8 +17,9 @@ from typing import Any
 
 from sipcli.pjsua.call import CallDriver
 from sipcli.pjsua.engine import Engine
-from sipcli.pjsua.events import RegistrationStateChanged
+from sipcli.pjsua.events import AccountEvent, RegistrationStateChanged
 from sipcli.pjsua.media import apply_media_settings
+from sipcli.pjsua.pager import PagerAccountMixin, hold_account
 
 __all__ = ["AccountDriver", "AccountParams"]
 
@@ -30,7 +32,8 @@ _PJ_SRTP = {"disabled": 0, "optional": 1, "mandatory": 2}  # PJMEDIA_SRTP_DISABL
 class AccountParams:
     """Everything a pj.Account is created with, as plain data.
 
-    route_uri/transport/contact/registrar_uri are None for an account that does not register (P2P)."""
+    route_uri/transport/contact/registrar_uri are None for an account that does not register (P2P); a pj.Account
+    that sends along a route without registering (pager mode) has no registrar_uri."""
 
     id_uri: str
     username: str
@@ -47,8 +50,9 @@ class AccountParams:
 def _pj_account_class() -> type:
     import pjsua2 as pj
 
-    class PJAccount(pj.Account):
-        """Reports registration state and hands incoming calls over (pjsua thread)."""
+    class PJAccount(PagerAccountMixin, pj.Account):
+        """Reports registration state, hands incoming calls over, and pager-mode MESSAGEs (PagerAccountMixin)
+        (pjsua thread)."""
 
         def __init__(self, driver: AccountDriver) -> None:
             super().__init__()
@@ -82,7 +86,7 @@ def _pj_account_class() -> type:
 class AccountDriver:
     """One pj.Account at a time for owner (recreated when the route changes); methods run on the pjsua thread."""
 
-    def __init__(self, owner: Any, on_event: Callable[[RegistrationStateChanged], None]) -> None:
+    def __init__(self, owner: Any, on_event: Callable[[AccountEvent], None]) -> None:
         self.owner = owner
         self.on_event = on_event
         self.pj_account: Any = None
@@ -91,7 +95,7 @@ class AccountDriver:
     def create(self, params: AccountParams) -> None:
         engine = Engine()
         pj_account = _pj_account_class()(self)
-        pj_account.create(self._config(params), False)
+        pj_account.create(self.config(params), False)
         self.pj_account = pj_account
         self._params = params
         self.owner.pj_account = pj_account
@@ -129,10 +133,12 @@ class AccountDriver:
         if getattr(self.owner, "pj_account", None) is pj_account:
             self.owner.pj_account = None
         Engine().remove_account(pj_account)
-        pj_account.shutdown()
+        if not hold_account(pj_account):
+            pj_account.shutdown()
 
     @staticmethod
-    def _config(params: AccountParams) -> Any:
+    def config(params: AccountParams) -> Any:
+        """The pj.AccountConfig for params (pjsua thread)."""
         import pjsua2 as pj
 
         engine = Engine()
@@ -145,8 +151,9 @@ class AccountDriver:
         config.regConfig.timeoutSec = params.expires
         config.regConfig.delayBeforeRefreshSec = max(1, min(5, params.expires // 2))
         config.regConfig.unregWaitMsec = 1000
-        if params.registrar_uri is not None and params.route_uri is not None and params.transport is not None:
-            config.regConfig.registrarUri = params.registrar_uri
+        if params.route_uri is not None and params.transport is not None:
+            if params.registrar_uri is not None:
+                config.regConfig.registrarUri = params.registrar_uri
             config.sipConfig.proxies.append(params.route_uri)
             config.sipConfig.transportId = engine.transport_ids[params.transport]
             config.sipConfig.contactForced = f"<{params.contact}>"

@@ -34,6 +34,7 @@ from sipcli.pjsua.events import (
     MediaChanged,
     RemoteProposal,
 )
+from sipcli.pjsua.pager import PagerCallMixin
 from sipcli.sipmessage import header, message_body
 
 __all__ = ["Answer", "AnswerProposal", "CallCommand", "CallDriver", "CallError", "CallHooks", "ConnectMedia",
@@ -449,8 +450,9 @@ def _media_changed(call: Any, pj: Any) -> MediaChanged:
 def _pj_call_class() -> type:
     import pjsua2 as pj
 
-    class PJCall(pj.Call):
-        """Copies what callbacks say into events for the loop thread (pjsua thread)."""
+    class PJCall(PagerCallMixin, pj.Call):
+        """Copies what callbacks say into events for the loop thread (pjsua thread), pager-mode MESSAGEs inside
+        the call's dialog included (PagerCallMixin)."""
 
         def __init__(self, driver: CallDriver, pj_account: Any, call_id: int = pj.PJSUA_INVALID_ID) -> None:
             super().__init__(pj_account, call_id)

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-__all__ = ["AudioInfo", "AudioStatistics", "CallEvent", "CallStateChanged", "DTMFReceived", "IncomingCall",
-           "InviteResponse", "MediaChanged", "RegistrationStateChanged", "RemoteProposal"]
+__all__ = ["AccountEvent", "AudioInfo", "AudioStatistics", "CallEvent", "CallStateChanged", "DTMFReceived",
+           "IncomingCall", "InviteResponse", "MediaChanged", "MessageStatus", "PagerRequest",
+           "RegistrationStateChanged", "RemoteProposal"]
 
 
 @dataclass(frozen=True)
@@ -87,8 +88,17 @@ class AudioStatistics:
     port: int | None
 
 
+@dataclass(frozen=True)
+class PagerRequest:
+    """A pager-mode MESSAGE pjsua received (and answered 200 already), for an account or inside a call's dialog:
+    the request's bytes as received; composing: pjsua took it for an RFC 3994 typing indication."""
+
+    data: bytes
+    composing: bool
+
+
 CallEvent = (IncomingCall | CallStateChanged | MediaChanged | RemoteProposal | InviteResponse | DTMFReceived
-             | AudioStatistics)
+             | AudioStatistics | PagerRequest)
 
 
 @dataclass(frozen=True)
@@ -101,3 +111,16 @@ class RegistrationStateChanged:
     expiration: int
     error: str
     message: str
+
+
+AccountEvent = RegistrationStateChanged | PagerRequest
+
+
+@dataclass(frozen=True)
+class MessageStatus:
+    """The final status of one MESSAGE sipcli sent: code and reason, and the whole response when one was received
+    (b"" when the engine made the code up: a timeout, a transport failure, the engine stopping)."""
+
+    code: int
+    reason: str
+    response: bytes

@@ -6,7 +6,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 PRODUCT = [*sorted((ROOT / "sipcli").rglob("*.py")), *sorted((ROOT / "commands").rglob("*.py"))]
 MIDDLEWARE = {"sipcli.session", "sipcli.account", "sipcli.activation", "sipcli.registration", "sipcli.chat",
-              "sipcli.streams", "sipcli.application", "sipcli.bonjour", "sipcli.configuration", "sipcli.commands"}
+              "sipcli.streams", "sipcli.application", "sipcli.bonjour", "sipcli.configuration", "sipcli.commands",
+              "sipcli.message"}
 
 
 def imported_modules(path: Path) -> set[str]:
