@@ -29,6 +29,7 @@ SUBCOMMANDS = {
     "listen": ("listen", "Answer incoming sessions (auto-answer, reject, echo)."),
     "neighbours": ("neighbours", "List SIP neighbours advertised on the link (mDNS/DNS-SD)."),
     "record": ("record", "Call a URI and record the remote audio to a WAV file."),
+    "message": ("message", "Send pager-mode instant messages (SIP MESSAGE): each stdin line is one."),
     "chat": ("chat", "Chat over MSRP: each stdin line is a message."),
     "demo": ("demo", "Call a listener on loopback: audio both ways, DTMF, no server needed."),
     "completion": ("completion", "Print the shell completion script (bash, zsh or fish)."),

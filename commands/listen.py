@@ -10,6 +10,7 @@ from typing import Any
 
 import click
 from sipcli.commands.exitcodes import ExitCode
+from sipcli.commands.pager import MessageCounter, message_options
 from sipcli.commands.runner import AccountChoice, JobContext, JobResult, account_options, engine_options, run_job
 from sipcli.commands.sessionjob import (
     MediaOptions,
@@ -145,12 +146,13 @@ def _advertising(prepare: Callable[[Any], None], name: str) -> Callable[[Any], N
               help="P2P: advertise this listener on the link (mDNS/DNS-SD) as NAME [default: the host name], "
                    "for `sipcli neighbours` and `sipcli call bonjour:NAME`.")
 @proposal_options
+@message_options
 @click.pass_obj
 def command(cli: Any, choice: AccountChoice, engine: dict[str, Any], codecs: tuple[str, ...], srtp: str | None,
             play: str | None, expect_dtmf: str, expect_audio: bool, duration: float | None,
             auto_answer: float | None, reject: str | None, count: int | None, record_dir: str | None,
             echo: bool, chat: bool, relay: str | None, advertise: str | None, proposals: str,
-            proposal_timeout: float | None) -> None:
+            proposal_timeout: float | None, messages: int | None, timeout: float | None) -> None:
     """Wait for incoming sessions (P2P on --port, or registered with an account) and report every event.
 
     Without --auto-answer or --reject, sessions ring and are reported, never answered. Exit codes: 0 after
@@ -180,11 +182,18 @@ def command(cli: Any, choice: AccountChoice, engine: dict[str, Any], codecs: tup
             await ChatSupport().keep_spare(context.account)
         listener = _Listener(options, auto_answer, reject, count, record_dir, chat)
         NotificationCenter().add_observer(listener, name="SIPSessionNewIncoming")
+        pager = MessageCounter(messages)  # pager mode (issue 9)
         _announce(context.account)
         try:
-            await listener.done.wait()
+            ended = await pager.wait(listener.done if count is not None or messages is None else None, timeout)
         finally:
             NotificationCenter().remove_observer(listener, name="SIPSessionNewIncoming")
+            pager.close()
+        if not ended:
+            return JobResult(ExitCode.TIMEOUT, f"{pager.received} of {messages} message(s) within {timeout:g} s",
+                             {"messages": pager.received})
+        if messages is not None and count is None:
+            return JobResult(ExitCode.OK, f"{pager.received} message(s) received", {"messages": pager.received})
         failed = [result for result in listener.results if result.exit_code != ExitCode.OK]
         sessions = len(listener.results)
         if failed:

@@ -292,10 +292,49 @@ class JSONLinesWriter:
 
 
 class TextWriter(JSONLinesWriter):
-    """The human view for ``--format text``: time, sender, name and compact data on one line."""
+    """The human view for ``--format text``: time, sender, name and compact data on one line; pager-mode
+    MESSAGEs and composing indications as chat lines."""
 
     def render(self, notification: Notification) -> str:
+        if notification.name in _CHAT_LINES:
+            stamp = notification.timestamp.strftime("%H:%M:%S")
+            return f"{stamp} {_CHAT_LINES[notification.name](notification.data)}"
         record = notification_record(notification)
         data = " ".join(f"{k}={json.dumps(v, ensure_ascii=False)}" for k, v in record["data"].items())
         stamp = notification.timestamp.strftime("%H:%M:%S.%f")[:-3]
         return f"{stamp} {record['sender']:<24} {record['name']} {data}".rstrip()
+
+
+def _who(header: str | None) -> str:
+    """A person's name for a From header: its display name, else its URI without 'sip:'."""
+    name, _, rest = (header or "?").partition("<")
+    uri = rest.split(">", 1)[0] if rest else name.split(";", 1)[0]
+    return (name.strip().strip('"') if rest else "") or uri.strip().split(":", 1)[-1]
+
+
+def _message_line(data: Any) -> str:  # SIPEngineGotMessage data (attributes set per notification)
+    """A pager-mode MESSAGE as a chat line: 'alice@example.test: hello' (CPIM unwrapped)."""
+    from sipcli.cpim import CPIM_TYPE, CPIMError, decode_cpim
+
+    sender, body = _who(data.from_header), bytes(data.body)
+    content_type = (data.content_type or "").split(";")[0].strip().lower()
+    if content_type == CPIM_TYPE:
+        try:
+            inner = decode_cpim(body)
+        except CPIMError:
+            pass
+        else:
+            sender = _who(inner.sender) if inner.sender else sender
+            content_type, body = inner.content_type, inner.body
+    if content_type.startswith("text/") or not content_type:
+        text = body.decode("utf-8", "replace")
+    else:
+        text = f"[{content_type}, {len(body)} bytes]"
+    return f"{sender}: {text}" + (" [truncated]" if getattr(data, "truncated", False) else "")
+
+
+def _composing_line(data: Any) -> str:
+    return f"{_who(data.from_header)} is {'typing...' if data.state == 'active' else 'idle'}"
+
+
+_CHAT_LINES = {"SIPEngineGotMessage": _message_line, "SIPEngineGotComposingIndication": _composing_line}
