@@ -4,6 +4,7 @@
 - ``call``: a pj.Call subclass and the ``CallDriver`` taking call commands (``MakeCall``, ``Answer``...).
 - ``account``: a pj.Account subclass and the ``AccountDriver`` (account creation, REGISTER, incoming INVITEs).
 - ``media``: codec priorities and the RTP settings of accounts.
+- ``pager``: pager-mode MESSAGEs (RFC 3428): sending through pj.Buddy, the pj.Account/pj.Call callbacks.
 - ``events``: the plain dataclasses this layer reports to the middleware, on the loop thread.
 
 This package never imports the middleware (sessions, accounts); the middleware talks to it only through the
