@@ -282,13 +282,11 @@ class CallDriver:
         or a=inactive audio) what is not accepted. Measured with pjsua 2.15.1: a 488 to a held re-INVITE leaves
         pjsua's media operation pending, and it refuses every later offer (hold included) with 488 "another
         media operation is in progress"; so 488 is only the fallback when pjsua wrote no answer."""
-        import pjsua2 as pj
-
         proposal, self.proposal = self.proposal, None
         call = self.call
         if proposal is None or call is None or not call.isActive():
             raise CallError("the proposal is no longer pending")
-        param = pj.CallOpParam(True)
+        param = _answer_param()
         offer, answer = proposal["offer"] or "", proposal["answer"]
         assert self.hooks is not None
         chat = self.hooks.prepare_proposal_answer(offer, command.chat)
@@ -413,6 +411,17 @@ class CallDriver:
         for driver in list(cls._live):
             driver._drop()
         gc.collect()
+
+
+def _answer_param() -> Any:
+    """A CallOpParam for answering a re-offer: without a call setting. pjsua_call_answer2() applies a call
+    setting it gets for the first time on a call (always so on an outgoing call) by re-initialising the media
+    without the remote offer, which shrinks the call's media slots back to the setting's audio count; the answer
+    pjsua already wrote for the offer (one line per offered m-line) then has more lines than slots and
+    pjsua_media_channel_update() aborts the process (assertion med_prov_cnt >= media_count)."""
+    import pjsua2 as pj
+
+    return pj.CallOpParam()  # useDefaultCallSetting=False: an empty CallSetting, passed to pjsua as NULL
 
 
 def _is_active(call: Any) -> bool:

@@ -1,0 +1,121 @@
+"""Offers from the remote party that the call was not built for, against SIPp: a re-INVITE or UPDATE that adds a
+chat line (m=message) and more (video), into `call` (an outgoing audio call) and `listen`, and an answer with more
+lines than the offer. The process lives, the proposal is reported and answered as --proposals says, the answer
+keeps one line per offered line, and the call ends normally with BYE."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.support.sipcli import SIPCLIProcess
+from tests.support.sipp import SIPp, start_sipp
+
+pytest.importorskip("pjsua2")
+
+LOOPBACK = ("--local-ip", "127.0.0.1")
+
+
+@pytest.fixture
+def sipp(tmp_path):
+    started = []
+
+    def start(scenario: str, target: str | None = None, **kwargs):
+        process = start_sipp(scenario, tmp_path / "sipp", target, **kwargs)
+        started.append(process)
+        return process
+
+    yield start
+    for process in started:
+        process.stop()
+
+
+def data(process: SIPCLIProcess, name: str) -> list[dict]:
+    return [event["data"] for event in process.find(name)]
+
+
+def answer_m_lines(peer: SIPp) -> list[str]:
+    """The m= lines of the last SDP answer sipcli sent to the peer (a 200 OK with a body)."""
+    answers = [message for message in peer.received() if message.startswith("SIP/2.0 200") and "\nm=" in message]
+    assert answers, peer.messages()[-3000:]
+    return [line.strip() for line in answers[-1].splitlines() if line.startswith("m=")]
+
+
+def ports(m_lines: list[str]) -> dict[str, int]:
+    return {line[2:].split()[0]: int(line.split()[1]) for line in m_lines}
+
+
+def assert_ended_normally(side: SIPCLIProcess, originator: str) -> None:
+    assert side.wait() == 0, side.stderr()[-3000:]
+    assert "Assertion" not in side.stderr()
+    assert [d["originator"] for d in data(side, "SIPSessionDidEnd")] == [originator]
+    assert side.summary["exit_code"] == 0
+
+
+@pytest.mark.parametrize(("scenario", "args", "accepted", "reason"), [
+    ("uas_reinvite_chat", ("--proposals", "reject"), False, "rejected by the application"),
+    ("uas_reinvite_chat", ("--proposals", "accept"), False, "rejected by the application"),  # no chat support
+    ("uas_reinvite_chat", ("--proposals", "accept", "--add-chat-after", "60"), True, None),
+    ("uas_reinvite_chat_video", ("--proposals", "ignore", "--proposal-timeout", "0.3"), False,
+     "no decision within 0.3 s"),
+    ("uas_reinvite_chat_video", ("--proposals", "accept", "--add-chat-after", "60"), True, None),
+])
+def test_remote_adds_chat_to_an_outgoing_audio_call(run, sipp, scenario, args, accepted, reason):
+    """The crash of issue 10 item 1: the answer to a held re-INVITE re-applied the call setting (one audio
+    slot) and pjsua aborted on the two- or three-line answer."""
+    peer = sipp(scenario)
+    caller = run("call", peer.uri, *LOOPBACK, "--duration", "1.5", *args)
+    assert_ended_normally(caller, "local")
+    assert peer.wait(10) == 0, peer.output()[-2000:]  # it completes only when our BYE arrived
+    assert "BYE sip:" in peer.messages()
+    assert [(d["proposer"], d["streams"]) for d in data(caller, "SIPSessionGotStreamProposal")] == \
+        [("remote", ["chat"])]
+    offered = 3 if scenario.endswith("_video") else 2
+    answer = answer_m_lines(peer)
+    assert len(answer) == offered, answer
+    assert ports(answer)["audio"] != 0
+    if offered == 3:
+        assert ports(answer)["video"] == 0
+    if accepted:
+        assert ports(answer)["message"] != 0
+        assert [d["proposer"] for d in data(caller, "SIPSessionAcceptedStreamProposal")] == ["remote"]
+        assert [d["streams"] for d in data(caller, "SIPSessionGotStreamUpdate")] == [["audio", "chat"]]
+    else:
+        assert ports(answer)["message"] == 0
+        assert [(d["proposer"], d["reason"]) for d in data(caller, "SIPSessionRejectedStreamProposal")] == \
+            [("remote", reason)]
+        assert not caller.find("SIPSessionGotStreamUpdate")
+
+
+def test_update_adding_chat_and_video_to_an_outgoing_call(run, sipp):
+    """pjsua answers an UPDATE itself (no proposal can be held): the extra lines are declined, the call goes on."""
+    peer = sipp("uas_update_chat_video")
+    caller = run("call", peer.uri, *LOOPBACK, "--duration", "1.5")
+    assert_ended_normally(caller, "local")
+    assert peer.wait(10) == 0, peer.output()[-2000:]
+    answer = answer_m_lines(peer)
+    assert ports(answer) == {"audio": ports(answer)["audio"], "message": 0, "video": 0} and ports(answer)["audio"]
+
+
+def test_answer_with_more_lines_than_the_offer(run, sipp):
+    peer = sipp("uas_answer_extra_lines")
+    caller = run("call", peer.uri, *LOOPBACK, "--duration", "0.5")
+    assert_ended_normally(caller, "local")
+    assert data(caller, "SIPSessionDidStart")[0]["streams"] == ["audio"]
+    assert peer.wait(10) == 0, peer.output()[-2000:]
+
+
+@pytest.mark.parametrize(("listen_args", "accepted"), [(("--chat",), True), ((), False),
+                                                       (("--chat", "--proposals", "reject"), False)])
+def test_remote_adds_chat_and_video_to_an_incoming_call(run, sipp, listen_args, accepted):
+    listener = run("listen", *LOOPBACK, "--auto-answer", "--count", "1", *listen_args)
+    port = listener.wait_for("SIPCLIListenDidStart")["data"]["uris"]["udp"].rsplit(":", 1)[1]
+    peer = sipp("uac_reinvite_chat_video", f"127.0.0.1:{port}")
+    assert peer.wait(15) == 0, peer.output()[-2000:]
+    assert_ended_normally(listener, "remote")
+    assert [(d["proposer"], d["streams"]) for d in data(listener, "SIPSessionGotStreamProposal")] == \
+        [("remote", ["chat"])]
+    answer = answer_m_lines(peer)
+    assert len(answer) == 3 and ports(answer)["video"] == 0 and ports(answer)["audio"] != 0
+    assert (ports(answer)["message"] != 0) is accepted
+    decided = "SIPSessionAcceptedStreamProposal" if accepted else "SIPSessionRejectedStreamProposal"
+    assert [d["proposer"] for d in data(listener, decided)] == ["remote"]
