@@ -41,8 +41,13 @@ class _Listener:
         self.results: list[JobResult] = []
         self.tasks: set[asyncio.Task] = set()
         self.done = asyncio.Event()
+        self.local_failures: set[Any] = set()  # sessions that failed on our side before they started
 
     def handle_notification(self, notification: Any) -> None:
+        if notification.name == "SIPSessionDidFail":
+            if notification.data.originator == "local":
+                self.local_failures.add(notification.sender)
+            return
         if self.count is not None and len(self.results) + len(self.tasks) >= self.count:
             return  # beyond --count: leave it ringing; the process is about to end
         task = asyncio.get_running_loop().create_task(self._handle(notification.sender))
@@ -54,11 +59,17 @@ class _Listener:
         except Exception as error:
             result = JobResult(ExitCode.NETWORK, f"{session.notification_id}: {error}")
         self.tasks.discard(asyncio.current_task())
+        self.local_failures.discard(session)
+        if result is None:
+            return  # an offer the engine refused (reported by the session): not one of the --count sessions
         self.results.append(result)
         if self.count is not None and len(self.results) >= self.count:
             self.done.set()
 
-    async def _session(self, session: Any) -> JobResult:
+    async def _session(self, session: Any) -> JobResult | None:
+        if session.state != "INCOMING":  # refused by the engine at once (e.g. IPv6 media)
+            await session.wait_ended()
+            return None
         if self.reject is not None:
             session.reject(is_busy=self.reject == "busy")
             await session.wait_ended()
@@ -70,7 +81,8 @@ class _Listener:
             await asyncio.sleep(self.auto_answer)
             if session.state != "INCOMING":
                 await session.wait_ended()
-                return JobResult(ExitCode.OK, "cancelled before the answer")
+                return None if session in self.local_failures else JobResult(ExitCode.OK,
+                                                                             "cancelled before the answer")
         options = self.options
         if self.record_dir:
             options = MediaOptions(**{**vars(options), "record": recording_path(self.record_dir, session)})
@@ -80,7 +92,10 @@ class _Listener:
             options = MediaOptions(**{**vars(options), "play": None, "record": None, "echo": False})
         if self.chat and self.options.echo:  # a chat added later is echoed too
             echo_messages(session)
-        return await drive_session(session, options, accept=lambda: session.accept(audio=audio, chat=chat))
+        result = await drive_session(session, options, accept=lambda: session.accept(audio=audio, chat=chat))
+        if session.start_time is None and session in self.local_failures:
+            return None  # our 200 OK could not go out: pjsua refused the offer (488)
+        return result
 
 
 def echo_messages(session: Any) -> None:
@@ -153,8 +168,11 @@ def command(cli: Any, choice: AccountChoice, engine: dict[str, Any], codecs: tup
             proposal_timeout: float | None) -> None:
     """Wait for incoming sessions (P2P on --port, or registered with an account) and report every event.
 
-    Without --auto-answer or --reject, sessions ring and are reported, never answered. Exit codes: 0 after
-    --count sessions; 6 a media expectation failed in some session; 130 interrupted (sessions ended, the account
+    Without --auto-answer or --reject, sessions ring and are reported, never answered. An offer this engine
+    cannot take (IPv6 media, no codec in common) is refused with 488, reported (SIPSessionDidFail, originator
+    "local"), and not counted: listen keeps serving. Exit codes: 0 after --count sessions; 1 a session failed on
+    the caller's side (it cancelled while being answered, or refused a chat message; the SIP code is in the
+    JSON); 6 a media expectation failed in some session; 130 interrupted (sessions ended, the account
     unregistered first); 1/3/4 when the account could not register.
     """
     if auto_answer is not None and reject is not None:
@@ -180,11 +198,13 @@ def command(cli: Any, choice: AccountChoice, engine: dict[str, Any], codecs: tup
             await ChatSupport().keep_spare(context.account)
         listener = _Listener(options, auto_answer, reject, count, record_dir, chat)
         NotificationCenter().add_observer(listener, name="SIPSessionNewIncoming")
+        NotificationCenter().add_observer(listener, name="SIPSessionDidFail")
         _announce(context.account)
         try:
             await listener.done.wait()
         finally:
             NotificationCenter().remove_observer(listener, name="SIPSessionNewIncoming")
+            NotificationCenter().remove_observer(listener, name="SIPSessionDidFail")
         failed = [result for result in listener.results if result.exit_code != ExitCode.OK]
         sessions = len(listener.results)
         if failed:

@@ -52,10 +52,11 @@ from sipcli.pjsua.events import (
     IncomingCall,
     InviteResponse,
     MediaChanged,
+    RejectedCall,
     RemoteProposal,
 )
 from sipcli.pjsua.media import MediaSettings, set_codecs
-from sipcli.sessiondescription import SessionDescription, audio_active, offered_chat
+from sipcli.sessiondescription import SessionDescription, audio_active, media_refusal, offered_chat, refusal_reason
 from sipcli.sessionstate import ALLOWED, STATES, next_state
 from sipcli.singleton import Singleton
 from sipcli.sipmessage import header, message_body
@@ -84,6 +85,7 @@ NO_AUDIO_TIMEOUT = 5.0
 STATS_INTERVAL = 1.0
 HANGUP_TIMEOUT = 2.0
 PROPOSAL_TIMEOUT = 30.0  # a remote proposal not accepted or rejected by then is rejected
+MAX_REPORTED_OFFER = 4096  # characters of a refused offer's SDP put into its report
 _REQUEST_LINE = re.compile(r"^\w+\s+(\S+)\s+SIP/2\.0", re.IGNORECASE)
 
 
@@ -146,6 +148,7 @@ class Session:
         self._ended = asyncio.Event()
         self._end_requested = False
         self._failure_reported = False
+        self._local_refusal: str | None = None  # why we refuse an incoming offer ourselves (set before announcing)
         self._will_start_posted = False
         self._timers: list[asyncio.TimerHandle] = []
         self._stats_task: asyncio.Task | None = None
@@ -607,6 +610,9 @@ class Session:
         SessionManager()._add(self)
         self._transition("incoming")
         self._post("SIPSessionNewIncoming", streams=list(self.proposed_streams))
+        if self._local_refusal is not None:  # answered 488 already (SessionManager._incoming_call)
+            self._end_requested = True
+            self._transition("end")
 
     def _call_state(self, event: CallStateChanged) -> None:
         state, code, reason, local_uri = event.state, event.code, event.reason, event.local_uri
@@ -642,10 +648,13 @@ class Session:
     def _disconnected(self, code: int, reason: str, remote_response: bool) -> None:
         self._release()
         if self.start_time is None:
-            if self._end_requested:
+            if self._end_requested and self._local_refusal is None:
                 originator = "local"
                 if self.direction == "outgoing":
                     self._fail("local", code or 487, reason or "Session cancelled")
+            elif self.direction == "incoming" and self._refused_locally(code):
+                originator = "local"
+                self._fail("local", code or 488, self._local_refusal or reason or "Unable to create media session")
             elif self.direction == "incoming":
                 originator = "remote"  # the caller gave up (CANCEL)
                 self._fail("remote", code or 487, reason or "Session cancelled")
@@ -658,6 +667,12 @@ class Session:
                 self._post("SIPSessionWillEnd")
                 self._transition("remote_end")
         self._finish(originator)
+
+    def _refused_locally(self, code: int) -> bool:
+        """An incoming session that ended unanswered by our side: refused by us before it was announced, or our
+        200 OK could not be sent (pjsua answers 488 itself when it cannot create the media). A caller's CANCEL
+        ends it with 487."""
+        return self._local_refusal is not None or (self.state == "ACCEPTING" and code != 487)
 
     def _media_update(self, event: MediaChanged) -> None:
         """Loop thread: the audio stream (re)started (audio: its parameters) or went away (None)."""
@@ -845,6 +860,7 @@ class SessionManager(metaclass=Singleton):
         self._started = True
         engine = Engine()
         engine.incoming_call_hook = self._incoming_call
+        engine.rejected_call_hook = self._rejected_call
         engine.add_shutdown_hook(CallDriver.shutdown_all)
         # Before the first pj.Account is made: activation only queued its creation on the engine.
         engine.media_settings = MediaSettings(_rtp_port_range())
@@ -863,6 +879,8 @@ class SessionManager(metaclass=Singleton):
         engine = Engine()
         if engine.incoming_call_hook == self._incoming_call:
             engine.incoming_call_hook = None
+        if engine.rejected_call_hook == self._rejected_call:
+            engine.rejected_call_hook = None
         sessions = [session for session in self.sessions if session.state != "TERMINATED"]
         for session in sessions:
             with contextlib.suppress(SessionError, EngineError):
@@ -881,9 +899,11 @@ class SessionManager(metaclass=Singleton):
         for stream in session.streams.values():
             stream.close()
 
-    def _incoming_call(self, account: Any, driver: CallDriver, message: str) -> int:
+    def _incoming_call(self, account: Any, driver: CallDriver, message: str) -> int | tuple[int, str]:
         """Engine hook (pjsua thread) for each incoming INVITE: the Session takes the driver; returns the code to
-        answer with (180, or a refusal that announces nothing: its DISCONNECTED releases the driver)."""
+        answer with (180, or a refusal that announces nothing: its DISCONNECTED releases the driver), or 488 and
+        the reason for an offer this engine cannot take (sessiondescription.media_refusal): that Session is
+        announced and reported as our failure, not as pjsua's 488 after our 200 (which read as the caller's)."""
         session = Session(account)
         offer = offered_chat(message_body(message))
         if offer is not None:  # pjsua writes the answer SDP while ringing: the chat stream must exist
@@ -896,9 +916,29 @@ class SessionManager(metaclass=Singleton):
         driver.attach(_DriverHooks(session), session._driver_event)
         if not self._started or not self._for_us(account, message):
             return 404 if self._started else 480
+        refusal = media_refusal(message_body(message))
+        if refusal is not None:
+            session._local_refusal = refusal  # set before the loop sees the session
+            driver.post(IncomingCall(message))
+            return 488, refusal
         # Posted before answering: answer() reports EARLY at once, and the Session must be INCOMING by then.
         driver.post(IncomingCall(message))
         return 180
+
+    def _rejected_call(self, event: RejectedCall) -> None:
+        """Engine hook (loop thread): pjsua refused an INVITE before any Call existed (488 for an offer without a
+        codec in common or without active audio): tell who called, what was offered and why it was refused."""
+        message = event.message
+        body = message_body(message)
+        try:
+            streams = SessionDescription.parse(body).streams() if body.strip() else []
+        except ValueError:
+            streams = []
+        NotificationCenter().post_notification("SIPSessionManagerDidRefuseSession", sender=self, data=NotificationData(
+            timestamp=datetime.now(UTC), caller=_bounded(header(message, "From", "f")),
+            callee=_bounded(header(message, "To", "t")), user_agent=_bounded(header(message, "User-Agent")),
+            code=event.code, reason=refusal_reason(body, event.codecs) or event.reason, streams=streams,
+            offer=body[:MAX_REPORTED_OFFER]))
 
     @staticmethod
     def _for_us(account: Any, message: str) -> bool:
@@ -910,6 +950,11 @@ class SessionManager(metaclass=Singleton):
         if uri is None:
             return False
         return uri.user in (account.contact.username, account.id.username)
+
+
+def _bounded(value: str | None, limit: int = 256) -> str | None:
+    """A header value from the network, cut to limit characters for reporting."""
+    return value[:limit] if value is not None else None
 
 
 def _msrp_tls(account: Any) -> bool:

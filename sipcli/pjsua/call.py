@@ -90,6 +90,7 @@ class MakeCall:
 @dataclass(frozen=True)
 class Answer:
     code: int
+    reason: str = ""  # the reason phrase, when not pjsua's default for code
 
 
 @dataclass(frozen=True)
@@ -196,8 +197,8 @@ class CallDriver:
         driver._keep()
         return driver
 
-    def answer_now(self, code: int) -> None:
-        self._answer(Answer(code))
+    def answer_now(self, code: int, reason: str = "") -> None:
+        self._answer(Answer(code, reason))
 
     def execute(self, command: CallCommand) -> Any:
         return self._handlers[type(command)](self, command)
@@ -243,6 +244,8 @@ class CallDriver:
 
         param = pj.CallOpParam(True)
         param.statusCode = command.code
+        if command.reason:
+            param.reason = command.reason
         self.call.answer(param)
 
     def _hangup(self, command: Hangup) -> None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 __all__ = ["AudioInfo", "AudioStatistics", "CallEvent", "CallStateChanged", "DTMFReceived", "IncomingCall",
-           "InviteResponse", "MediaChanged", "RegistrationStateChanged", "RemoteProposal"]
+           "InviteResponse", "MediaChanged", "RegistrationStateChanged", "RejectedCall", "RemoteProposal"]
 
 
 @dataclass(frozen=True)
@@ -101,3 +101,14 @@ class RegistrationStateChanged:
     expiration: int
     error: str
     message: str
+
+
+@dataclass(frozen=True)
+class RejectedCall:
+    """pjsua refused an incoming INVITE on its own, before any Call existed (e.g. 488 for an offer without a codec
+    in common or without active audio). codecs: the audio codec names the engine had enabled."""
+
+    code: int
+    reason: str
+    message: str
+    codecs: list[str]

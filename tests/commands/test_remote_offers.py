@@ -119,3 +119,32 @@ def test_remote_adds_chat_and_video_to_an_incoming_call(run, sipp, listen_args, 
     assert (ports(answer)["message"] != 0) is accepted
     decided = "SIPSessionAcceptedStreamProposal" if accepted else "SIPSessionRejectedStreamProposal"
     assert [d["proposer"] for d in data(listener, decided)] == ["remote"]
+
+
+@pytest.mark.parametrize(("scenario", "event", "reason"), [
+    ("uac_ipv6_offer", "SIPSessionDidFail", "IPv6 media is not supported by this engine"),
+    ("uac_no_common_codec", "SIPSessionManagerDidRefuseSession", "no audio codec in common (offered: G729; "),
+])
+def test_listen_refuses_an_offer_it_cannot_take_and_keeps_serving(run, sipp, scenario, event, reason):
+    """488 for an IPv6 media address (pjsua2 has no IPv6) or no codec in common: our refusal, reported with its
+    real reason, not counted as one of the --count sessions; the next call is answered."""
+    listener = run("listen", *LOOPBACK, "--auto-answer", "--count", "1")
+    port = listener.wait_for("SIPCLIListenDidStart")["data"]["uris"]["udp"].rsplit(":", 1)[1]
+    refused = sipp(scenario, f"127.0.0.1:{port}")
+    assert refused.wait(10) == 0, refused.output()[-2000:]  # the scenario expects the 488 and ACKs it
+    report = listener.wait_for(event)["data"]
+    assert report["code"] == 488 and report["reason"].startswith(reason), report
+    if event == "SIPSessionDidFail":
+        assert report["originator"] == "local"
+        assert [d["originator"] for d in data(listener, "SIPSessionDidEnd")] == ["local"]
+        assert f"SIP/2.0 488 {reason}" in refused.messages()
+    else:
+        assert report["caller"].startswith("sipp <sip:sipp@127.0.0.1:") and report["streams"] == ["audio"]
+        assert "a=rtpmap:18 G729/8000" in report["offer"]
+        assert not listener.find("SIPSessionNewIncoming")
+    assert listener.process.poll() is None  # still serving
+    caller = sipp("uac_hold", f"127.0.0.1:{port}", extra=["-d", "300"])
+    assert caller.wait(10) == 0, caller.output()[-2000:]
+    assert listener.wait() == 0, listener.stderr()[-2000:]
+    assert listener.summary["sessions"] == 1
+    assert len(listener.find("SIPSessionDidStart")) == 1
