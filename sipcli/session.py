@@ -674,10 +674,26 @@ class Session:
         ends it with 487."""
         return self._local_refusal is not None or (self.state == "ACCEPTING" and code != 487)
 
+    def _remote_removed_audio(self) -> bool:
+        """A remote offer that makes the audio a=inactive next to a negotiated chat removes the audio (how sipcli's
+        remove_audio() and chat-only sessions say it: pjsua cannot take an audio line with port 0), it does not
+        hold the session: the stream goes, SIPSessionGotStreamUpdate tells it. Without chat it is a hold."""
+        chat = self.chat
+        if chat is None or not chat.negotiated or self.on_hold_by_local or self.state != "ESTABLISHED":
+            return False
+        self.streams.pop("audio").close()
+        chat.audio_inactive = True
+        self.on_hold_by_remote = False
+        self._stream_update(self._active_streams())
+        return True
+
     def _media_update(self, event: MediaChanged) -> None:
-        """Loop thread: the audio stream (re)started (audio: its parameters) or went away (None)."""
+        """Loop thread: the audio stream (re)started (audio: its parameters) or went away (None); event.inactive:
+        the remote offer made it a=inactive."""
         stream = self.audio
         if stream is None:
+            return
+        if event.hold == "remote" and event.inactive and self._remote_removed_audio():
             return
         first = not stream.started
         hold = event.hold

@@ -447,13 +447,14 @@ def _media_changed(call: Any, pj: Any) -> MediaChanged:
             continue  # no stream: the chat slot, or an inactive audio line (a chat-only session)
         status = int(item.status)
         hold = {_MEDIA_LOCAL_HOLD: "local", _MEDIA_REMOTE_HOLD: "remote"}.get(status)
+        inactive = int(item.dir) == pj.PJMEDIA_DIR_NONE
         transport = call.getMedTransportInfo(index)
         local_host, _, local_port = str(transport.localRtpName).rpartition(":")
         remote_host, _, remote_port = str(stream.remoteRtpAddress).rpartition(":")
         audio = AudioInfo(str(stream.codecName), int(stream.codecClockRate),
                           bool(_SRTP_ACTIVE.search(call.dump(True, ""))), local_host, int(local_port or 0),
                           remote_host, int(remote_port or 0))
-        return MediaChanged(audio, hold)
+        return MediaChanged(audio, hold, inactive)
     return MediaChanged(None, None)
 
 

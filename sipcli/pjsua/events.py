@@ -50,10 +50,11 @@ class AudioInfo:
 @dataclass(frozen=True)
 class MediaChanged:
     """The media of the call was (re)created: audio is None without an active audio stream; hold says who holds
-    it ('local', 'remote') or None."""
+    it ('local', 'remote') or None; inactive: the audio line is a=inactive (the remote offer made it so)."""
 
     audio: AudioInfo | None
     hold: str | None
+    inactive: bool = False
 
 
 @dataclass(frozen=True)

@@ -148,3 +148,27 @@ def test_listen_refuses_an_offer_it_cannot_take_and_keeps_serving(run, sipp, sce
     assert listener.wait() == 0, listener.stderr()[-2000:]
     assert listener.summary["sessions"] == 1
     assert len(listener.find("SIPSessionDidStart")) == 1
+
+
+def test_remote_removing_audio_next_to_chat_is_a_stream_update_not_a_hold(run, sipp):
+    """The peer keeps the chat and makes the audio a=inactive (sipcli's remove_audio(), the reference client's
+    chat-only sessions): the audio stream goes (GotStreamUpdate ["chat"]), nobody put anyone on hold."""
+    peer = sipp("uas_chat_then_remove_audio")
+    caller = run("call", peer.uri, *LOOPBACK, "--add-chat-after", "0.2", "--duration", "1.5")
+    assert_ended_normally(caller, "local")
+    assert peer.wait(10) == 0, peer.output()[-2000:]
+    assert [d["streams"] for d in data(caller, "SIPSessionGotStreamUpdate")] == [["audio", "chat"], ["chat"]]
+    assert not caller.find("SIPSessionGotHoldRequest") and not caller.find("SIPSessionGotUnholdRequest")
+
+
+def test_chat_declined_with_port_zero_fails_at_once(run, sipp):
+    """linphonec answers the chat line with port 0: a failure the moment the answer arrives, exit 1, BYE."""
+    peer = sipp("uas_decline_chat")
+    chat = run("chat", peer.uri, *LOOPBACK, "--message", "hello", "--timeout", "20")
+    assert chat.wait(10) == 1, chat.stderr()[-2000:]
+    assert data(chat, "MediaStreamDidFail") == [{"reason": "the remote party declined the chat stream"}]
+    assert chat.summary["reason"] == "the remote party declined the chat stream"
+    assert chat.summary["outcome"] == "refused"
+    assert peer.wait(10) == 0, peer.output()[-2000:]  # it ends only with our BYE
+    assert not chat.find("SIPSessionDidDeliverMessage")
+
