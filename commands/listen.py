@@ -88,6 +88,8 @@ class _Listener:
             options = MediaOptions(**{**vars(options), "record": recording_path(self.record_dir, session)})
         audio = "audio" in session.proposed_streams
         chat = self.chat and session.chat is not None
+        if not audio and not chat:
+            return await _refuse_unaccepted_streams(session)
         if not audio:  # chat only: nothing to play, record or echo as audio
             options = MediaOptions(**{**vars(options), "play": None, "record": None, "echo": False})
         if self.chat and self.options.echo:  # a chat added later is echoed too
@@ -96,6 +98,15 @@ class _Listener:
         if session.start_time is None and session in self.local_failures:
             return None  # our 200 OK could not go out: pjsua refused the offer (488)
         return result
+
+
+async def _refuse_unaccepted_streams(session: Any) -> JobResult:
+    """An offer with nothing this listener accepts (chat without --chat): declined (603), and a refusal."""
+    session.reject()
+    await session.wait_ended()
+    offered = ", ".join(session.proposed_streams) or "no stream"
+    return JobResult(ExitCode.REFUSED, f"refused: 603 Decline (offered: {offered}; chat is accepted with --chat)",
+                     {"code": 603})
 
 
 def echo_messages(session: Any) -> None:
@@ -169,11 +180,14 @@ def command(cli: Any, choice: AccountChoice, engine: dict[str, Any], codecs: tup
     """Wait for incoming sessions (P2P on --port, or registered with an account) and report every event.
 
     Without --auto-answer or --reject, sessions ring and are reported, never answered. An offer this engine
-    cannot take (IPv6 media, no codec in common) is refused with 488, reported (SIPSessionDidFail, originator
-    "local"), and not counted: listen keeps serving. Exit codes: 0 after --count sessions; 1 a session failed on
-    the caller's side (it cancelled while being answered, or refused a chat message; the SIP code is in the
-    JSON); 6 a media expectation failed in some session; 130 interrupted (sessions ended, the account
-    unregistered first); 1/3/4 when the account could not register.
+    cannot take is refused with 488 and reported with its reason (IPv6 media: SIPSessionDidFail, originator
+    "local"; no codec in common, or no audio at all: SIPSessionManagerDidRefuseSession); it is not one of the
+    --count sessions: listen keeps serving.
+
+    Exit codes: 0 after --count sessions; 1 a session failed on the caller's side (it cancelled while being
+    answered, or refused a chat message; the SIP code is in the JSON), or it offered only streams not accepted
+    here (chat without --chat: declined with 603); 6 a media expectation failed in some session; 130
+    interrupted (sessions ended, the account unregistered first); 1/3/4 when the account could not register.
     """
     if auto_answer is not None and reject is not None:
         raise click.UsageError("--auto-answer and --reject are exclusive")
@@ -208,7 +222,8 @@ def command(cli: Any, choice: AccountChoice, engine: dict[str, Any], codecs: tup
         failed = [result for result in listener.results if result.exit_code != ExitCode.OK]
         sessions = len(listener.results)
         if failed:
-            return JobResult(failed[0].exit_code, failed[0].reason, {"sessions": sessions, "failed": len(failed)})
+            return JobResult(failed[0].exit_code, failed[0].reason,
+                             {**failed[0].data, "sessions": sessions, "failed": len(failed)})
         return JobResult(ExitCode.OK, f"{sessions} session(s) handled", {"sessions": sessions})
 
     if chat:

@@ -13,6 +13,7 @@ hook (``_DriverHooks``); that runs on the pjsua thread and must only use plain d
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import dataclasses
 import functools
@@ -50,6 +51,7 @@ from sipcli.pjsua.events import (
     CallStateChanged,
     DTMFReceived,
     IncomingCall,
+    InfoResponse,
     InviteResponse,
     MediaChanged,
     RejectedCall,
@@ -151,6 +153,7 @@ class Session:
         self._local_refusal: str | None = None  # why we refuse an incoming offer ourselves (set before announcing)
         self._will_start_posted = False
         self._timers: list[asyncio.TimerHandle] = []
+        self._info_digits: collections.deque[str] = collections.deque()  # DTMF INFO requests awaiting a response
         self._stats_task: asyncio.Task | None = None
 
     def __repr__(self) -> str:
@@ -318,6 +321,8 @@ class Session:
         self._require_audio()
         if len(digit) != 1 or digit.upper() not in DTMF_DIGITS:
             raise ValueError(f"not a DTMF digit: {digit!r} (0-9, *, #, A-D)")
+        if self.dtmf_method == "info":
+            self._info_digits.append(digit.upper())
         return self._send(SendDTMF(digit.upper(), self.dtmf_method))
 
     def start_recording_audio(self, file_name: str | os.PathLike | None = None) -> asyncio.Future:
@@ -570,6 +575,8 @@ class Session:
             self._invite_response(event.code, event.reason, event.body)
         elif isinstance(event, RemoteProposal):
             self._remote_proposal(event.streams)
+        elif isinstance(event, InfoResponse):
+            self._info_response(event.code, event.reason)
         elif isinstance(event, DTMFReceived):
             self._dtmf(event.digit, event.method)
         elif isinstance(event, AudioStatistics):
@@ -640,7 +647,7 @@ class Session:
                 self.start_time = datetime.now(UTC)
                 self._transition("confirmed")
                 self._streams_posted = self._active_streams()
-                self._post("SIPSessionDidStart", streams=list(self._streams_posted))
+                self._post("SIPSessionDidStart", streams=list(self._streams_posted), **self._negotiated_audio())
                 self._stats_task = asyncio.get_running_loop().create_task(self._watch_audio())
         elif state == "DISCONNECTED":
             self._disconnected(code, reason, remote_response)
@@ -673,6 +680,14 @@ class Session:
         200 OK could not be sent (pjsua answers 488 itself when it cannot create the media). A caller's CANCEL
         ends it with 487."""
         return self._local_refusal is not None or (self.state == "ACCEPTING" and code != 487)
+
+    def _negotiated_audio(self) -> dict[str, Any]:
+        """What scripts look for in SIPSessionDidStart: the audio codec, its sample rate and whether SRTP is on
+        (None when the session has no active audio)."""
+        started = self.has_audio
+        return {"audio_codec": self.audio_codec if started else None,
+                "audio_sample_rate": self.audio_sample_rate if started else None,
+                "audio_srtp_active": self.audio_srtp_active if started else None}
 
     def _remote_removed_audio(self) -> bool:
         """A remote offer that makes the audio a=inactive next to a negotiated chat removes the audio (how sipcli's
@@ -788,6 +803,13 @@ class Session:
                 self.chat.start()  # held back while PROPOSED (ChatStream._negotiated)
         elif self.state != "TERMINATED":
             self._post("SIPSessionRejectedStreamProposal", proposer="remote", reason=reason)
+
+    def _info_response(self, code: int, reason: str) -> None:
+        """The final response to one of our DTMF INFO requests (sent in order, one digit each): a refusal is
+        SIPSessionDidNotSendDTMF (digit, code, reason)."""
+        digit = self._info_digits.popleft() if self._info_digits else None
+        if code >= 300 and self.state != "TERMINATED":
+            self._post("SIPSessionDidNotSendDTMF", digit=digit, code=code, reason=reason)
 
     def _dtmf(self, digit: str, method: str) -> None:
         if self.state != "TERMINATED":

@@ -30,6 +30,7 @@ from sipcli.pjsua.events import (
     CallEvent,
     CallStateChanged,
     DTMFReceived,
+    InfoResponse,
     InviteResponse,
     MediaChanged,
     RemoteProposal,
@@ -516,18 +517,22 @@ def _pj_call_class() -> type:
                 prm.sdp.wholeSdp = rewritten
 
         def onCallTsxState(self, prm: Any) -> None:
-            """Final responses to our INVITEs: the answer SDP tells the chat stream what was accepted."""
+            """Final responses to our INVITEs (the answer SDP tells the chat stream what was accepted) and to our
+            DTMF INFO requests."""
             with contextlib.suppress(Exception):
                 event = prm.e
                 if event.type != pj.PJSIP_EVENT_TSX_STATE or event.body.tsxState.type != pj.PJSIP_EVENT_RX_MSG:
                     return
                 message = str(event.body.tsxState.src.rdata.wholeMsg)
                 status = message.split("\r\n", 1)[0].split(" ", 2)
-                if not message.startswith("SIP/2.0 ") or not (header(message, "CSeq") or "").endswith("INVITE"):
+                method = (header(message, "CSeq") or "").rpartition(" ")[2].upper()
+                if not message.startswith("SIP/2.0 ") or method not in ("INVITE", "INFO"):
                     return
-                code = int(status[1])
-                if code >= 200:
-                    self.driver.post(InviteResponse(code, status[2] if len(status) > 2 else "", message_body(message)))
+                code, reason = int(status[1]), status[2] if len(status) > 2 else ""
+                if code >= 200 and method == "INFO":
+                    self.driver.post(InfoResponse(code, reason))
+                elif code >= 200:
+                    self.driver.post(InviteResponse(code, reason, message_body(message)))
 
         def onDtmfDigit(self, prm: Any) -> None:
             self.driver.post(DTMFReceived(str(prm.digit), _DTMF_METHODS.get(int(prm.method), str(prm.method))))

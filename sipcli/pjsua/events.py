@@ -9,7 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 __all__ = ["AudioInfo", "AudioStatistics", "CallEvent", "CallStateChanged", "DTMFReceived", "IncomingCall",
-           "InviteResponse", "MediaChanged", "RegistrationStateChanged", "RejectedCall", "RemoteProposal"]
+           "InfoResponse", "InviteResponse", "MediaChanged", "RegistrationStateChanged", "RejectedCall",
+           "RemoteProposal"]
 
 
 @dataclass(frozen=True)
@@ -74,6 +75,14 @@ class InviteResponse:
 
 
 @dataclass(frozen=True)
+class InfoResponse:
+    """A final response to one of our INFO requests (DTMF over SIP INFO)."""
+
+    code: int
+    reason: str
+
+
+@dataclass(frozen=True)
 class DTMFReceived:
     digit: str
     method: str  # 'rfc2833' or 'info'
@@ -88,8 +97,8 @@ class AudioStatistics:
     port: int | None
 
 
-CallEvent = (IncomingCall | CallStateChanged | MediaChanged | RemoteProposal | InviteResponse | DTMFReceived
-             | AudioStatistics)
+CallEvent = (IncomingCall | CallStateChanged | MediaChanged | RemoteProposal | InviteResponse | InfoResponse
+             | DTMFReceived | AudioStatistics)
 
 
 @dataclass(frozen=True)

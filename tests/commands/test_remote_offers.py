@@ -124,6 +124,8 @@ def test_remote_adds_chat_and_video_to_an_incoming_call(run, sipp, listen_args, 
 @pytest.mark.parametrize(("scenario", "event", "reason"), [
     ("uac_ipv6_offer", "SIPSessionDidFail", "IPv6 media is not supported by this engine"),
     ("uac_no_common_codec", "SIPSessionManagerDidRefuseSession", "no audio codec in common (offered: G729; "),
+    ("uac_chat_only", "SIPSessionManagerDidRefuseSession",
+     "an offer without active audio cannot be taken by this engine (offered: chat)"),
 ])
 def test_listen_refuses_an_offer_it_cannot_take_and_keeps_serving(run, sipp, scenario, event, reason):
     """488 for an IPv6 media address (pjsua2 has no IPv6) or no codec in common: our refusal, reported with its
@@ -139,8 +141,9 @@ def test_listen_refuses_an_offer_it_cannot_take_and_keeps_serving(run, sipp, sce
         assert [d["originator"] for d in data(listener, "SIPSessionDidEnd")] == ["local"]
         assert f"SIP/2.0 488 {reason}" in refused.messages()
     else:
-        assert report["caller"].startswith("sipp <sip:sipp@127.0.0.1:") and report["streams"] == ["audio"]
-        assert "a=rtpmap:18 G729/8000" in report["offer"]
+        assert report["caller"].startswith("sipp <sip:sipp@127.0.0.1:") and report["user_agent"] == "SIPp-UAC"
+        assert report["streams"] == (["chat"] if scenario == "uac_chat_only" else ["audio"])
+        assert ("m=message 2855" if scenario == "uac_chat_only" else "a=rtpmap:18 G729/8000") in report["offer"]
         assert not listener.find("SIPSessionNewIncoming")
     assert listener.process.poll() is None  # still serving
     caller = sipp("uac_hold", f"127.0.0.1:{port}", extra=["-d", "300"])
@@ -172,3 +175,49 @@ def test_chat_declined_with_port_zero_fails_at_once(run, sipp):
     assert peer.wait(10) == 0, peer.output()[-2000:]  # it ends only with our BYE
     assert not chat.find("SIPSessionDidDeliverMessage")
 
+
+@pytest.mark.parametrize(("codec", "srtp", "rate"), [("PCMA", "mandatory", 8000), ("G722", "disabled", 16000)])
+def test_did_start_tells_the_negotiated_codec_rate_and_srtp(run, codec, srtp, rate):
+    listener = run("listen", *LOOPBACK, "--auto-answer", "--count", "1", "--srtp", srtp)
+    uri = listener.wait_for("SIPCLIListenDidStart")["data"]["uris"]["udp"]
+    caller = run("call", uri, *LOOPBACK, "--codec", codec, "--srtp", srtp, "--duration", "0.3")
+    assert caller.wait() == 0, caller.stderr()[-2000:]
+    assert listener.wait() == 0, listener.stderr()[-2000:]
+    for side in (caller, listener):
+        started = data(side, "SIPSessionDidStart")[0]
+        assert (started["audio_codec"], started["audio_sample_rate"], started["audio_srtp_active"]) == \
+            (codec, rate, srtp == "mandatory"), started
+
+
+def test_listen_without_chat_declines_a_chat_only_offer(run, tmp_path):
+    """sipcli's chat-only offer (an inactive audio line next to m=message) reaches a listener without --chat:
+    declined with 603, a refusal (exit 1 with the code), not a failed accept() (exit 4)."""
+    listener = run("listen", *LOOPBACK, "--auto-answer", "--count", "1")
+    uri = listener.wait_for("SIPCLIListenDidStart")["data"]["uris"]["udp"]
+    chat = run("chat", uri, *LOOPBACK, "--message", "hello", config="chat")
+    assert chat.wait() == 1 and chat.summary["code"] == 603, chat.stderr()[-2000:]
+    assert listener.wait() == 1, listener.stderr()[-2000:]
+    assert listener.summary["outcome"] == "refused" and listener.summary["code"] == 603
+    assert data(listener, "SIPSessionNewIncoming")[0]["streams"] == ["chat"]
+    assert [d["originator"] for d in data(listener, "SIPSessionDidEnd")] == ["local"]
+
+
+def test_dtmf_info_refused_by_the_peer_fails_the_job(run, sipp):
+    peer = sipp("uas_info_500")
+    caller = run("call", peer.uri, *LOOPBACK, "--dtmf", "5", "--dtmf-info", "--dtmf-delay", "0.2", "--duration", "1")
+    assert caller.wait() == 1, caller.stderr()[-2000:]
+    (refused,) = data(caller, "SIPSessionDidNotSendDTMF")
+    assert (refused["digit"], refused["code"], refused["reason"]) == ("5", 500, "Server Internal Error")
+    assert caller.summary["outcome"] == "refused" and caller.summary["code"] == 500
+    assert [d["originator"] for d in data(caller, "SIPSessionDidEnd")] == ["local"]
+    assert peer.wait(10) == 0, peer.output()[-2000:]  # INFO refused, then our BYE
+
+
+def test_dtmf_info_accepted_is_no_failure(run):
+    listener = run("listen", *LOOPBACK, "--auto-answer", "--count", "1", "--expect-dtmf", "12")
+    uri = listener.wait_for("SIPCLIListenDidStart")["data"]["uris"]["udp"]
+    caller = run("call", uri, *LOOPBACK, "--dtmf", "12", "--dtmf-info", "--dtmf-delay", "0.2", "--duration", "1.2")
+    assert caller.wait() == 0, caller.stderr()[-2000:]
+    assert listener.wait() == 0, listener.stderr()[-2000:]
+    assert not caller.find("SIPSessionDidNotSendDTMF")
+    assert [(d["digit"], d["method"]) for d in data(listener, "SIPSessionGotDTMF")] == [("1", "info"), ("2", "info")]
