@@ -35,6 +35,7 @@ from sipcli.pjsua.events import (
     MediaChanged,
     RemoteProposal,
 )
+from sipcli.sessiondescription import SessionDescription
 from sipcli.sipmessage import header, message_body
 
 __all__ = ["Answer", "AnswerProposal", "CallCommand", "CallDriver", "CallError", "CallHooks", "ConnectMedia",
@@ -113,7 +114,8 @@ class Unhold:
 
 @dataclass(frozen=True)
 class Reinvite:
-    """A re-offer with the session's media slots (chat_slot: two, the second rewritten to the chat line)."""
+    """A re-offer with the session's media lines (chat_slot: the session has or adds a chat line; a call with a
+    single line gets a second audio slot for it, rewritten to the chat line)."""
 
     chat_slot: bool
     unhold: bool = False
@@ -172,6 +174,7 @@ class CallDriver:
         # a re-INVITE that proposes streams, answered later by AnswerProposal: its offer, and the answer pjsua
         # wrote for it while the application decides
         self.proposal: dict[str, str | None] | None = None
+        self.media_kinds: list[str] = []  # the m-line kinds of the last SDP pjsua wrote (before the rewrite)
 
     # -- loop thread ---------------------------------------------------------------------------------------------
 
@@ -276,10 +279,20 @@ class CallDriver:
         import pjsua2 as pj
 
         param = pj.CallOpParam(True)
-        param.opt.audioCount = 2 if command.chat_slot else 1
+        param.opt.audioCount = self._audio_slots(command.chat_slot)
         if command.unhold:
             param.opt.flag = pj.PJSUA_CALL_UNHOLD
         self.call.reinvite(param)
+
+    def _audio_slots(self, chat_slot: bool) -> int:
+        """The audio count for a re-offer. pjsua adds an audio line for each one the call lacks, and an m=message
+        line the remote added is no audio slot to pjsua (pjsua2's CallInfo does not even list it): so once the
+        call has a second line, ask for the audio lines pjsua itself wrote last time (ours: two, the second
+        rewritten into m=message; a remote-added chat: one); a call with one line gets a slot for an added chat."""
+        kinds = self.media_kinds
+        if len(kinds) >= 2:
+            return max(1, kinds.count("audio"))
+        return 2 if chat_slot else 1
 
     def _answer_proposal(self, command: AnswerProposal) -> None:
         """Answer the held re-INVITE: 200 OK with pjsua's answer passed through the hooks, which decline (port 0,
@@ -506,6 +519,8 @@ def _pj_call_class() -> type:
             driver = self.driver
             remote = str(prm.remSdp.wholeSdp) or None
             local = str(prm.sdp.wholeSdp)
+            with contextlib.suppress(ValueError):
+                driver.media_kinds = [section.kind for section in SessionDescription.parse(local).media]
             proposal = driver.proposal
             if proposal is not None and remote and proposal["answer"] is None:
                 proposal["answer"] = local  # kept until the application decides (pjsua sends no SDP of its own)

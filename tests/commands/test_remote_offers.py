@@ -221,3 +221,18 @@ def test_dtmf_info_accepted_is_no_failure(run):
     assert listener.wait() == 0, listener.stderr()[-2000:]
     assert not caller.find("SIPSessionDidNotSendDTMF")
     assert [(d["digit"], d["method"]) for d in data(listener, "SIPSessionGotDTMF")] == [("1", "info"), ("2", "info")]
+
+
+def test_re_offer_after_a_remote_added_chat_keeps_the_sessions_lines(run, sipp):
+    """The chat line the peer added is no audio slot to pjsua: our later re-offer (removing the chat) must not
+    ask pjsua for a second audio slot, which it would add as a third, active m=audio line."""
+    peer = sipp("uas_reinvite_chat_then_removal")
+    caller = run("call", peer.uri, *LOOPBACK, "--proposals", "accept", "--add-chat-after", "0.8",
+                 "--remove-chat-after", "1.2", "--duration", "2")
+    assert_ended_normally(caller, "local")
+    assert peer.wait(10) == 0, peer.output()[-2000:]
+    assert [d["streams"] for d in data(caller, "SIPSessionGotStreamUpdate")] == [["audio", "chat"], ["audio"]]
+    offers = [message for message in peer.received() if message.startswith("INVITE ") and "\nm=" in message]
+    re_offer = [line.split()[0] + " " + line.split()[1] for line in offers[-1].splitlines() if line.startswith("m=")]
+    assert len(offers) == 2 and [line.split()[0] for line in re_offer] == ["m=audio", "m=message"], re_offer
+    assert re_offer[1] == "m=message 0"
