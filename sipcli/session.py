@@ -54,6 +54,7 @@ from sipcli.pjsua.events import (
     InfoResponse,
     InviteResponse,
     MediaChanged,
+    ProposalDeclined,
     RejectedCall,
     RemoteProposal,
 )
@@ -575,6 +576,8 @@ class Session:
             self._invite_response(event.code, event.reason, event.body)
         elif isinstance(event, RemoteProposal):
             self._remote_proposal(event.streams)
+        elif isinstance(event, ProposalDeclined):
+            self._proposal_declined_at_once(event.streams)
         elif isinstance(event, InfoResponse):
             self._info_response(event.code, event.reason)
         elif isinstance(event, DTMFReceived):
@@ -767,6 +770,15 @@ class Session:
             self._proposal_timer = asyncio.get_running_loop().call_later(self.proposal_timeout,
                                                                         self._proposal_timed_out)
             self._timers.append(self._proposal_timer)
+
+    def _proposal_declined_at_once(self, streams: list[str]) -> None:
+        """A proposal in an offer pjsua answered itself (an UPDATE cannot be held for the application's
+        decision): reported as proposed and rejected."""
+        if self.state != "ESTABLISHED":
+            return
+        self._post("SIPSessionGotStreamProposal", proposer="remote", streams=list(streams))
+        self._post("SIPSessionRejectedStreamProposal", proposer="remote",
+                   reason="proposed in an offer the engine answers at once (UPDATE): declined")
 
     def _proposal_timed_out(self) -> None:
         if self.state == "PROPOSED":

@@ -33,6 +33,7 @@ from sipcli.pjsua.events import (
     InfoResponse,
     InviteResponse,
     MediaChanged,
+    ProposalDeclined,
     RemoteProposal,
 )
 from sipcli.sessiondescription import SessionDescription
@@ -514,6 +515,15 @@ def _pj_call_class() -> type:
                 prm.isAsync = True
                 driver.proposal = {"offer": offer, "answer": None}
                 driver.post(RemoteProposal(streams))
+
+        def onCallRxOffer(self, prm: Any) -> None:
+            """An offer pjsua answers at once (an UPDATE; a held re-INVITE never comes here): a chat line it adds
+            is declined by pjsua's answer (port 0), and the application is told so."""
+            driver = self.driver
+            offer = str(prm.offer.wholeSdp)
+            if offer and driver.proposal is None and driver.hooks is not None and \
+                    "chat" in driver.hooks.proposed_streams(offer):
+                driver.post(ProposalDeclined(["chat"]))
 
         def onCallSdpCreated(self, prm: Any) -> None:
             driver = self.driver

@@ -9,8 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 __all__ = ["AudioInfo", "AudioStatistics", "CallEvent", "CallStateChanged", "DTMFReceived", "IncomingCall",
-           "InfoResponse", "InviteResponse", "MediaChanged", "RegistrationStateChanged", "RejectedCall",
-           "RemoteProposal"]
+           "InfoResponse", "InviteResponse", "MediaChanged", "ProposalDeclined", "RegistrationStateChanged",
+           "RejectedCall", "RemoteProposal"]
 
 
 @dataclass(frozen=True)
@@ -66,6 +66,14 @@ class RemoteProposal:
 
 
 @dataclass(frozen=True)
+class ProposalDeclined:
+    """An offer pjsua answered at once (an UPDATE: it cannot be held) added these streams; its answer declined
+    them."""
+
+    streams: list[str]
+
+
+@dataclass(frozen=True)
 class InviteResponse:
     """A final response to one of our INVITEs (initial or re-INVITE) and its SDP body."""
 
@@ -97,8 +105,8 @@ class AudioStatistics:
     port: int | None
 
 
-CallEvent = (IncomingCall | CallStateChanged | MediaChanged | RemoteProposal | InviteResponse | InfoResponse
-             | DTMFReceived | AudioStatistics)
+CallEvent = (IncomingCall | CallStateChanged | MediaChanged | RemoteProposal | ProposalDeclined | InviteResponse
+             | InfoResponse | DTMFReceived | AudioStatistics)
 
 
 @dataclass(frozen=True)

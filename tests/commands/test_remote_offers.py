@@ -87,13 +87,19 @@ def test_remote_adds_chat_to_an_outgoing_audio_call(run, sipp, scenario, args, a
 
 
 def test_update_adding_chat_and_video_to_an_outgoing_call(run, sipp):
-    """pjsua answers an UPDATE itself (no proposal can be held): the extra lines are declined, the call goes on."""
+    """pjsua answers an UPDATE itself (no proposal can be held): the extra lines are declined, the proposal is
+    reported as rejected, the call goes on (even when the application would accept chat)."""
     peer = sipp("uas_update_chat_video")
-    caller = run("call", peer.uri, *LOOPBACK, "--duration", "1.5")
+    caller = run("call", peer.uri, *LOOPBACK, "--duration", "1.5", "--add-chat-after", "60")
     assert_ended_normally(caller, "local")
     assert peer.wait(10) == 0, peer.output()[-2000:]
     answer = answer_m_lines(peer)
     assert ports(answer) == {"audio": ports(answer)["audio"], "message": 0, "video": 0} and ports(answer)["audio"]
+    assert [(d["proposer"], d["streams"]) for d in data(caller, "SIPSessionGotStreamProposal")] == \
+        [("remote", ["chat"])]
+    assert [d["reason"] for d in data(caller, "SIPSessionRejectedStreamProposal")] == \
+        ["proposed in an offer the engine answers at once (UPDATE): declined"]
+    assert not caller.find("SIPSessionGotStreamUpdate")
 
 
 def test_answer_with_more_lines_than_the_offer(run, sipp):
