@@ -803,6 +803,8 @@ class Session:
                 audio = chat = False
                 with contextlib.suppress(Exception):
                     await self._send(AnswerProposal(False, False))
+            else:
+                reason = str(error) or reason
         if not audio and "audio" in proposed:
             self.streams.pop("audio", None)
         if self.state == "PROPOSED":
@@ -875,7 +877,7 @@ class _DriverHooks:
             streams.append("chat")
         return streams
 
-    def prepare_proposal_answer(self, offer: str, chat: bool) -> bool:
+    def prepare_proposal_answer(self, offer: str, chat: bool) -> None:
         session = self.session
         stream = session.chat
         media = offered_chat(offer)
@@ -886,7 +888,6 @@ class _DriverHooks:
             stream.enabled = False
         if stream is not None:
             stream.audio_inactive = "audio" not in session.streams
-        return chat
 
     def media_output(self) -> tuple[str | None, bool]:
         stream = self.session.audio

@@ -69,8 +69,8 @@ class CallHooks(Protocol):
     def proposed_streams(self, offer: str) -> list[str]:
         """The streams a re-INVITE's offer adds to the session (none for hold, refreshes, removals)."""
 
-    def prepare_proposal_answer(self, offer: str, chat: bool) -> bool:
-        """Before the answer to a held proposal is written: set the streams up; whether chat is accepted."""
+    def prepare_proposal_answer(self, offer: str, chat: bool) -> None:
+        """Before the answer to a held proposal is written: set the streams up (chat: whether it is accepted)."""
 
     def media_output(self) -> tuple[str | None, bool]:
         """The WAV to play into the call (or None) and whether to echo the received audio."""
@@ -307,13 +307,11 @@ class CallDriver:
         param = _answer_param()
         offer, answer = proposal["offer"] or "", proposal["answer"]
         assert self.hooks is not None
-        chat = self.hooks.prepare_proposal_answer(offer, command.chat)
-        if not answer:
+        self.hooks.prepare_proposal_answer(offer, command.chat)
+        if not answer:  # pjsua2 prints SDPs into 1024 bytes: a longer answer reads as empty
             param.statusCode = 488
             call.answer(param)
-            if command.audio or chat:
-                raise CallError("pjsua wrote no answer for the proposal")
-            return
+            raise CallError("refused with 488: the answer exceeds pjsua2's 1024-byte SDP buffer")
         param.statusCode = 200
         param.sdp.wholeSdp = self.hooks.rewrite_sdp(answer, offer)
         call.answer(param)

@@ -242,3 +242,17 @@ def test_re_offer_after_a_remote_added_chat_keeps_the_sessions_lines(run, sipp):
     re_offer = [line.split()[0] + " " + line.split()[1] for line in offers[-1].splitlines() if line.startswith("m=")]
     assert len(offers) == 2 and [line.split()[0] for line in re_offer] == ["m=audio", "m=message"], re_offer
     assert re_offer[1] == "m=message 0"
+
+
+def test_re_invite_whose_answer_pjsua2_cannot_print_is_refused_not_fatal(run, sipp):
+    """Fourteen lines: pjsua's answer exceeds pjsua2's 1024-byte SDP print buffer, so the held proposal can only
+    get a 488; the reason says so, and the call goes on to a normal end."""
+    peer = sipp("uas_reinvite_many_lines")
+    caller = run("call", peer.uri, *LOOPBACK, "--duration", "1.5")
+    assert_ended_normally(caller, "local")
+    assert peer.wait(10) == 0, peer.output()[-2000:]
+    assert [(d["proposer"], d["streams"]) for d in data(caller, "SIPSessionGotStreamProposal")] == \
+        [("remote", ["chat"])]
+    assert [d["reason"] for d in data(caller, "SIPSessionRejectedStreamProposal")] == \
+        ["refused with 488: the answer exceeds pjsua2's 1024-byte SDP buffer"]
+    assert any(message.startswith("SIP/2.0 488") for message in peer.received())
