@@ -66,10 +66,14 @@ class _Listener:
         if self.count is not None and len(self.results) >= self.count:
             self.done.set()
 
+    async def _ended_unanswered(self, session: Any) -> JobResult | None:
+        """A session that ended before we answered: None (not counted) when the engine refused its offer."""
+        await session.wait_ended()
+        return None if session in self.local_failures else JobResult(ExitCode.OK, "cancelled before the answer")
+
     async def _session(self, session: Any) -> JobResult | None:
-        if session.state != "INCOMING":  # refused by the engine at once (e.g. IPv6 media)
-            await session.wait_ended()
-            return None
+        if session.state != "INCOMING":  # refused by the engine at once (e.g. IPv6 media), or cancelled
+            return await self._ended_unanswered(session)
         if self.reject is not None:
             session.reject(is_busy=self.reject == "busy")
             await session.wait_ended()
@@ -80,9 +84,7 @@ class _Listener:
         if self.auto_answer:
             await asyncio.sleep(self.auto_answer)
             if session.state != "INCOMING":
-                await session.wait_ended()
-                return None if session in self.local_failures else JobResult(ExitCode.OK,
-                                                                             "cancelled before the answer")
+                return await self._ended_unanswered(session)
         options = self.options
         if self.record_dir:
             options = MediaOptions(**{**vars(options), "record": recording_path(self.record_dir, session)})
