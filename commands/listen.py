@@ -115,15 +115,29 @@ def echo_messages(session: Any) -> None:
     """Send every chat message the session receives back to its sender."""
 
     class Echo:
+        """Messages that arrive before the session and its chat stream started (through a relay the caller's
+        first message can beat the ACK) are echoed once they did: send_message() needs both."""
+
+        def __init__(self) -> None:
+            self.early: list[tuple[str, str]] = []
+
         def handle_notification(self, notification: Any) -> None:
             if notification.name == "SIPSessionDidEnd":
                 NotificationCenter().purge_observer(self)
-            elif session.state == "ESTABLISHED":
+            elif notification.name in ("SIPSessionDidStart", "MediaStreamDidStart"):
+                if session.state == "ESTABLISHED" and session.has_chat:
+                    early, self.early = self.early, []
+                    for content, content_type in early:
+                        session.send_message(content, content_type)
+            elif session.state == "ESTABLISHED" and session.has_chat:
                 session.send_message(notification.data.content, notification.data.content_type)
+            elif session.state in ("INCOMING", "ACCEPTING", "ESTABLISHED"):
+                self.early.append((notification.data.content, notification.data.content_type))
 
     echo = Echo()
-    NotificationCenter().add_observer(echo, name="SIPSessionGotMessage", sender=session)
-    NotificationCenter().add_observer(echo, name="SIPSessionDidEnd", sender=session)
+    for name in ("SIPSessionGotMessage", "SIPSessionDidStart", "SIPSessionDidEnd"):
+        NotificationCenter().add_observer(echo, name=name, sender=session)
+    NotificationCenter().add_observer(echo, name="MediaStreamDidStart")
 
 
 def _announce(account: Any) -> None:
