@@ -154,7 +154,8 @@ class Session:
         self._local_refusal: str | None = None  # why we refuse an incoming offer ourselves (set before announcing)
         self._will_start_posted = False
         self._timers: list[asyncio.TimerHandle] = []
-        self._info_digits: collections.deque[str] = collections.deque()  # DTMF INFO requests awaiting a response
+        # DTMF INFO requests awaiting a response, in the order sent: the digit and its SendDTMF command's future
+        self._info_digits: collections.deque[tuple[str, asyncio.Future]] = collections.deque()
         self._stats_task: asyncio.Task | None = None
 
     def __repr__(self) -> str:
@@ -322,9 +323,17 @@ class Session:
         self._require_audio()
         if len(digit) != 1 or digit.upper() not in DTMF_DIGITS:
             raise ValueError(f"not a DTMF digit: {digit!r} (0-9, *, #, A-D)")
+        future = self._send(SendDTMF(digit.upper(), self.dtmf_method))
         if self.dtmf_method == "info":
-            self._info_digits.append(digit.upper())
-        return self._send(SendDTMF(digit.upper(), self.dtmf_method))
+            entry = (digit.upper(), future)
+            self._info_digits.append(entry)
+            future.add_done_callback(functools.partial(self._info_not_sent, entry))
+        return future
+
+    def _info_not_sent(self, entry: tuple[str, asyncio.Future], future: asyncio.Future) -> None:
+        """An INFO that pjsua could not send gets no response: its digit leaves the queue of those awaiting one."""
+        if (future.cancelled() or future.exception() is not None) and entry in self._info_digits:
+            self._info_digits.remove(entry)
 
     def start_recording_audio(self, file_name: str | os.PathLike | None = None) -> asyncio.Future:
         """Record the received audio to a WAV file (mono 16-bit at the bridge rate); the whole call, holds too."""
@@ -821,7 +830,7 @@ class Session:
     def _info_response(self, code: int, reason: str) -> None:
         """The final response to one of our DTMF INFO requests (sent in order, one digit each): a refusal is
         SIPSessionDidNotSendDTMF (digit, code, reason)."""
-        digit = self._info_digits.popleft() if self._info_digits else None
+        digit = self._info_digits.popleft()[0] if self._info_digits else None
         if code >= 300 and self.state != "TERMINATED":
             self._post("SIPSessionDidNotSendDTMF", digit=digit, code=code, reason=reason)
 
