@@ -115,6 +115,16 @@ async def _send_all(chat: _Chat, messages: tuple[str, ...], content_type: str) -
             chat.pending.add(session.send_message(text, content_type))
 
 
+def _chat_failure_result(reason: str | None) -> JobResult:
+    """A chat stream that failed before it started: the peer declining it is a refusal (exit 1), anything else
+    a network failure."""
+    from sipcli.streams.chat import DECLINED
+
+    if reason == DECLINED:
+        return JobResult(ExitCode.REFUSED, reason)
+    return JobResult(ExitCode.NETWORK, reason or "MSRP connection failed")
+
+
 def _result(session: Any, chat: _Chat) -> JobResult:
     sent = chat.delivered + len(chat.refused) + len(chat.pending)
     data = {"session": session.notification_id, "sent": sent, "delivered": chat.delivered,
@@ -150,7 +160,7 @@ async def run_chat(session: Any, target: Any, audio: bool, messages: tuple[str, 
         if first == "MediaStreamDidFail":
             session.end()
             await session.wait_ended()
-            return JobResult(ExitCode.NETWORK, chat.chat_failure or "MSRP connection failed")
+            return _chat_failure_result(chat.chat_failure)
         ended = asyncio.ensure_future(session.wait_ended())
         sender = asyncio.ensure_future(_send_all(chat, messages, content_type))
         limit = asyncio.ensure_future(asyncio.sleep(duration)) if duration is not None else None

@@ -42,8 +42,13 @@ class _Listener:
         self.results: list[JobResult] = []
         self.tasks: set[asyncio.Task] = set()
         self.done = asyncio.Event()
+        self.local_failures: set[Any] = set()  # sessions that failed on our side before they started
 
     def handle_notification(self, notification: Any) -> None:
+        if notification.name == "SIPSessionDidFail":
+            if notification.data.originator == "local":
+                self.local_failures.add(notification.sender)
+            return
         if self.count is not None and len(self.results) + len(self.tasks) >= self.count:
             return  # beyond --count: leave it ringing; the process is about to end
         task = asyncio.get_running_loop().create_task(self._handle(notification.sender))
@@ -55,11 +60,21 @@ class _Listener:
         except Exception as error:
             result = JobResult(ExitCode.NETWORK, f"{session.notification_id}: {error}")
         self.tasks.discard(asyncio.current_task())
+        self.local_failures.discard(session)
+        if result is None:
+            return  # an offer the engine refused (reported by the session): not one of the --count sessions
         self.results.append(result)
         if self.count is not None and len(self.results) >= self.count:
             self.done.set()
 
-    async def _session(self, session: Any) -> JobResult:
+    async def _ended_unanswered(self, session: Any) -> JobResult | None:
+        """A session that ended before we answered: None (not counted) when the engine refused its offer."""
+        await session.wait_ended()
+        return None if session in self.local_failures else JobResult(ExitCode.OK, "cancelled before the answer")
+
+    async def _session(self, session: Any) -> JobResult | None:
+        if session.state != "INCOMING":  # refused by the engine at once (e.g. IPv6 media), or cancelled
+            return await self._ended_unanswered(session)
         if self.reject is not None:
             session.reject(is_busy=self.reject == "busy")
             await session.wait_ended()
@@ -70,33 +85,60 @@ class _Listener:
         if self.auto_answer:
             await asyncio.sleep(self.auto_answer)
             if session.state != "INCOMING":
-                await session.wait_ended()
-                return JobResult(ExitCode.OK, "cancelled before the answer")
+                return await self._ended_unanswered(session)
         options = self.options
         if self.record_dir:
             options = MediaOptions(**{**vars(options), "record": recording_path(self.record_dir, session)})
         audio = "audio" in session.proposed_streams
         chat = self.chat and session.chat is not None
+        if not audio and not chat:
+            return await _refuse_unaccepted_streams(session)
         if not audio:  # chat only: nothing to play, record or echo as audio
             options = MediaOptions(**{**vars(options), "play": None, "record": None, "echo": False})
         if self.chat and self.options.echo:  # a chat added later is echoed too
             echo_messages(session)
-        return await drive_session(session, options, accept=lambda: session.accept(audio=audio, chat=chat))
+        result = await drive_session(session, options, accept=lambda: session.accept(audio=audio, chat=chat))
+        if session.start_time is None and session in self.local_failures:
+            return None  # our 200 OK could not go out: pjsua refused the offer (488)
+        return result
+
+
+async def _refuse_unaccepted_streams(session: Any) -> JobResult:
+    """An offer with nothing this listener accepts (chat without --chat): declined (603), and a refusal."""
+    session.reject()
+    await session.wait_ended()
+    offered = ", ".join(session.proposed_streams) or "no stream"
+    return JobResult(ExitCode.REFUSED, f"refused: 603 Decline (offered: {offered}; chat is accepted with --chat)",
+                     {"code": 603})
 
 
 def echo_messages(session: Any) -> None:
     """Send every chat message the session receives back to its sender."""
 
     class Echo:
+        """Messages that arrive before the session and its chat stream started (through a relay the caller's
+        first message can beat the ACK) are echoed once they did: send_message() needs both."""
+
+        def __init__(self) -> None:
+            self.early: list[tuple[str, str]] = []
+
         def handle_notification(self, notification: Any) -> None:
             if notification.name == "SIPSessionDidEnd":
                 NotificationCenter().purge_observer(self)
-            elif session.state == "ESTABLISHED":
+            elif notification.name in ("SIPSessionDidStart", "MediaStreamDidStart"):
+                if session.state == "ESTABLISHED" and session.has_chat:
+                    early, self.early = self.early, []
+                    for content, content_type in early:
+                        session.send_message(content, content_type)
+            elif session.state == "ESTABLISHED" and session.has_chat:
                 session.send_message(notification.data.content, notification.data.content_type)
+            elif session.state in ("INCOMING", "ACCEPTING", "ESTABLISHED"):
+                self.early.append((notification.data.content, notification.data.content_type))
 
     echo = Echo()
-    NotificationCenter().add_observer(echo, name="SIPSessionGotMessage", sender=session)
-    NotificationCenter().add_observer(echo, name="SIPSessionDidEnd", sender=session)
+    for name in ("SIPSessionGotMessage", "SIPSessionDidStart", "SIPSessionDidEnd"):
+        NotificationCenter().add_observer(echo, name=name, sender=session)
+    NotificationCenter().add_observer(echo, name="MediaStreamDidStart")
 
 
 def _announce(account: Any) -> None:
@@ -155,9 +197,15 @@ def command(cli: Any, choice: AccountChoice, engine: dict[str, Any], codecs: tup
             proposal_timeout: float | None, messages: int | None, timeout: float | None) -> None:
     """Wait for incoming sessions (P2P on --port, or registered with an account) and report every event.
 
-    Without --auto-answer or --reject, sessions ring and are reported, never answered. Exit codes: 0 after
-    --count sessions; 6 a media expectation failed in some session; 130 interrupted (sessions ended, the account
-    unregistered first); 1/3/4 when the account could not register.
+    Without --auto-answer or --reject, sessions ring and are reported, never answered. An offer this engine
+    cannot take is refused with 488 and reported with its reason (IPv6 media: SIPSessionDidFail, originator
+    "local"; no codec in common, or no audio at all: SIPSessionManagerDidRefuseSession); it is not one of the
+    --count sessions: listen keeps serving.
+
+    Exit codes: 0 after --count sessions; 1 a session failed on the caller's side (it cancelled while being
+    answered, or refused a chat message; the SIP code is in the JSON), or it offered only streams not accepted
+    here (chat without --chat: declined with 603); 6 a media expectation failed in some session; 130
+    interrupted (sessions ended, the account unregistered first); 1/3/4 when the account could not register.
     """
     if auto_answer is not None and reject is not None:
         raise click.UsageError("--auto-answer and --reject are exclusive")
@@ -182,12 +230,14 @@ def command(cli: Any, choice: AccountChoice, engine: dict[str, Any], codecs: tup
             await ChatSupport().keep_spare(context.account)
         listener = _Listener(options, auto_answer, reject, count, record_dir, chat)
         NotificationCenter().add_observer(listener, name="SIPSessionNewIncoming")
+        NotificationCenter().add_observer(listener, name="SIPSessionDidFail")
         pager = MessageCounter(messages)  # pager mode (issue 9)
         _announce(context.account)
         try:
             ended = await pager.wait(listener.done if count is not None or messages is None else None, timeout)
         finally:
             NotificationCenter().remove_observer(listener, name="SIPSessionNewIncoming")
+            NotificationCenter().remove_observer(listener, name="SIPSessionDidFail")
             pager.close()
         if not ended:
             return JobResult(ExitCode.TIMEOUT, f"{pager.received} of {messages} message(s) within {timeout:g} s",
@@ -197,7 +247,8 @@ def command(cli: Any, choice: AccountChoice, engine: dict[str, Any], codecs: tup
         failed = [result for result in listener.results if result.exit_code != ExitCode.OK]
         sessions = len(listener.results)
         if failed:
-            return JobResult(failed[0].exit_code, failed[0].reason, {"sessions": sessions, "failed": len(failed)})
+            return JobResult(failed[0].exit_code, failed[0].reason,
+                             {**failed[0].data, "sessions": sessions, "failed": len(failed)})
         return JobResult(ExitCode.OK, f"{sessions} session(s) handled", {"sessions": sessions})
 
     if chat:

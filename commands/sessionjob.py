@@ -175,6 +175,7 @@ class _Events:
         self.digits = ""
         self.failure: Any = None
         self.not_delivered: list[Any] = []
+        self.dtmf_refused: list[Any] = []  # SIPSessionDidNotSendDTMF (a DTMF INFO refused by the peer)
         self.ended_by_remote = False
         NotificationCenter().add_observer(self, sender=session)
 
@@ -185,6 +186,8 @@ class _Events:
             self.failure = notification.data
         elif notification.name == "SIPSessionDidNotDeliverMessage":
             self.not_delivered.append(notification.data)
+        elif notification.name == "SIPSessionDidNotSendDTMF":
+            self.dtmf_refused.append(notification.data)
         elif notification.name == "SIPSessionDidEnd":
             self.ended_by_remote = notification.data.originator == "remote"
         self.queue.put_nowait(notification.name)
@@ -326,6 +329,10 @@ def _outcome(session: Any, options: MediaOptions, events: _Events) -> JobResult:
     if events.refused:
         first = events.refused[0]
         return JobResult(ExitCode.REFUSED, f"chat message not delivered: {first.code} {first.reason or ''}".strip(),
+                         {**data, "code": first.code})
+    if events.dtmf_refused:
+        first = events.dtmf_refused[0]
+        return JobResult(ExitCode.REFUSED, f"DTMF {first.digit} not sent: {first.code} {first.reason}".strip(),
                          {**data, "code": first.code})
     if session.start_time and session.stop_time:
         data["duration"] = round((session.stop_time - session.start_time).total_seconds(), 3)

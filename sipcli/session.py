@@ -13,6 +13,7 @@ hook (``_DriverHooks``); that runs on the pjsua thread and must only use plain d
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import dataclasses
 import functools
@@ -51,13 +52,16 @@ from sipcli.pjsua.events import (
     CallStateChanged,
     DTMFReceived,
     IncomingCall,
+    InfoResponse,
     InviteResponse,
     MediaChanged,
     PagerRequest,
+    ProposalDeclined,
+    RejectedCall,
     RemoteProposal,
 )
 from sipcli.pjsua.media import MediaSettings, set_codecs
-from sipcli.sessiondescription import SessionDescription, audio_active, offered_chat
+from sipcli.sessiondescription import SessionDescription, audio_active, media_refusal, offered_chat, refusal_reason
 from sipcli.sessionstate import ALLOWED, STATES, next_state
 from sipcli.singleton import Singleton
 from sipcli.sipmessage import header, message_body
@@ -86,6 +90,7 @@ NO_AUDIO_TIMEOUT = 5.0
 STATS_INTERVAL = 1.0
 HANGUP_TIMEOUT = 2.0
 PROPOSAL_TIMEOUT = 30.0  # a remote proposal not accepted or rejected by then is rejected
+MAX_REPORTED_OFFER = 4096  # characters of a refused offer's SDP put into its report
 _REQUEST_LINE = re.compile(r"^\w+\s+(\S+)\s+SIP/2\.0", re.IGNORECASE)
 
 
@@ -148,8 +153,11 @@ class Session:
         self._ended = asyncio.Event()
         self._end_requested = False
         self._failure_reported = False
+        self._local_refusal: str | None = None  # why we refuse an incoming offer ourselves (set before announcing)
         self._will_start_posted = False
         self._timers: list[asyncio.TimerHandle] = []
+        # DTMF INFO requests awaiting a response, in the order sent: the digit and its SendDTMF command's future
+        self._info_digits: collections.deque[tuple[str, asyncio.Future]] = collections.deque()
         self._stats_task: asyncio.Task | None = None
 
     def __repr__(self) -> str:
@@ -317,7 +325,17 @@ class Session:
         self._require_audio()
         if len(digit) != 1 or digit.upper() not in DTMF_DIGITS:
             raise ValueError(f"not a DTMF digit: {digit!r} (0-9, *, #, A-D)")
-        return self._send(SendDTMF(digit.upper(), self.dtmf_method))
+        future = self._send(SendDTMF(digit.upper(), self.dtmf_method))
+        if self.dtmf_method == "info":
+            entry = (digit.upper(), future)
+            self._info_digits.append(entry)
+            future.add_done_callback(functools.partial(self._info_not_sent, entry))
+        return future
+
+    def _info_not_sent(self, entry: tuple[str, asyncio.Future], future: asyncio.Future) -> None:
+        """An INFO that pjsua could not send gets no response: its digit leaves the queue of those awaiting one."""
+        if (future.cancelled() or future.exception() is not None) and entry in self._info_digits:
+            self._info_digits.remove(entry)
 
     def start_recording_audio(self, file_name: str | os.PathLike | None = None) -> asyncio.Future:
         """Record the received audio to a WAV file (mono 16-bit at the bridge rate); the whole call, holds too."""
@@ -569,6 +587,10 @@ class Session:
             self._invite_response(event.code, event.reason, event.body)
         elif isinstance(event, RemoteProposal):
             self._remote_proposal(event.streams)
+        elif isinstance(event, ProposalDeclined):
+            self._proposal_declined_at_once(event.streams)
+        elif isinstance(event, InfoResponse):
+            self._info_response(event.code, event.reason)
         elif isinstance(event, DTMFReceived):
             self._dtmf(event.digit, event.method)
         elif isinstance(event, AudioStatistics):
@@ -611,6 +633,9 @@ class Session:
         SessionManager()._add(self)
         self._transition("incoming")
         self._post("SIPSessionNewIncoming", streams=list(self.proposed_streams))
+        if self._local_refusal is not None:  # answered 488 already (SessionManager._incoming_call)
+            self._end_requested = True
+            self._transition("end")
 
     def _call_state(self, event: CallStateChanged) -> None:
         state, code, reason, local_uri = event.state, event.code, event.reason, event.local_uri
@@ -638,7 +663,7 @@ class Session:
                 self.start_time = datetime.now(UTC)
                 self._transition("confirmed")
                 self._streams_posted = self._active_streams()
-                self._post("SIPSessionDidStart", streams=list(self._streams_posted))
+                self._post("SIPSessionDidStart", streams=list(self._streams_posted), **self._negotiated_audio())
                 self._stats_task = asyncio.get_running_loop().create_task(self._watch_audio())
         elif state == "DISCONNECTED":
             self._disconnected(code, reason, remote_response)
@@ -646,10 +671,13 @@ class Session:
     def _disconnected(self, code: int, reason: str, remote_response: bool) -> None:
         self._release()
         if self.start_time is None:
-            if self._end_requested:
+            if self._end_requested and self._local_refusal is None:
                 originator = "local"
                 if self.direction == "outgoing":
                     self._fail("local", code or 487, reason or "Session cancelled")
+            elif self.direction == "incoming" and self._refused_locally(code):
+                originator = "local"
+                self._fail("local", code or 488, self._local_refusal or reason or "Unable to create media session")
             elif self.direction == "incoming":
                 originator = "remote"  # the caller gave up (CANCEL)
                 self._fail("remote", code or 487, reason or "Session cancelled")
@@ -663,10 +691,40 @@ class Session:
                 self._transition("remote_end")
         self._finish(originator)
 
+    def _refused_locally(self, code: int) -> bool:
+        """An incoming session that ended unanswered by our side: refused by us before it was announced, or our
+        200 OK could not be sent (pjsua answers 488 itself when it cannot create the media). A caller's CANCEL
+        ends it with 487."""
+        return self._local_refusal is not None or (self.state == "ACCEPTING" and code != 487)
+
+    def _negotiated_audio(self) -> dict[str, Any]:
+        """What scripts look for in SIPSessionDidStart: the audio codec, its sample rate and whether SRTP is on
+        (None when the session has no active audio)."""
+        started = self.has_audio
+        return {"audio_codec": self.audio_codec if started else None,
+                "audio_sample_rate": self.audio_sample_rate if started else None,
+                "audio_srtp_active": self.audio_srtp_active if started else None}
+
+    def _remote_removed_audio(self) -> bool:
+        """A remote offer that makes the audio a=inactive next to a negotiated chat removes the audio (how sipcli's
+        remove_audio() and chat-only sessions say it: pjsua cannot take an audio line with port 0), it does not
+        hold the session: the stream goes, SIPSessionGotStreamUpdate tells it. Without chat it is a hold."""
+        chat = self.chat
+        if chat is None or not chat.negotiated or self.on_hold_by_local or self.state != "ESTABLISHED":
+            return False
+        self.streams.pop("audio").close()
+        chat.audio_inactive = True
+        self.on_hold_by_remote = False
+        self._stream_update(self._active_streams())
+        return True
+
     def _media_update(self, event: MediaChanged) -> None:
-        """Loop thread: the audio stream (re)started (audio: its parameters) or went away (None)."""
+        """Loop thread: the audio stream (re)started (audio: its parameters) or went away (None); event.inactive:
+        the remote offer made it a=inactive."""
         stream = self.audio
         if stream is None:
+            return
+        if event.hold == "remote" and event.inactive and self._remote_removed_audio():
             return
         first = not stream.started
         hold = event.hold
@@ -726,6 +784,15 @@ class Session:
                                                                         self._proposal_timed_out)
             self._timers.append(self._proposal_timer)
 
+    def _proposal_declined_at_once(self, streams: list[str]) -> None:
+        """A proposal in an offer pjsua answered itself (an UPDATE cannot be held for the application's
+        decision): reported as proposed and rejected."""
+        if self.state != "ESTABLISHED":
+            return
+        self._post("SIPSessionGotStreamProposal", proposer="remote", streams=list(streams))
+        self._post("SIPSessionRejectedStreamProposal", proposer="remote",
+                   reason="proposed in an offer the engine answers at once (UPDATE): declined")
+
     def _proposal_timed_out(self) -> None:
         if self.state == "PROPOSED":
             self._proposal_answer = asyncio.ensure_future(
@@ -749,6 +816,8 @@ class Session:
                 audio = chat = False
                 with contextlib.suppress(Exception):
                     await self._send(AnswerProposal(False, False))
+            else:
+                reason = str(error) or reason
         if not audio and "audio" in proposed:
             self.streams.pop("audio", None)
         if self.state == "PROPOSED":
@@ -761,6 +830,13 @@ class Session:
                 self.chat.start()  # held back while PROPOSED (ChatStream._negotiated)
         elif self.state != "TERMINATED":
             self._post("SIPSessionRejectedStreamProposal", proposer="remote", reason=reason)
+
+    def _info_response(self, code: int, reason: str) -> None:
+        """The final response to one of our DTMF INFO requests (sent in order, one digit each): a refusal is
+        SIPSessionDidNotSendDTMF (digit, code, reason)."""
+        digit = self._info_digits.popleft()[0] if self._info_digits else None
+        if code >= 300 and self.state != "TERMINATED":
+            self._post("SIPSessionDidNotSendDTMF", digit=digit, code=code, reason=reason)
 
     def _dtmf(self, digit: str, method: str) -> None:
         if self.state != "TERMINATED":
@@ -814,7 +890,7 @@ class _DriverHooks:
             streams.append("chat")
         return streams
 
-    def prepare_proposal_answer(self, offer: str, chat: bool) -> bool:
+    def prepare_proposal_answer(self, offer: str, chat: bool) -> None:
         session = self.session
         stream = session.chat
         media = offered_chat(offer)
@@ -825,7 +901,6 @@ class _DriverHooks:
             stream.enabled = False
         if stream is not None:
             stream.audio_inactive = "audio" not in session.streams
-        return chat
 
     def media_output(self) -> tuple[str | None, bool]:
         stream = self.session.audio
@@ -849,6 +924,7 @@ class SessionManager(metaclass=Singleton):
         self._started = True
         engine = Engine()
         engine.incoming_call_hook = self._incoming_call
+        engine.rejected_call_hook = self._rejected_call
         engine.add_shutdown_hook(CallDriver.shutdown_all)
         # Before the first pj.Account is made: activation only queued its creation on the engine.
         engine.media_settings = MediaSettings(_rtp_port_range())
@@ -867,6 +943,8 @@ class SessionManager(metaclass=Singleton):
         engine = Engine()
         if engine.incoming_call_hook == self._incoming_call:
             engine.incoming_call_hook = None
+        if engine.rejected_call_hook == self._rejected_call:
+            engine.rejected_call_hook = None
         sessions = [session for session in self.sessions if session.state != "TERMINATED"]
         for session in sessions:
             with contextlib.suppress(SessionError, EngineError):
@@ -885,9 +963,11 @@ class SessionManager(metaclass=Singleton):
         for stream in session.streams.values():
             stream.close()
 
-    def _incoming_call(self, account: Any, driver: CallDriver, message: str) -> int:
+    def _incoming_call(self, account: Any, driver: CallDriver, message: str) -> int | tuple[int, str]:
         """Engine hook (pjsua thread) for each incoming INVITE: the Session takes the driver; returns the code to
-        answer with (180, or a refusal that announces nothing: its DISCONNECTED releases the driver)."""
+        answer with (180, or a refusal that announces nothing: its DISCONNECTED releases the driver), or 488 and
+        the reason for an offer this engine cannot take (sessiondescription.media_refusal): that Session is
+        announced and reported as our failure, not as pjsua's 488 after our 200 (which read as the caller's)."""
         session = Session(account)
         offer = offered_chat(message_body(message))
         if offer is not None:  # pjsua writes the answer SDP while ringing: the chat stream must exist
@@ -900,9 +980,29 @@ class SessionManager(metaclass=Singleton):
         driver.attach(_DriverHooks(session), session._driver_event)
         if not self._started or not self._for_us(account, message):
             return 404 if self._started else 480
+        refusal = media_refusal(message_body(message))
+        if refusal is not None:
+            session._local_refusal = refusal  # set before the loop sees the session
+            driver.post(IncomingCall(message))
+            return 488, refusal
         # Posted before answering: answer() reports EARLY at once, and the Session must be INCOMING by then.
         driver.post(IncomingCall(message))
         return 180
+
+    def _rejected_call(self, event: RejectedCall) -> None:
+        """Engine hook (loop thread): pjsua refused an INVITE before any Call existed (488 for an offer without a
+        codec in common or without active audio): tell who called, what was offered and why it was refused."""
+        message = event.message
+        body = message_body(message)
+        try:
+            streams = SessionDescription.parse(body).streams() if body.strip() else []
+        except ValueError:
+            streams = []
+        NotificationCenter().post_notification("SIPSessionManagerDidRefuseSession", sender=self, data=NotificationData(
+            timestamp=datetime.now(UTC), caller=_bounded(header(message, "From", "f")),
+            callee=_bounded(header(message, "To", "t")), user_agent=_bounded(header(message, "User-Agent")),
+            code=event.code, reason=refusal_reason(body, event.codecs) or event.reason, streams=streams,
+            offer=body[:MAX_REPORTED_OFFER]))
 
     @staticmethod
     def _for_us(account: Any, message: str) -> bool:
@@ -914,6 +1014,11 @@ class SessionManager(metaclass=Singleton):
         if uri is None:
             return False
         return uri.user in (account.contact.username, account.id.username)
+
+
+def _bounded(value: str | None, limit: int = 256) -> str | None:
+    """A header value from the network, cut to limit characters for reporting."""
+    return value[:limit] if value is not None else None
 
 
 def _msrp_tls(account: Any) -> bool:

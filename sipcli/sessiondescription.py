@@ -12,12 +12,15 @@ from dataclasses import dataclass, field
 
 from sipcli.msrp.sdp import MessageMedia, SDPError, find_message_media
 
-__all__ = ["CHAT_SLOT", "DISABLED_CHAT", "MediaSection", "SessionDescription", "audio_active", "offered_chat",
-           "splice_chat"]
+__all__ = ["CHAT_SLOT", "DISABLED_CHAT", "IPV6_MEDIA", "MediaSection", "SessionDescription", "audio_active",
+           "media_refusal", "offered_audio_codecs", "offered_chat", "refusal_reason", "splice_chat"]
 
 CHAT_SLOT = 1  # media position of a session's chat line (after the audio line)
 DISABLED_CHAT = "m=message 0 TCP/MSRP *"
 _DIRECTIONS = ("sendrecv", "sendonly", "recvonly", "inactive")
+IPV6_MEDIA = "IPv6 media is not supported by this engine"
+_STATIC_PAYLOADS = {"0": "PCMU", "3": "GSM", "4": "G723", "8": "PCMA", "9": "G722", "15": "G728", "18": "G729"}
+_NOT_CODECS = {"telephone-event", "cn", "red"}
 
 
 @dataclass
@@ -150,3 +153,71 @@ def audio_active(sdp: str) -> bool:
     except ValueError:
         return False
     return any(m.kind == "audio" and m.active and m.direction != "inactive" for m in description.media)
+
+
+def media_refusal(sdp: str) -> str | None:
+    """Why this engine cannot take an offer it would otherwise try (pjsua answers 200 and then fails with 488
+    "Unable to create media session"), or None. Today: an active audio line whose address is IPv6 (pjsua2 is
+    built without IPv6)."""
+    try:
+        description = SessionDescription.parse(sdp)
+    except ValueError:
+        return None
+    session_address = _connection_family(description.session_lines)
+    for section in description.media:
+        if section.kind == "audio" and section.active and \
+                (_connection_family(section.lines) or session_address) == "IP6":
+            return IPV6_MEDIA
+    return None
+
+
+def _connection_family(lines: list[str]) -> str | None:
+    """The address type (IP4, IP6) of the c= line among lines, or None."""
+    for line in lines:
+        if line.startswith("c="):
+            fields = line[2:].split()
+            return fields[1].upper() if len(fields) >= 2 else None
+    return None
+
+
+def offered_audio_codecs(sdp: str) -> list[str]:
+    """The codec names of the active audio lines of an SDP (telephone-event and comfort noise left out)."""
+    try:
+        description = SessionDescription.parse(sdp)
+    except ValueError:
+        return []
+    names: list[str] = []
+    for section in description.media:
+        if section.kind != "audio" or not section.active:
+            continue
+        mapped = {}
+        for value in section.attributes("rtpmap"):
+            payload, _, encoding = value.partition(" ")
+            mapped[payload] = encoding.split("/", 1)[0]
+        for payload in section.formats:
+            name = mapped.get(payload) or _STATIC_PAYLOADS.get(payload) or f"payload {payload}"
+            if name.lower() not in _NOT_CODECS and name not in names:
+                names.append(name)
+    return names
+
+
+def refusal_reason(sdp: str, codecs: list[str]) -> str | None:
+    """Why an offer cannot be taken by an engine that has these audio codecs (names), or None when it looks
+    acceptable. For the 488s pjsua sends on its own, before the application sees the INVITE."""
+    if not sdp.strip():
+        return None
+    refusal = media_refusal(sdp)
+    if refusal is not None:
+        return refusal
+    if not audio_active(sdp):
+        try:
+            offered = ", ".join(SessionDescription.parse(sdp).streams()) or "no stream"
+        except ValueError:
+            return "the offer is not valid SDP"
+        return f"an offer without active audio cannot be taken by this engine (offered: {offered})"
+    offered_codecs = offered_audio_codecs(sdp)
+    wanted = {codec.lower() for codec in codecs}
+    if not any(codec.lower() in wanted for codec in offered_codecs):
+        return (f"no audio codec in common (offered: {', '.join(offered_codecs) or 'none'}; "
+                f"accepted: {', '.join(codecs) or 'none'})")
+    return None

@@ -71,7 +71,9 @@ def _pj_account_class() -> type:
             hook = engine.incoming_call_hook
             if hook is not None:
                 driver = CallDriver.incoming(self, call_id)
-                driver.answer_now(hook(self._driver.owner, driver, message))
+                answer = hook(self._driver.owner, driver, message)
+                code, reason = answer if isinstance(answer, tuple) else (answer, "")
+                driver.answer_now(code, reason)
                 return
             # Nobody takes calls in this process: refuse at once, and let the Call go (nothing keeps it). A hang-up
             # (not answer()) is what sets the code: the Call's destructor would otherwise hang up with 603.

@@ -30,11 +30,14 @@ from sipcli.pjsua.events import (
     CallEvent,
     CallStateChanged,
     DTMFReceived,
+    InfoResponse,
     InviteResponse,
     MediaChanged,
+    ProposalDeclined,
     RemoteProposal,
 )
 from sipcli.pjsua.pager import PagerCallMixin
+from sipcli.sessiondescription import SessionDescription
 from sipcli.sipmessage import header, message_body
 
 __all__ = ["Answer", "AnswerProposal", "CallCommand", "CallDriver", "CallError", "CallHooks", "ConnectMedia",
@@ -67,8 +70,8 @@ class CallHooks(Protocol):
     def proposed_streams(self, offer: str) -> list[str]:
         """The streams a re-INVITE's offer adds to the session (none for hold, refreshes, removals)."""
 
-    def prepare_proposal_answer(self, offer: str, chat: bool) -> bool:
-        """Before the answer to a held proposal is written: set the streams up; whether chat is accepted."""
+    def prepare_proposal_answer(self, offer: str, chat: bool) -> None:
+        """Before the answer to a held proposal is written: set the streams up (chat: whether it is accepted)."""
 
     def media_output(self) -> tuple[str | None, bool]:
         """The WAV to play into the call (or None) and whether to echo the received audio."""
@@ -91,6 +94,7 @@ class MakeCall:
 @dataclass(frozen=True)
 class Answer:
     code: int
+    reason: str = ""  # the reason phrase, when not pjsua's default for code
 
 
 @dataclass(frozen=True)
@@ -112,7 +116,8 @@ class Unhold:
 
 @dataclass(frozen=True)
 class Reinvite:
-    """A re-offer with the session's media slots (chat_slot: two, the second rewritten to the chat line)."""
+    """A re-offer with the session's media lines (chat_slot: the session has or adds a chat line; a call with a
+    single line gets a second audio slot for it, rewritten to the chat line)."""
 
     chat_slot: bool
     unhold: bool = False
@@ -171,6 +176,7 @@ class CallDriver:
         # a re-INVITE that proposes streams, answered later by AnswerProposal: its offer, and the answer pjsua
         # wrote for it while the application decides
         self.proposal: dict[str, str | None] | None = None
+        self.media_kinds: list[str] = []  # the m-line kinds of the last SDP pjsua wrote (before the rewrite)
 
     # -- loop thread ---------------------------------------------------------------------------------------------
 
@@ -197,8 +203,8 @@ class CallDriver:
         driver._keep()
         return driver
 
-    def answer_now(self, code: int) -> None:
-        self._answer(Answer(code))
+    def answer_now(self, code: int, reason: str = "") -> None:
+        self._answer(Answer(code, reason))
 
     def execute(self, command: CallCommand) -> Any:
         return self._handlers[type(command)](self, command)
@@ -244,6 +250,8 @@ class CallDriver:
 
         param = pj.CallOpParam(True)
         param.statusCode = command.code
+        if command.reason:
+            param.reason = command.reason
         self.call.answer(param)
 
     def _hangup(self, command: Hangup) -> None:
@@ -273,32 +281,38 @@ class CallDriver:
         import pjsua2 as pj
 
         param = pj.CallOpParam(True)
-        param.opt.audioCount = 2 if command.chat_slot else 1
+        param.opt.audioCount = self._audio_slots(command.chat_slot)
         if command.unhold:
             param.opt.flag = pj.PJSUA_CALL_UNHOLD
         self.call.reinvite(param)
+
+    def _audio_slots(self, chat_slot: bool) -> int:
+        """The audio count for a re-offer. pjsua adds an audio line for each one the call lacks, and an m=message
+        line the remote added is no audio slot to pjsua (pjsua2's CallInfo does not even list it): so once the
+        call has a second line, ask for the audio lines pjsua itself wrote last time (ours: two, the second
+        rewritten into m=message; a remote-added chat: one); a call with one line gets a slot for an added chat."""
+        kinds = self.media_kinds
+        if len(kinds) >= 2:
+            return max(1, kinds.count("audio"))
+        return 2 if chat_slot else 1
 
     def _answer_proposal(self, command: AnswerProposal) -> None:
         """Answer the held re-INVITE: 200 OK with pjsua's answer passed through the hooks, which decline (port 0,
         or a=inactive audio) what is not accepted. Measured with pjsua 2.15.1: a 488 to a held re-INVITE leaves
         pjsua's media operation pending, and it refuses every later offer (hold included) with 488 "another
         media operation is in progress"; so 488 is only the fallback when pjsua wrote no answer."""
-        import pjsua2 as pj
-
         proposal, self.proposal = self.proposal, None
         call = self.call
         if proposal is None or call is None or not call.isActive():
             raise CallError("the proposal is no longer pending")
-        param = pj.CallOpParam(True)
+        param = _answer_param()
         offer, answer = proposal["offer"] or "", proposal["answer"]
         assert self.hooks is not None
-        chat = self.hooks.prepare_proposal_answer(offer, command.chat)
-        if not answer:
+        self.hooks.prepare_proposal_answer(offer, command.chat)
+        if not answer:  # pjsua2 prints SDPs into 1024 bytes: a longer answer reads as empty
             param.statusCode = 488
             call.answer(param)
-            if command.audio or chat:
-                raise CallError("pjsua wrote no answer for the proposal")
-            return
+            raise CallError("refused with 488: the answer exceeds pjsua2's 1024-byte SDP buffer")
         param.statusCode = 200
         param.sdp.wholeSdp = self.hooks.rewrite_sdp(answer, offer)
         call.answer(param)
@@ -416,6 +430,17 @@ class CallDriver:
         gc.collect()
 
 
+def _answer_param() -> Any:
+    """A CallOpParam for answering a re-offer: without a call setting. pjsua_call_answer2() applies a call
+    setting it gets for the first time on a call (always so on an outgoing call) by re-initialising the media
+    without the remote offer, which shrinks the call's media slots back to the setting's audio count; the answer
+    pjsua already wrote for the offer (one line per offered m-line) then has more lines than slots and
+    pjsua_media_channel_update() aborts the process (assertion med_prov_cnt >= media_count)."""
+    import pjsua2 as pj
+
+    return pj.CallOpParam()  # useDefaultCallSetting=False: an empty CallSetting, passed to pjsua as NULL
+
+
 def _is_active(call: Any) -> bool:
     try:
         return bool(call is not None and call.isActive())
@@ -436,13 +461,14 @@ def _media_changed(call: Any, pj: Any) -> MediaChanged:
             continue  # no stream: the chat slot, or an inactive audio line (a chat-only session)
         status = int(item.status)
         hold = {_MEDIA_LOCAL_HOLD: "local", _MEDIA_REMOTE_HOLD: "remote"}.get(status)
+        inactive = int(item.dir) == pj.PJMEDIA_DIR_NONE
         transport = call.getMedTransportInfo(index)
         local_host, _, local_port = str(transport.localRtpName).rpartition(":")
         remote_host, _, remote_port = str(stream.remoteRtpAddress).rpartition(":")
         audio = AudioInfo(str(stream.codecName), int(stream.codecClockRate),
                           bool(_SRTP_ACTIVE.search(call.dump(True, ""))), local_host, int(local_port or 0),
                           remote_host, int(remote_port or 0))
-        return MediaChanged(audio, hold)
+        return MediaChanged(audio, hold, inactive)
     return MediaChanged(None, None)
 
 
@@ -490,10 +516,21 @@ def _pj_call_class() -> type:
                 driver.proposal = {"offer": offer, "answer": None}
                 driver.post(RemoteProposal(streams))
 
+        def onCallRxOffer(self, prm: Any) -> None:
+            """An offer pjsua answers at once (an UPDATE; a held re-INVITE never comes here): a chat line it adds
+            is declined by pjsua's answer (port 0), and the application is told so."""
+            driver = self.driver
+            offer = str(prm.offer.wholeSdp)
+            if offer and driver.proposal is None and driver.hooks is not None and \
+                    "chat" in driver.hooks.proposed_streams(offer):
+                driver.post(ProposalDeclined(["chat"]))
+
         def onCallSdpCreated(self, prm: Any) -> None:
             driver = self.driver
             remote = str(prm.remSdp.wholeSdp) or None
             local = str(prm.sdp.wholeSdp)
+            with contextlib.suppress(ValueError):
+                driver.media_kinds = [section.kind for section in SessionDescription.parse(local).media]
             proposal = driver.proposal
             if proposal is not None and remote and proposal["answer"] is None:
                 proposal["answer"] = local  # kept until the application decides (pjsua sends no SDP of its own)
@@ -505,18 +542,22 @@ def _pj_call_class() -> type:
                 prm.sdp.wholeSdp = rewritten
 
         def onCallTsxState(self, prm: Any) -> None:
-            """Final responses to our INVITEs: the answer SDP tells the chat stream what was accepted."""
+            """Final responses to our INVITEs (the answer SDP tells the chat stream what was accepted) and to our
+            DTMF INFO requests."""
             with contextlib.suppress(Exception):
                 event = prm.e
                 if event.type != pj.PJSIP_EVENT_TSX_STATE or event.body.tsxState.type != pj.PJSIP_EVENT_RX_MSG:
                     return
                 message = str(event.body.tsxState.src.rdata.wholeMsg)
                 status = message.split("\r\n", 1)[0].split(" ", 2)
-                if not message.startswith("SIP/2.0 ") or not (header(message, "CSeq") or "").endswith("INVITE"):
+                method = (header(message, "CSeq") or "").rpartition(" ")[2].upper()
+                if not message.startswith("SIP/2.0 ") or method not in ("INVITE", "INFO"):
                     return
-                code = int(status[1])
-                if code >= 200:
-                    self.driver.post(InviteResponse(code, status[2] if len(status) > 2 else "", message_body(message)))
+                code, reason = int(status[1]), status[2] if len(status) > 2 else ""
+                if code >= 200 and method == "INFO":
+                    self.driver.post(InfoResponse(code, reason))
+                elif code >= 200:
+                    self.driver.post(InviteResponse(code, reason, message_body(message)))
 
         def onDtmfDigit(self, prm: Any) -> None:
             self.driver.post(DTMFReceived(str(prm.digit), _DTMF_METHODS.get(int(prm.method), str(prm.method))))

@@ -13,6 +13,7 @@ import asyncio
 import atexit
 import collections
 import contextlib
+import functools
 import gc
 import logging
 import os
@@ -26,6 +27,7 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVarTuple
 
 from sipcli.notification import NotificationCenter, NotificationData
+from sipcli.pjsua.events import RejectedCall
 from sipcli.singleton import Singleton
 
 __all__ = ["Engine", "EngineError", "EngineSettings", "EngineStoppedError", "SIPCoreError"]
@@ -112,6 +114,7 @@ class Engine(metaclass=Singleton):
     def __init__(self) -> None:
         self._shutdown_hooks: list[Callable[[], None]] = []
         self.incoming_call_hook = None
+        self.rejected_call_hook = None
         self.media_settings = None
         self._reset()
 
@@ -195,9 +198,12 @@ class Engine(metaclass=Singleton):
         with contextlib.suppress(RuntimeError):  # the loop closed meanwhile: nobody is left to tell
             loop.call_soon_threadsafe(callback, *args)
 
-    # Set by the SessionManager: hook(account, driver, whole_msg) -> status code, on the pjsua thread for each
-    # incoming INVITE (sipcli.pjsua.account); account is the owner given to the AccountDriver.
-    incoming_call_hook: Callable[[Any, Any, str], int] | None
+    # Set by the SessionManager: hook(account, driver, whole_msg) -> status code, or (code, reason phrase), on the
+    # pjsua thread for each incoming INVITE (sipcli.pjsua.account); account is the owner given to the AccountDriver.
+    incoming_call_hook: Callable[[Any, Any, str], int | tuple[int, str]] | None
+    # Set by the SessionManager: hook(RejectedCall), on the loop thread, for each INVITE that pjsua refused before
+    # any Call existed (e.g. 488 for an offer without a codec in common or without audio).
+    rejected_call_hook: Callable[[RejectedCall], Any] | None
     # Set by the SessionManager before the first pj.Account is made: applied to every account's media config.
     media_settings: Any
 
@@ -295,7 +301,7 @@ class Engine(metaclass=Singleton):
         import pjsua2 as pj
 
         settings = self.settings
-        endpoint = pj.Endpoint()
+        endpoint = _pj_endpoint_class()()
         self.endpoint = endpoint
         config = pj.EpConfig()
         config.uaConfig.threadCnt = 0
@@ -536,3 +542,21 @@ def _post_trace(engine: Engine, direction: str, transport: str, peer: str, data:
     engine._notify("SIPEngineSIPTrace", direction="outgoing" if outgoing else "incoming", transport=transport,
                    source=local_address if outgoing else peer, destination=peer if outgoing else local_address,
                    data=data)
+
+
+@functools.cache
+def _pj_endpoint_class() -> type:
+    import pjsua2 as pj
+
+    class PJEndpoint(pj.Endpoint):
+        """The Endpoint, reporting the INVITEs pjsua refuses on its own (no Python callback runs for them)."""
+
+        def onRejectedIncomingCall(self, prm: Any) -> None:
+            engine = Engine()
+            hook = engine.rejected_call_hook
+            if hook is None:
+                return
+            codecs = sorted({info.codecId.split("/", 1)[0] for info in self.codecEnum2() if info.priority})
+            engine.post(hook, RejectedCall(int(prm.statusCode), str(prm.reason), str(prm.rdata.wholeMsg), codecs))
+
+    return PJEndpoint

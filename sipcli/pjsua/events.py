@@ -9,8 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 __all__ = ["AccountEvent", "AudioInfo", "AudioStatistics", "CallEvent", "CallStateChanged", "DTMFReceived",
-           "IncomingCall", "InviteResponse", "MediaChanged", "MessageStatus", "PagerRequest",
-           "RegistrationStateChanged", "RemoteProposal"]
+           "IncomingCall", "InfoResponse", "InviteResponse", "MediaChanged", "MessageStatus", "PagerRequest",
+           "ProposalDeclined", "RegistrationStateChanged", "RejectedCall", "RemoteProposal"]
 
 
 @dataclass(frozen=True)
@@ -51,15 +51,24 @@ class AudioInfo:
 @dataclass(frozen=True)
 class MediaChanged:
     """The media of the call was (re)created: audio is None without an active audio stream; hold says who holds
-    it ('local', 'remote') or None."""
+    it ('local', 'remote') or None; inactive: the audio line is a=inactive (the remote offer made it so)."""
 
     audio: AudioInfo | None
     hold: str | None
+    inactive: bool = False
 
 
 @dataclass(frozen=True)
 class RemoteProposal:
     """A re-INVITE adds these streams; pjsua holds it until the AnswerProposal command."""
+
+    streams: list[str]
+
+
+@dataclass(frozen=True)
+class ProposalDeclined:
+    """An offer pjsua answered at once (an UPDATE: it cannot be held) added these streams; its answer declined
+    them."""
 
     streams: list[str]
 
@@ -71,6 +80,14 @@ class InviteResponse:
     code: int
     reason: str
     body: str
+
+
+@dataclass(frozen=True)
+class InfoResponse:
+    """A final response to one of our INFO requests (DTMF over SIP INFO)."""
+
+    code: int
+    reason: str
 
 
 @dataclass(frozen=True)
@@ -97,8 +114,8 @@ class PagerRequest:
     composing: bool
 
 
-CallEvent = (IncomingCall | CallStateChanged | MediaChanged | RemoteProposal | InviteResponse | DTMFReceived
-             | AudioStatistics | PagerRequest)
+CallEvent = (IncomingCall | CallStateChanged | MediaChanged | RemoteProposal | ProposalDeclined | InviteResponse
+             | InfoResponse | DTMFReceived | AudioStatistics | PagerRequest)
 
 
 @dataclass(frozen=True)
@@ -124,3 +141,14 @@ class MessageStatus:
     code: int
     reason: str
     response: bytes
+
+
+@dataclass(frozen=True)
+class RejectedCall:
+    """pjsua refused an incoming INVITE on its own, before any Call existed (e.g. 488 for an offer without a codec
+    in common or without active audio). codecs: the audio codec names the engine had enabled."""
+
+    code: int
+    reason: str
+    message: str
+    codecs: list[str]

@@ -42,7 +42,7 @@ from sipcli.pjsua import Engine
 from sipcli.sessiondescription import CHAT_SLOT, SessionDescription, offered_chat, splice_chat
 from sipcli.streams import SessionNotification, StreamEvent, StreamsChanged
 
-__all__ = ["ACCEPT_TYPES", "ChatMessage", "ChatStream"]
+__all__ = ["ACCEPT_TYPES", "DECLINED", "ChatMessage", "ChatStream"]
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +51,7 @@ WRAPPED_TYPES = ["text/plain", "text/html"]
 CONNECT_TIMEOUT = 30.0
 CLOSE_GRACE = 2.0  # seconds between the MSRP connection closing and calling it lost (a loaded peer is slow)
 _OTR_QUERY = "?OTR"
+DECLINED = "the remote party declined the chat stream"  # MediaStreamDidFail reason: the answer disabled chat
 
 
 @dataclass
@@ -211,6 +212,8 @@ class ChatStream:
         self.we_offered = None
         answer = offered_chat(sdp)
         if answer is None or not self.enabled:
+            if answer is None and self.enabled and self.session.state == "CALLING":
+                self._fail(DECLINED)  # the session's own chat declined (port 0): nothing will connect
             self.removed()
             return False
         self._negotiated(answer, answer.setup, offerer=True)

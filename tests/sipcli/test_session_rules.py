@@ -22,7 +22,14 @@ from sipcli.pjsua.call import (
     SendDTMF,
     Unhold,
 )
-from sipcli.pjsua.events import AudioInfo, CallStateChanged, DTMFReceived, MediaChanged, RemoteProposal
+from sipcli.pjsua.events import (
+    AudioInfo,
+    CallStateChanged,
+    DTMFReceived,
+    InfoResponse,
+    MediaChanged,
+    RemoteProposal,
+)
 from sipcli.session import IllegalStateError, Session, SessionManager
 from sipcli.sessionstate import STATES, TRANSITIONS
 
@@ -139,7 +146,9 @@ def test_outgoing_call_start_to_remote_hangup(fake_driver):
         assert observer.names()[:6] == ["SIPSessionNewOutgoing", "SIPSessionChangedState",
                                         "SIPSessionGotRingIndication", "SIPSessionWillStart",
                                         "SIPSessionChangedState", "SIPSessionDidStart"]
-        assert observer.data("SIPSessionDidStart") == {"streams": ["audio"]}
+        # the negotiated audio is in DidStart's data (issue 10 item 4)
+        assert observer.data("SIPSessionDidStart") == {"streams": ["audio"], "audio_codec": "PCMU",
+                                                       "audio_sample_rate": 8000, "audio_srtp_active": False}
         driver.on_event(call_state("DISCONNECTED", 200, "Normal call clearing", True))
         assert session.state == "TERMINATED" and driver.released
         assert observer.states() == ["CALLING", "ESTABLISHED", "TERMINATING", "TERMINATED"]
@@ -291,5 +300,28 @@ def test_a_proposal_while_ours_is_pending_is_declined_at_once(fake_driver):
         assert observer.data("SIPSessionRejectedStreamProposal") == {"proposer": "remote",
                                                                      "reason": "proposal received in state PROPOSING"}
         await session.end()
+
+    run(scenario)
+
+
+def test_dtmf_info_refusals_stay_paired_with_their_digits(fake_driver):
+    """Each final INFO response is paired with the digit of the INFO it answers: a digit pjsua could not send
+    (no INFO left, no response will come) leaves the queue, even when later digits were sent meanwhile."""
+    async def scenario():
+        session, driver, observer = await established_outgoing(fake_driver)
+        session.dtmf_method = "info"
+        session.send_dtmf("1")
+        driver.failing.add(SendDTMF)
+        not_sent = session.send_dtmf("2")
+        driver.failing.clear()
+        session.send_dtmf("3")
+        with pytest.raises(RuntimeError):
+            await not_sent
+        await settle()
+        driver.on_event(InfoResponse(200, "OK"))
+        driver.on_event(InfoResponse(500, "Server Internal Error"))
+        assert [data for name, data in observer.notifications if name == "SIPSessionDidNotSendDTMF"] == \
+            [{"digit": "3", "code": 500, "reason": "Server Internal Error"}]
+        assert [command.digit for command in driver.commands if isinstance(command, SendDTMF)] == ["1", "3"]
 
     run(scenario)

@@ -60,3 +60,36 @@ def test_splice_rejects_a_non_message_section_and_a_missing_slot():
 
 def test_media_section_direction_default_is_sendrecv():
     assert MediaSection.parse("m=audio 1 RTP/AVP 0").direction == "sendrecv"
+
+
+def _offer(*media: str, connection: str = "c=IN IP4 192.0.2.1") -> str:
+    return "\r\n".join(["v=0", "o=- 1 1 IN IP4 192.0.2.1", "s=-", connection, "t=0 0", *media]) + "\r\n"
+
+
+def test_media_refusal_names_ipv6_audio_at_session_or_media_level():
+    from sipcli.sessiondescription import IPV6_MEDIA, media_refusal
+
+    audio = "m=audio 4000 RTP/AVP 0"
+    assert media_refusal(_offer(audio, connection="c=IN IP6 2001:db8::1")) == IPV6_MEDIA
+    assert media_refusal(_offer(audio, "c=IN IP6 ::1")) == IPV6_MEDIA
+    assert media_refusal(_offer(audio)) is None
+    # a disabled IPv6 audio line next to an IPv4 one is no obstacle
+    assert media_refusal(_offer("m=audio 0 RTP/AVP 0", "c=IN IP6 ::1", "m=audio 4000 RTP/AVP 0",
+                                "c=IN IP4 192.0.2.1")) is None
+    assert media_refusal("not sdp") is None
+
+
+def test_refusal_reason_for_pjsuas_own_488s():
+    from sipcli.sessiondescription import offered_audio_codecs, refusal_reason
+
+    g729 = _offer("m=audio 4000 RTP/AVP 18 101", "a=rtpmap:101 telephone-event/8000")
+    assert offered_audio_codecs(g729) == ["G729"]
+    assert refusal_reason(g729, ["PCMU", "G722"]) == \
+        "no audio codec in common (offered: G729; accepted: PCMU, G722)"
+    assert refusal_reason(_offer("m=audio 4000 RTP/AVP 96", "a=rtpmap:96 opus/48000/2"), ["PCMU"]).startswith(
+        "no audio codec in common (offered: opus;")
+    assert refusal_reason(_offer("m=audio 4000 RTP/AVP 0"), ["pcmu"]) is None
+    chat_only = _offer("m=message 2855 TCP/MSRP *", "a=path:msrp://192.0.2.1:2855/x;tcp")
+    assert refusal_reason(chat_only, ["PCMU"]) == \
+        "an offer without active audio cannot be taken by this engine (offered: chat)"
+    assert refusal_reason("", ["PCMU"]) is None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import signal
 import subprocess
 import time
@@ -35,6 +36,12 @@ class SIPp:
         """Every SIP message sipp sent or received (its -trace_msg log)."""
         logs = sorted(self.workdir.glob(f"{self.scenario}_*_messages.log"))
         return "".join(log.read_text(errors="replace") for log in logs)
+
+    def received(self) -> list[str]:
+        """Each SIP message sipp received, in order (from its -trace_msg log)."""
+        blocks = re.split(r"^-{20,} .*$", self.messages(), flags=re.MULTILINE)
+        return [block.split("\n", 2)[2].strip("\n") for block in blocks
+                if block.strip().startswith(("UDP message received", "TCP message received"))]
 
     def wait(self, timeout: float = 15.0) -> int:
         assert self.process is not None
