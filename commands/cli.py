@@ -31,6 +31,7 @@ SUBCOMMANDS = {
     "record": ("record", "Call a URI and record the remote audio to a WAV file."),
     "chat": ("chat", "Chat over MSRP: each stdin line is a message."),
     "demo": ("demo", "Call a listener on loopback: audio both ways, DTMF, no server needed."),
+    "check": ("check", "Run the checks a file lists (TOML), each as its own sipcli process; JUnit report."),
     "completion": ("completion", "Print the shell completion script (bash, zsh or fish)."),
 }
 

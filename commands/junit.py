@@ -40,16 +40,20 @@ class TestCase:
     outcome: str
     reason: str
     details: str = ""  # the key events, one per line
+    expected_exit_code: int = 0  # the exit code that passes
 
     def element(self) -> ET.Element:
-        case = ET.Element("testcase", name=self.name, classname=self.classname, time=f"{self.seconds:.3f}")
-        if self.exit_code != 0:
+        case = ET.Element("testcase", name=_printable(self.name), classname=_printable(self.classname),
+                          time=f"{max(self.seconds, 0.0):.3f}")
+        if self.exit_code != self.expected_exit_code:
             kind = "error" if self.outcome in ("usage", "config", "interrupted") else "failure"
-            problem = ET.SubElement(case, kind, message=f"exit {self.exit_code} ({self.outcome}): {self.reason}",
-                                    type=self.outcome)
-            problem.text = self.details
+            message = f"exit {self.exit_code} ({self.outcome}): {self.reason}"
+            if self.expected_exit_code:
+                message += f" (expected exit {self.expected_exit_code})"
+            problem = ET.SubElement(case, kind, message=_printable(message), type=self.outcome)
+            problem.text = _printable(self.details)
         elif self.details:
-            ET.SubElement(case, "system-out").text = self.details
+            ET.SubElement(case, "system-out").text = _printable(self.details)
         return case
 
 
@@ -145,19 +149,27 @@ class Report:
     the run ends. FILE is checked at once: an unreadable or foreign one is a usage error before any traffic."""
 
     def __init__(self, path: Path) -> None:
-        from sipcli.commands.exitcodes import fail_usage
-
         from sipcli.notification import NotificationCenter
 
-        self.path = Path(path)
-        try:
-            _read(self.path)
-        except (OSError, ValueError) as error:
-            fail_usage(f"--junit: {error}")
+        self.path = self.check_file(path, "--junit")
         self.started = time.monotonic()
         self.events: collections.deque[str] = collections.deque(maxlen=KEY_EVENT_LINES)
         self.name = shlex.join(["sipcli", *sys.argv[1:]])
         NotificationCenter().add_observer(self)
+
+    @staticmethod
+    def check_file(path: Path, option: str) -> Path:
+        """path, when it is missing, empty or a JUnit XML file; else a usage error (exit 2) before any traffic."""
+        from sipcli.commands.exitcodes import fail_usage
+
+        path = Path(path)
+        try:
+            _read(path)
+        except (OSError, ValueError) as error:
+            fail_usage(f"{option}: {error}")
+        if not os.access(path.parent if str(path.parent) else ".", os.W_OK):
+            fail_usage(f"{option}: cannot write to the directory of {path}")
+        return path
 
     def handle_notification(self, notification: Any) -> None:
         from sipcli.jsonlines import notification_record
