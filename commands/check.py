@@ -348,7 +348,8 @@ def command(cli: Any, file: Path, parallel: int, junit_file: Path | None) -> Non
     check and a summary table (on stderr with JSON output).
 
     Exit codes: 0 every check exited as it expected; otherwise the first failed check's exit code (1 when that was
-    0); 5 the file is unreadable or invalid (${VAR} not set included); 130 interrupted (the checks first)."""
+    0); 5 the file is unreadable or invalid (${VAR} not set, or a check's options refused); 130 interrupted (the
+    checks first)."""
     checks = load_checks(file, dict(os.environ))
     if junit_file is not None:
         from sipcli.commands.junit import Report
@@ -365,6 +366,8 @@ def command(cli: Any, file: Path, parallel: int, junit_file: Path | None) -> Non
     if failed:
         code = failed[0].exit_code
         exit_code = ExitCode(code) if code in iter(ExitCode) and code != 0 else ExitCode.REFUSED
+        if exit_code == ExitCode.USAGE:  # the check's options are wrong: the file is, not this command line
+            exit_code = ExitCode.CONFIG
         raise JobEnded(JobResult(exit_code, f"{len(failed)} of {len(outcomes)} checks failed: "
                                             f"{', '.join(data['failed'])}", data))
     raise JobEnded(JobResult(ExitCode.OK, f"{len(outcomes)} checks passed", data))
