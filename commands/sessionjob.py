@@ -261,8 +261,9 @@ def _quality_expectations(session: Any, expectations: Expectations, data: dict[s
         return _expectation_failed("max_loss", f"{expectations.max_loss:g}%",
                                    f"{quality['loss_percent']:g}% of the packets were lost", data)
     jitter = quality["jitter_max_ms"]
-    if expectations.max_jitter is not None and jitter is not None and jitter > expectations.max_jitter:
-        return _expectation_failed("max_jitter", expectations.max_jitter, f"the jitter reached {jitter:g} ms", data)
+    if expectations.max_jitter is not None and (jitter is None or jitter > expectations.max_jitter):
+        found = "no jitter was measured (no audio received)" if jitter is None else f"the jitter reached {jitter:g} ms"
+        return _expectation_failed("max_jitter", expectations.max_jitter, found, data)
     return None
 
 
