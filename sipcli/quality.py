@@ -79,7 +79,7 @@ def mos_from_r(r: float) -> float:
         return 1.0
     if r >= 100:
         return 4.5
-    return 1 + 0.035 * r + r * (r - 60) * (100 - r) * 7e-6
+    return max(1.0, 1 + 0.035 * r + r * (r - 60) * (100 - r) * 7e-6)  # the cubic dips below 1 for R < 6.5
 
 
 def estimate(codec: str | None, loss_percent: float, jitter_ms: float, rtt_ms: float | None) -> QualityEstimate:

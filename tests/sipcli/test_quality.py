@@ -24,6 +24,7 @@ def test_mos_from_r_matches_g107_annex_b():
     assert mos_from_r(100) == 4.5
     assert mos_from_r(93.2) == pytest.approx(4.409, abs=0.001)  # G.107's default connection
     assert mos_from_r(50) == pytest.approx(2.575, abs=0.001)  # 1 + 1.75 + 50 * -10 * 50 * 7e-6
+    assert mos_from_r(0.5) == 1.0  # the cubic alone gives 0.997 here
 
 
 def test_delay_impairment_has_its_knee_at_177_ms():
