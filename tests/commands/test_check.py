@@ -228,3 +228,21 @@ def test_bad_check_files_are_configuration_errors(tmp_path, content, env, messag
 def test_missing_check_file_is_a_configuration_error(tmp_path):
     result = sipcli(tmp_path, "check", str(tmp_path / "absent.toml"))
     assert result.returncode == 5 and "absent.toml" in result.stderr
+
+
+@pytest.mark.peers
+def test_sigint_interrupts_the_running_checks_first(run, tmp_path):
+    pytest.importorskip("pjsua2")
+    (tmp_path / "checks.toml").write_text("""
+[[check]]
+name = "waits"
+command = "listen"
+options = { local-ip = "127.0.0.1", auto-answer = true }
+""")
+    check = run("check", str(tmp_path / "checks.toml"))
+    check.wait_for("SIPCLIListenDidStart")
+    check.signal()
+    assert check.wait() == 130
+    child_end = [e for e in check.find("SIPCLIDidEnd") if e.get("check") == "waits"]
+    assert child_end and child_end[0]["data"]["outcome"] == "interrupted"  # the check tore down first
+    assert check.summary["outcome"] == "interrupted"
