@@ -60,7 +60,8 @@ def test_clean_call_reports_figures_and_passes_its_expectations(run, tmp_path):
     assert "expectation" not in summary
     heard = final_statistics(listener)  # the caller plays nothing: silence is suppressed, its few packets count
     assert heard["codec"] == "PCMU" and heard["packets_lost"] == 0
-    assert heard["packets_sent"] == statistics["packets_received"]
+    # the listener reads its figures after the BYE: what it sent meanwhile never reached the caller's figures
+    assert statistics["packets_received"] <= heard["packets_sent"] <= statistics["packets_received"] + 25
 
 
 @pytest.fixture
@@ -91,12 +92,14 @@ def test_lossy_path_shows_the_loss_and_a_lower_mos_and_fails_max_loss(run, lossy
     assert "--expect-max-loss 2%" in summary["reason"] and "lost" in summary["reason"]
     for side, direction in ((caller, "to_caller"), (listener, "to_listener")):
         statistics = final_statistics(side)
-        dropped = path.dropped[direction]
+        dropped, forwarded = path.dropped[direction], path.forwarded[direction]
         assert dropped >= 15  # 4 s at 50 packets/s, every tenth dropped
-        # pjsua counts a gap when the next packet arrives: a drop among the last packets may not be counted yet
-        assert dropped - 1 <= statistics["packets_lost"] <= dropped
-        assert statistics["packets_received"] == path.forwarded[direction]
-        assert 8.5 <= statistics["loss_percent"] <= 10.5
+        # Each side reads its figures at the hang-up, while the relay may still pass the other side's last packets;
+        # and pjsua counts a gap only when the packet after it arrives.
+        assert forwarded - 25 <= statistics["packets_received"] <= forwarded
+        assert dropped - 3 <= statistics["packets_lost"] <= dropped
+        # every tenth of the packets up to the last one received: 10 % at most, 10 % - 90/packets at least
+        assert 8.5 <= statistics["loss_percent"] <= 10.0
         assert 3.0 <= statistics["mos"] <= 3.7  # G.711 with PLC at 10 % random loss: R about 66
     assert summary["quality"]["loss_percent"] == final_statistics(caller)["loss_percent"]
 
