@@ -21,7 +21,8 @@ setup(
         "zeroconf>=0.130",
     ],
     extras_require={
-        "test": ["pytest>=8", "pytest-timeout>=2.2", "pexpect>=4.8", "hypothesis>=6.100", "ruff>=0.5", "mypy>=1.10"],
+        "test": ["pytest>=8", "pytest-timeout>=2.2", "pexpect>=4.8", "hypothesis>=6.100", "ruff>=0.5", "mypy>=1.10",
+                 "xmlschema>=3"],  # validates --junit output against tests/support/junit.xsd
     },
     entry_points={"console_scripts": ["sipcli = sipcli.commands:main"]},
     classifiers=[

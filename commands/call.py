@@ -7,6 +7,7 @@ from typing import Any
 
 import click
 from sipcli.commands.exitcodes import ExitCode
+from sipcli.commands.options import Expectations, expectation_options, junit_option
 from sipcli.commands.runner import (
     AccountChoice,
     JobContext,
@@ -141,6 +142,8 @@ async def _neighbour_uri(account: Any, name: str, timeout: float | None) -> Any:
 @engine_options
 @media_options
 @call_options
+@expectation_options
+@junit_option
 @click.option("--record", type=click.Path(dir_okay=False), default=None,
               help="Record the received audio to this WAV file (the whole call, holds included).")
 @click.option("--add-chat-after", type=click.FloatRange(0), default=None, metavar="SECONDS",
@@ -159,8 +162,8 @@ def command(cli: Any, uri: str, choice: AccountChoice, engine: dict[str, Any], c
             expect_dtmf: str, expect_audio: bool, duration: float | None, timeout: float | None,
             hold_after: float | None, unhold_after: float | None, add_chat_after: float | None,
             remove_chat_after: float | None, chat_messages: tuple[str, ...], chat_messages_after: float | None,
-            proposals: str,
-            proposal_timeout: float | None) -> None:
+            proposals: str, proposal_timeout: float | None, expectations: Expectations,
+            stats_interval: float | None) -> None:
     """Call URI (sip:user@domain, or sip:user@host:port with no account) and report every event.
 
     With no account, URI may be bonjour:NAME: the neighbour advertised as NAME (see `sipcli neighbours`), found
@@ -168,7 +171,8 @@ def command(cli: Any, uri: str, choice: AccountChoice, engine: dict[str, Any], c
 
     Exit codes: 0 answered and ended as asked; 1 refused (the SIP code is in the JSON); 3 not answered within
     --timeout (CANCEL sent), or no bonjour:NAME neighbour found within it; 4 transport failure; 6 a media
-    expectation failed; 2 usage; 130 interrupted (BYE or CANCEL sent first).
+    expectation failed (--expect-*: the failed one is named in SIPCLIDidEnd); 2 usage; 130 interrupted (BYE or
+    CANCEL sent first).
     """
     options = MediaOptions(play=play, record=record, dtmf=dtmf, dtmf_delay=dtmf_delay,
                            dtmf_method="info" if dtmf_info else "rfc2833", expect_dtmf=expect_dtmf,
@@ -176,7 +180,8 @@ def command(cli: Any, uri: str, choice: AccountChoice, engine: dict[str, Any], c
                            unhold_after=unhold_after, add_chat_after=add_chat_after,
                            remove_chat_after=remove_chat_after, chat_messages=chat_messages,
                            chat_messages_after=chat_messages_after, proposals=proposals,
-                           proposal_timeout=proposal_timeout)
+                           proposal_timeout=proposal_timeout, expectations=expectations,
+                           stats_interval=stats_interval)
     run_call(cli, uri, choice, engine, codecs, srtp, options, timeout)
 
 

@@ -9,6 +9,7 @@ from typing import Any
 
 import click
 from sipcli.commands.exitcodes import ExitCode
+from sipcli.commands.options import junit_option
 from sipcli.commands.runner import (
     AccountChoice,
     JobContext,
@@ -202,6 +203,7 @@ async def run_chat(session: Any, target: Any, audio: bool, messages: tuple[str, 
 @click.option("--audio", is_flag=True, help="Audio next to the chat.")
 @click.option("--timeout", type=click.FloatRange(0, min_open=True), default=None,
               help="Give up (exit 3) when the chat is not up within this many seconds.")
+@junit_option
 @click.pass_obj
 def command(cli: Any, uri: str, choice: AccountChoice, engine: dict[str, Any], codecs: tuple[str, ...],
             srtp: str | None, play: str | None, expect_dtmf: str, expect_audio: bool, duration: float | None,

@@ -32,6 +32,7 @@ SUBCOMMANDS = {
     "message": ("message", "Send pager-mode instant messages (SIP MESSAGE): each stdin line is one."),
     "chat": ("chat", "Chat over MSRP: each stdin line is a message."),
     "demo": ("demo", "Call a listener on loopback: audio both ways, DTMF, no server needed."),
+    "check": ("check", "Run the checks a file lists (TOML), each as its own sipcli process; JUnit report."),
     "completion": ("completion", "Print the shell completion script (bash, zsh or fish)."),
 }
 

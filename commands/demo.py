@@ -17,6 +17,7 @@ from typing import Any
 
 import click
 from sipcli.commands.exitcodes import ExitCode
+from sipcli.commands.options import junit_option
 from sipcli.commands.runner import AccountChoice, JobContext, JobFailed, JobResult, run_job
 from sipcli.commands.sessionjob import MediaOptions, drive_session
 
@@ -90,6 +91,7 @@ async def _demo(context: JobContext, duration: float) -> JobResult:
 @click.command("demo")
 @click.option("--duration", type=click.FloatRange(2), default=3, show_default=True,
               help="How long the demo call lasts, in seconds.")
+@junit_option
 @click.pass_obj
 def command(cli: Any, duration: float) -> None:
     """Call a `sipcli listen` started on loopback: a 440 Hz tone one way, 880 Hz the other, DTMF 1234#.

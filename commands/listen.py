@@ -10,11 +10,13 @@ from typing import Any
 
 import click
 from sipcli.commands.exitcodes import ExitCode
+from sipcli.commands.options import Expectations, expectation_options, junit_option
 from sipcli.commands.pager import MessageCounter, message_options
 from sipcli.commands.runner import AccountChoice, JobContext, JobResult, account_options, engine_options, run_job
 from sipcli.commands.sessionjob import (
     MediaOptions,
     drive_session,
+    expected_code_result,
     media_options,
     prepare_account,
     proposal_options,
@@ -78,7 +80,8 @@ class _Listener:
         if self.reject is not None:
             session.reject(is_busy=self.reject == "busy")
             await session.wait_ended()
-            return JobResult(ExitCode.OK, "rejected")
+            code = 486 if self.reject == "busy" else 603
+            return expected_code_result(JobResult(ExitCode.OK, "rejected", {"code": code}), self.options.expectations)
         if self.auto_answer is None:
             await session.wait_ended()  # left ringing: reported, never answered
             return JobResult(ExitCode.OK, "not answered")
@@ -189,12 +192,15 @@ def _advertising(prepare: Callable[[Any], None], name: str) -> Callable[[Any], N
                    "for `sipcli neighbours` and `sipcli call bonjour:NAME`.")
 @proposal_options
 @message_options
+@expectation_options
+@junit_option
 @click.pass_obj
 def command(cli: Any, choice: AccountChoice, engine: dict[str, Any], codecs: tuple[str, ...], srtp: str | None,
             play: str | None, expect_dtmf: str, expect_audio: bool, duration: float | None,
             auto_answer: float | None, reject: str | None, count: int | None, record_dir: str | None,
             echo: bool, chat: bool, relay: str | None, advertise: str | None, proposals: str,
-            proposal_timeout: float | None, messages: int | None, timeout: float | None) -> None:
+            proposal_timeout: float | None, messages: int | None, timeout: float | None,
+            expectations: Expectations, stats_interval: float | None) -> None:
     """Wait for incoming sessions (P2P on --port, or registered with an account) and report every event.
 
     Without --auto-answer or --reject, sessions ring and are reported, never answered. An offer this engine
@@ -204,8 +210,8 @@ def command(cli: Any, choice: AccountChoice, engine: dict[str, Any], codecs: tup
 
     Exit codes: 0 after --count sessions; 1 a session failed on the caller's side (it cancelled while being
     answered, or refused a chat message; the SIP code is in the JSON), or it offered only streams not accepted
-    here (chat without --chat: declined with 603); 6 a media expectation failed in some session; 130
-    interrupted (sessions ended, the account unregistered first); 1/3/4 when the account could not register.
+    here (chat without --chat: declined with 603); 6 a media expectation (--expect-*) failed in some session;
+    130 interrupted (sessions ended, the account unregistered first); 1/3/4 when the account could not register.
     """
     if auto_answer is not None and reject is not None:
         raise click.UsageError("--auto-answer and --reject are exclusive")
@@ -219,7 +225,8 @@ def command(cli: Any, choice: AccountChoice, engine: dict[str, Any], codecs: tup
     if record_dir:
         os.makedirs(record_dir, exist_ok=True)
     options = MediaOptions(play=play, expect_dtmf=expect_dtmf, expect_audio=expect_audio, duration=duration,
-                           echo=echo, proposals=proposals, proposal_timeout=proposal_timeout)
+                           echo=echo, proposals=proposals, proposal_timeout=proposal_timeout,
+                           expectations=expectations, stats_interval=stats_interval)
 
     async def job(context: JobContext) -> JobResult:
         await wait_ready(context.account, 30)

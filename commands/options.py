@@ -3,6 +3,7 @@ subcommand), finite numbers, and account id completion."""
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 import sys
@@ -15,7 +16,8 @@ import click
 from click.shell_completion import CompletionItem
 from sipcli.commands.exitcodes import ExitCode, JobResult, fail_usage
 
-__all__ = ["AccountId", "CLIContext", "FiniteFloatRange", "global_options", "harden"]
+__all__ = ["AccountId", "CLIContext", "Expectations", "FiniteFloatRange", "Percent", "expectation_options",
+           "global_options", "harden", "junit_option"]
 
 
 class _Summary:
@@ -33,6 +35,7 @@ class CLIContext:
     out: Any = field(default=None, repr=False)  # a LineSink (main) or a text stream (in-process runs)
     finished: bool = False  # the summary is written: the run's exit code is decided
     command_path: str = "sipcli"  # the subcommand that runs, for messages
+    junit: Any = field(default=None, repr=False)  # a sipcli.commands.junit.Report with --junit
 
     def writer(self) -> Any:
         """A JSONLinesWriter (or TextWriter for --format text) on this run's output."""
@@ -49,7 +52,10 @@ class CLIContext:
         code = result.exit_code
         data = {"outcome": code.outcome if isinstance(code, ExitCode) else str(code), "exit_code": int(code),
                 "reason": result.reason, **result.data}
-        self.writer().write_summary(Notification("SIPCLIDidEnd", sender=_Summary(), data=NotificationData(**data)))
+        summary = Notification("SIPCLIDidEnd", sender=_Summary(), data=NotificationData(**data))
+        self.writer().write_summary(summary)
+        if self.junit is not None:
+            self.junit.finish(summary, self.command_path)
 
     def configure_logging(self) -> None:
         """Diagnostics to stderr, or to --log-file (opened now: a bad path is a usage error before any traffic)."""
@@ -171,3 +177,79 @@ def harden(command: click.Command, options: Callable[[], list[click.Option]]) ->
             harden(sub, options)
     command._sipcli_hardened = True  # type: ignore[attr-defined]
     return command
+
+
+def _set_junit(ctx: click.Context, param: click.Parameter, value: Path | None) -> None:
+    if value is not None:
+        from sipcli.commands.junit import Report
+
+        _context(ctx).junit = Report(value)
+
+
+def junit_option(command: Callable) -> Callable:
+    """--junit FILE: add this run as a JUnit XML testcase to FILE (made if missing; safe with parallel runs)."""
+    return click.option("--junit", type=click.Path(dir_okay=False, path_type=Path), default=None, expose_value=False,
+                        callback=_set_junit, is_eager=True, metavar="FILE",
+                        help="Add this run to FILE as a JUnit XML testcase (failure: the exit reason and key "
+                             "events); several runs can add to one file.")(command)
+
+
+class Percent(FiniteFloatRange):
+    """A percentage, 0 to 100, written with or without '%' (``2%``, ``2.5``)."""
+
+    name = "percent"
+
+    def __init__(self) -> None:
+        super().__init__(0, 100)
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        if isinstance(value, str):
+            value = value.strip().removesuffix("%")
+        return super().convert(value, param, ctx)
+
+
+@dataclass(frozen=True)
+class Expectations:
+    """What a session must achieve for exit 0 (else exit 6, the failed one named in SIPCLIDidEnd)."""
+
+    mos: float | None = None
+    max_loss: float | None = None  # percent of the packets expected
+    max_jitter: float | None = None  # ms, the largest RFC 3550 interarrival jitter
+    codec: str | None = None
+    code: int | None = None  # the final SIP response of the INVITE
+    duration_min: float | None = None  # seconds
+
+    @property
+    def need_quality(self) -> bool:
+        return self.mos is not None or self.max_loss is not None or self.max_jitter is not None
+
+
+def expectation_options(command: Callable) -> Callable:
+    """--expect-mos, --expect-max-loss, --expect-max-jitter, --expect-codec, --expect-code, --expect-duration-min and
+    --stats-interval; the command gets ``expectations`` (Expectations) and ``stats_interval``."""
+
+    @click.option("--stats-interval", type=FiniteFloatRange(0, min_open=True), default=None, metavar="SECONDS",
+                  help="Report the audio figures (SIPSessionGotAudioStatistics) every SECONDS during a session "
+                       "[default: once, at its end].")
+    @click.option("--expect-duration-min", type=FiniteFloatRange(0), default=None, metavar="SECONDS",
+                  help="Exit 6 unless the session lasted at least this long.")
+    @click.option("--expect-code", type=click.IntRange(100, 699), default=None, metavar="CODE",
+                  help="Exit 0 only when the INVITE's final response is CODE (e.g. 486 for a busy check; an "
+                       "answered session is 200), else 6.")
+    @click.option("--expect-codec", metavar="NAME", default=None,
+                  help="Exit 6 unless the audio used this codec (e.g. PCMU).")
+    @click.option("--expect-max-jitter", type=FiniteFloatRange(0), default=None, metavar="MS",
+                  help="Exit 6 when the received audio's interarrival jitter (RFC 3550) exceeded MS milliseconds.")
+    @click.option("--expect-max-loss", type=Percent(), default=None, metavar="PERCENT",
+                  help="Exit 6 when more than PERCENT of the audio packets were lost (e.g. 2%).")
+    @click.option("--expect-mos", type=FiniteFloatRange(1, 5), default=None, metavar="MOS",
+                  help="Exit 6 when the estimated MOS of the received audio (ITU-T G.107 E-model) is below MOS.")
+    @functools.wraps(command)
+    def wrapper(*args: Any, expect_mos: float | None, expect_max_loss: float | None,
+                expect_max_jitter: float | None, expect_codec: str | None, expect_code: int | None,
+                expect_duration_min: float | None, **kwargs: Any) -> Any:
+        expectations = Expectations(expect_mos, expect_max_loss, expect_max_jitter, expect_codec, expect_code,
+                                    expect_duration_min)
+        return command(*args, expectations=expectations, **kwargs)
+
+    return wrapper

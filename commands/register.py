@@ -7,6 +7,7 @@ from typing import Any
 
 import click
 from sipcli.commands.exitcodes import ExitCode, registration_failure_code
+from sipcli.commands.options import junit_option
 from sipcli.commands.runner import (
     AccountChoice,
     JobContext,
@@ -104,6 +105,7 @@ async def _register(context: JobContext, watcher: _RegistrationWatcher) -> JobRe
               help="Stay registered this many seconds (refreshing), then unregister; 0: unregister at once.")
 @click.option("--timeout", type=click.FloatRange(0, min_open=True), default=30, show_default=True,
               help="Give up (exit 3) when the registration is not confirmed within this many seconds.")
+@junit_option
 @click.pass_obj
 def command(cli: Any, choice: AccountChoice, engine: dict[str, Any], expires: int | None, duration: float,
             timeout: float) -> None:

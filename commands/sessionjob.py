@@ -13,17 +13,18 @@ import functools
 import logging
 import os
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import click
 from sipcli.commands.exitcodes import ExitCode, registration_failure_code
+from sipcli.commands.options import Expectations
 from sipcli.commands.runner import JobFailed, JobResult
 
 from sipcli.notification import NotificationCenter
 
-__all__ = ["MediaOptions", "drive_session", "media_options", "prepare_account", "proposal_options", "recording_path",
-           "wait_ready"]
+__all__ = ["MediaOptions", "drive_session", "expected_code_result", "media_options", "prepare_account",
+           "proposal_options", "recording_path", "wait_ready"]
 
 log = logging.getLogger("sipcli")
 
@@ -50,6 +51,8 @@ class MediaOptions:
     chat_messages_after: float | None = None  # None: as soon as the chat is connected
     proposals: str = "accept"  # what to do with the remote party's stream proposals: accept, reject, ignore
     proposal_timeout: float | None = None
+    expectations: Expectations = field(default_factory=Expectations)
+    stats_interval: float | None = None  # seconds between SIPSessionGotAudioStatistics while established
 
 
 def proposal_options(command: Callable) -> Callable:
@@ -219,6 +222,63 @@ def session_failure_result(failure: Any) -> JobResult:
     return JobResult(ExitCode.NETWORK, f"failed: {code} {reason}".replace(" 0 ", " "), data)
 
 
+def expected_code_result(result: JobResult, expectations: Expectations) -> JobResult:
+    """A session that ended with a final response (result.data's code): with --expect-code, exit 0 when it is the
+    expected one (e.g. 486 for a busy check), 6 when another; a timeout or transport failure stays what it is."""
+    expected, code = expectations.code, result.data.get("code")
+    if expected is None or result.exit_code not in (ExitCode.OK, ExitCode.REFUSED) or not code:
+        return result
+    if code == expected:
+        return JobResult(ExitCode.OK, f"expected response {code}: {result.reason}", result.data)
+    return _expectation_failed("code", expected, f"the final response was {code}", result.data)
+
+
+def _expectation_failed(name: str, expected: Any, found: str, data: dict[str, Any]) -> JobResult:
+    """Exit 6, the failed expectation named (``expectation``: the option and its value) in SIPCLIDidEnd."""
+    option = f"--expect-{name.replace('_', '-')} {expected}"
+    return JobResult(ExitCode.MEDIA, f"expectation {option} failed: {found}", {**data, "expectation": option})
+
+
+def _quality_expectations(session: Any, expectations: Expectations, data: dict[str, Any]) -> JobResult | None:
+    """The first failed expectation of an established session (exit 6), or None."""
+    quality = session.audio_quality
+    if expectations.code is not None and expectations.code != 200:
+        return _expectation_failed("code", expectations.code, "the session was answered (200)", data)
+    if expectations.codec is not None:
+        codec = (quality or {}).get("codec") or session.audio_codec
+        if str(codec or "").lower() != expectations.codec.lower():
+            return _expectation_failed("codec", expectations.codec, f"the codec was {codec or 'none'}", data)
+    duration = data.get("duration")
+    if expectations.duration_min is not None and (duration is None or duration < expectations.duration_min):
+        return _expectation_failed("duration_min", expectations.duration_min, f"the session lasted {duration} s",
+                                   data)
+    if not expectations.need_quality:
+        return None
+    if quality is None:
+        name, value = next((n, v) for n, v in (("mos", expectations.mos), ("max_loss", expectations.max_loss),
+                                               ("max_jitter", expectations.max_jitter)) if v is not None)
+        return _expectation_failed(name, value, "no audio figures (no audio stream)", data)
+    if expectations.mos is not None and quality["mos"] < expectations.mos:
+        return _expectation_failed("mos", expectations.mos, f"the estimated MOS was {quality['mos']}", data)
+    if expectations.max_loss is not None and quality["loss_percent"] > expectations.max_loss:
+        return _expectation_failed("max_loss", f"{expectations.max_loss:g}%",
+                                   f"{quality['loss_percent']:g}% of the packets were lost", data)
+    jitter = quality["jitter_max_ms"]
+    if expectations.max_jitter is not None and (jitter is None or jitter > expectations.max_jitter):
+        found = "no jitter was measured (no audio received)" if jitter is None else f"the jitter reached {jitter:g} ms"
+        return _expectation_failed("max_jitter", expectations.max_jitter, found, data)
+    return None
+
+
+def _quality_summary(session: Any) -> dict[str, Any] | None:
+    """The key audio figures for SIPCLIDidEnd (the full ones are in SIPSessionGotAudioStatistics)."""
+    quality = session.audio_quality
+    if quality is None:
+        return None
+    keys = ("codec", "mos", "loss_percent", "packets_lost", "jitter_mean_ms", "jitter_max_ms", "rtt_ms")
+    return {key: quality[key] for key in keys}
+
+
 def _subsequence(expected: str, received: str) -> bool:
     it = iter(received)
     return all(digit in it for digit in expected)
@@ -244,7 +304,7 @@ async def drive_session(session: Any, options: MediaOptions, *, answer_timeout: 
             await session.wait_ended()
             return JobResult(ExitCode.TIMEOUT, f"no answer within {answer_timeout:g} s", {"code": 487})
         if first == "SIPSessionDidEnd":
-            return session_failure_result(events.failure)
+            return expected_code_result(session_failure_result(events.failure), options.expectations)
         await _established(session, options)
         await session.wait_ended()
         return _outcome(session, options, events)
@@ -286,6 +346,8 @@ async def _established(session: Any, options: MediaOptions) -> None:
         tasks.append(asyncio.ensure_future(at(options.unhold_after, session.unhold)))
     if options.duration is not None:
         tasks.append(asyncio.ensure_future(at(options.duration, session.end)))
+    if options.stats_interval is not None:
+        tasks.append(asyncio.ensure_future(_report_statistics(session, options.stats_interval)))
     if options.add_chat_after is not None:
         tasks.append(asyncio.ensure_future(at(options.add_chat_after, session.add_chat)))
     if options.remove_chat_after is not None:
@@ -303,6 +365,14 @@ async def _established(session: Any, options: MediaOptions) -> None:
             task.cancel()
         if sender is not None:
             sender.close()
+
+
+async def _report_statistics(session: Any, interval: float) -> None:
+    """SIPSessionGotAudioStatistics every interval seconds while the session is established."""
+    while True:
+        await asyncio.sleep(interval)
+        if session.state == "ESTABLISHED":
+            await session.report_audio_statistics()
 
 
 class _ChatSender:
@@ -336,10 +406,16 @@ def _outcome(session: Any, options: MediaOptions, events: _Events) -> JobResult:
                          {**data, "code": first.code})
     if session.start_time and session.stop_time:
         data["duration"] = round((session.stop_time - session.start_time).total_seconds(), 3)
+    quality = _quality_summary(session)
+    if quality is not None:
+        data["quality"] = quality
     if options.expect_dtmf and not _subsequence(options.expect_dtmf.upper(), events.digits):
         return JobResult(ExitCode.MEDIA, f"expected DTMF {options.expect_dtmf!r}, received {events.digits!r}", data)
     if options.expect_audio and not session.audio_was_received:
         return JobResult(ExitCode.MEDIA, "no audio was received", data)
+    failed = _quality_expectations(session, options.expectations, data)
+    if failed is not None:
+        return failed
     return JobResult(ExitCode.OK, "session ended", data)
 
 

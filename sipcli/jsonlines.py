@@ -300,7 +300,10 @@ class TextWriter(JSONLinesWriter):
             stamp = notification.timestamp.strftime("%H:%M:%S")
             return f"{stamp} {_CHAT_LINES[notification.name](notification.data)}"
         record = notification_record(notification)
-        data = " ".join(f"{k}={json.dumps(v, ensure_ascii=False)}" for k, v in record["data"].items())
+        if record["name"] == "SIPSessionGotAudioStatistics" and isinstance(record["data"], dict):
+            data = _audio_statistics_text(record["data"])
+        else:
+            data = " ".join(f"{k}={json.dumps(v, ensure_ascii=False)}" for k, v in record["data"].items())
         stamp = notification.timestamp.strftime("%H:%M:%S.%f")[:-3]
         return f"{stamp} {record['sender']:<24} {record['name']} {data}".rstrip()
 
@@ -338,3 +341,16 @@ def _composing_line(data: Any) -> str:
 
 
 _CHAT_LINES = {"SIPEngineGotMessage": _message_line, "SIPEngineGotComposingIndication": _composing_line}
+
+
+def _audio_statistics_text(data: dict[str, Any]) -> str:
+    """The call-quality figures as a person reads them: codec, MOS, loss, jitter, round trip, packet counts."""
+
+    def ms(value: Any) -> str:
+        return "-" if value is None else f"{value:g}"
+
+    return (f"{'final ' if data.get('final') else ''}codec={data.get('codec')} mos={data.get('mos')} "
+            f"(R {data.get('r_factor')}, E-model) loss={data.get('loss_percent')}% ({data.get('packets_lost')} "
+            f"packets) jitter={ms(data.get('jitter_mean_ms'))}/{ms(data.get('jitter_max_ms'))} ms (mean/max) "
+            f"rtt={ms(data.get('rtt_ms'))} ms sent={data.get('packets_sent')} received={data.get('packets_received')} "
+            f"discarded={data.get('packets_discarded')} duplicated={data.get('packets_duplicated')}")

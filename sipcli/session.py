@@ -478,6 +478,21 @@ class Session:
         """Wait until SIPSessionDidEnd was posted."""
         await self._ended.wait()
 
+    @property
+    def audio_quality(self) -> dict[str, Any] | None:
+        """The audio figures read so far and the estimated MOS (as in SIPSessionGotAudioStatistics), or None."""
+        return self.audio.quality() if self.audio is not None else None
+
+    async def report_audio_statistics(self) -> None:
+        """Read the audio stream's figures now and post SIPSessionGotAudioStatistics (final: false)."""
+        if self.state != "ESTABLISHED" or self.audio is None or not self.audio.started:
+            return
+        with contextlib.suppress(EngineError):
+            await self._send(ReadStatistics())  # its AudioStatistics event is handled before this returns
+        quality = self.audio_quality
+        if quality is not None and self.state != "TERMINATED":
+            self._post("SIPSessionGotAudioStatistics", final=False, **quality)
+
     # -- internals (loop thread) -----------------------------------------------------------------------------------
 
     def _require_audio(self) -> AudioStream:
@@ -545,6 +560,9 @@ class Session:
             self._post("SIPSessionDidStopRecordingAudio", file_name=file_name)
         self.stop_time = datetime.now(UTC)
         self._transition("finish")
+        quality = self.audio.quality() if self.audio is not None else None
+        if quality is not None:  # the call's final figures: read by the driver before pjsua destroyed the stream
+            self._post("SIPSessionGotAudioStatistics", final=True, **quality)
         self._post("SIPSessionDidEnd", originator=originator)
         self._ended.set()
         SessionManager()._remove(self)
@@ -847,6 +865,8 @@ class Session:
         if stream is None:
             return
         stream.packets_received = max(stream.packets_received, statistics.packets)
+        if statistics.figures is not None:
+            stream.add_figures(statistics.figures, statistics.stream_ended)
         if statistics.address:
             stream.remote_rtp_address_received = statistics.address
             stream.remote_rtp_port_received = statistics.port
@@ -858,9 +878,7 @@ class Session:
         while self.state not in ("TERMINATING", "TERMINATED"):
             await asyncio.sleep(STATS_INTERVAL)
             with contextlib.suppress(EngineError):
-                stats = await self._send(ReadStatistics())
-                if stats is not None:
-                    self._audio_stats(stats)
+                await self._send(ReadStatistics())  # the figures come as an AudioStatistics event first
             audio = self.audio
             if not warned and audio is not None and audio.started and not audio.was_received and \
                     time.monotonic() - started >= NO_AUDIO_TIMEOUT and not self.on_hold:

@@ -35,6 +35,7 @@ from sipcli.pjsua.events import (
     MediaChanged,
     ProposalDeclined,
     RemoteProposal,
+    StreamFigures,
 )
 from sipcli.pjsua.pager import PagerCallMixin
 from sipcli.sessiondescription import SessionDescription
@@ -394,10 +395,11 @@ class CallDriver:
                 if media[index].type != pj.PJMEDIA_TYPE_AUDIO or media[index].status == 0:
                     continue
                 stat = call.getStreamStat(index)
-                packets = int(stat.rtcp.rxStat.pkt)
                 source = call.getMedTransportInfo(index).srcRtpName
                 host, _, port = source.rpartition(":")
-                statistics = AudioStatistics(packets, host or None, int(port) if port.isdigit() and int(port) else None)
+                statistics = AudioStatistics(int(stat.rtcp.rxStat.pkt), host or None,
+                                             int(port) if port.isdigit() and int(port) else None,
+                                             _stream_figures(call, index, stat))
                 self.post(statistics)
                 return statistics
         except Exception as error:  # the call ended meanwhile
@@ -446,6 +448,29 @@ def _is_active(call: Any) -> bool:
         return bool(call is not None and call.isActive())
     except Exception:
         return False
+
+
+def _milliseconds(usec: Any) -> float | None:
+    """The mean of a pj MathStat in microseconds, in milliseconds; None before its first sample."""
+    return None if int(usec.n) <= 0 else round(int(usec.mean) / 1000, 3)
+
+
+def _stream_figures(call: Any, index: int, stat: Any) -> StreamFigures | None:
+    """The figures of the audio stream at index (pjsua thread, while the stream exists)."""
+    try:
+        stream = call.getStreamInfo(index)
+        codec, clock_rate = str(stream.codecName), int(stream.codecClockRate)
+    except Exception:
+        codec, clock_rate = "", 0
+    rx, tx, rtcp = stat.rtcp.rxStat, stat.rtcp.txStat, stat.rtcp
+    jitter = rx.jitterUsec
+    return StreamFigures(
+        codec=codec, clock_rate=clock_rate, packets_sent=int(tx.pkt), bytes_sent=int(tx.bytes),
+        packets_received=int(rx.pkt), bytes_received=int(rx.bytes), packets_lost=int(rx.loss),
+        packets_discarded=int(rx.discard), packets_duplicated=int(rx.dup), packets_reordered=int(rx.reorder),
+        jitter_mean_ms=_milliseconds(jitter),
+        jitter_max_ms=None if int(jitter.n) <= 0 else round(int(jitter.max) / 1000, 3),
+        rtt_ms=_milliseconds(rtcp.rttUsec), remote_packets_lost=int(tx.loss))
 
 
 def _media_changed(call: Any, pj: Any) -> MediaChanged:
@@ -563,8 +588,11 @@ def _pj_call_class() -> type:
             self.driver.post(DTMFReceived(str(prm.digit), _DTMF_METHODS.get(int(prm.method), str(prm.method))))
 
         def onStreamDestroyed(self, prm: Any) -> None:
+            """The stream's last figures: read here, before pjsua destroys it (on hold, unhold and hang-up)."""
             with contextlib.suppress(Exception):
-                stat = self.getStreamStat(int(prm.streamIdx))
-                self.driver.post(AudioStatistics(int(stat.rtcp.rxStat.pkt), None, None))
+                index = int(prm.streamIdx)
+                stat = self.getStreamStat(index)
+                self.driver.post(AudioStatistics(int(stat.rtcp.rxStat.pkt), None, None,
+                                                 _stream_figures(self, index, stat), stream_ended=True))
 
     return PJCall

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 __all__ = ["AccountEvent", "AudioInfo", "AudioStatistics", "CallEvent", "CallStateChanged", "DTMFReceived",
            "IncomingCall", "InfoResponse", "InviteResponse", "MediaChanged", "MessageStatus", "PagerRequest",
-           "ProposalDeclined", "RegistrationStateChanged", "RejectedCall", "RemoteProposal"]
+           "ProposalDeclined", "RegistrationStateChanged", "RejectedCall", "RemoteProposal", "StreamFigures"]
 
 
 @dataclass(frozen=True)
@@ -97,12 +97,35 @@ class DTMFReceived:
 
 
 @dataclass(frozen=True)
+class StreamFigures:
+    """What pjsua measured on one audio stream (RTP counters, RFC 3550 jitter, RTCP round-trip time)."""
+
+    codec: str
+    clock_rate: int
+    packets_sent: int
+    bytes_sent: int
+    packets_received: int
+    bytes_received: int
+    packets_lost: int
+    packets_discarded: int
+    packets_duplicated: int
+    packets_reordered: int
+    jitter_mean_ms: float | None  # None: not measured yet
+    jitter_max_ms: float | None
+    rtt_ms: float | None  # None: no RTCP report with a round trip yet
+    remote_packets_lost: int  # what the peer's RTCP receiver reports say it lost of ours
+
+
+@dataclass(frozen=True)
 class AudioStatistics:
-    """RTP packets received so far, and where they come from when known."""
+    """RTP packets received so far, where they come from when known, and the stream's figures when read
+    (stream_ended: its last ones, read just before pjsua destroyed the stream)."""
 
     packets: int
     address: str | None
     port: int | None
+    figures: StreamFigures | None = None
+    stream_ended: bool = False
 
 
 @dataclass(frozen=True)
