@@ -176,9 +176,15 @@ class _Events:
         self.failure: Any = None
         self.not_delivered: list[Any] = []
         self.ended_by_remote = False
+        self.audio_failure: str | None = None
         NotificationCenter().add_observer(self, sender=session)
+        NotificationCenter().add_observer(self, name="MediaStreamDidFail")
 
     def handle_notification(self, notification: Any) -> None:
+        if notification.name == "MediaStreamDidFail":
+            if notification.sender is self.session.audio:
+                self.audio_failure = notification.data.reason
+            return
         if notification.name == "SIPSessionGotDTMF":
             self.digits += notification.data.digit
         elif notification.name == "SIPSessionDidFail":
@@ -329,6 +335,8 @@ def _outcome(session: Any, options: MediaOptions, events: _Events) -> JobResult:
                          {**data, "code": first.code})
     if session.start_time and session.stop_time:
         data["duration"] = round((session.stop_time - session.start_time).total_seconds(), 3)
+    if events.audio_failure is not None:
+        return JobResult(ExitCode.MEDIA, f"audio failed: {events.audio_failure}", data)
     if options.expect_dtmf and not _subsequence(options.expect_dtmf.upper(), events.digits):
         return JobResult(ExitCode.MEDIA, f"expected DTMF {options.expect_dtmf!r}, received {events.digits!r}", data)
     if options.expect_audio and not session.audio_was_received:

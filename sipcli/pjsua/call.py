@@ -32,9 +32,11 @@ from sipcli.pjsua.events import (
     DTMFReceived,
     InviteResponse,
     MediaChanged,
+    MediaFailed,
     RemoteProposal,
 )
 from sipcli.pjsua.pager import PagerCallMixin
+from sipcli.sdes import answer_problem
 from sipcli.sipmessage import header, message_body
 
 __all__ = ["Answer", "AnswerProposal", "CallCommand", "CallDriver", "CallError", "CallHooks", "ConnectMedia",
@@ -171,6 +173,12 @@ class CallDriver:
         # a re-INVITE that proposes streams, answered later by AnswerProposal: its offer, and the answer pjsua
         # wrote for it while the application decides
         self.proposal: dict[str, str | None] | None = None
+        # our last SDP offer and the answer to it once received (None: not yet), and whether the audio failed
+        # with that answer before the answer itself was reported (onCallMediaState comes before onCallTsxState)
+        self.offer: str | None = None
+        self.answer: str | None = None
+        self.audio_failure_pending = False
+        self.audio_lines: set[int] = set()  # media indexes that carried audio at the last media update
 
     # -- loop thread ---------------------------------------------------------------------------------------------
 
@@ -333,6 +341,24 @@ class CallDriver:
                     return None
         return None
 
+    def _audio_failed(self, answered: bool) -> None:
+        """onCallMediaState found the audio line in error: report it, with why the answer to our offer cannot be
+        used (answered: the SDP just negotiated is the peer's answer to our offer) once that answer is known."""
+        if answered and self.offer is not None and self.answer is None:
+            self.audio_failure_pending = True
+            return
+        self.audio_failure_pending = False
+        problem = answer_problem(self.offer, self.answer) if answered and self.offer and self.answer else None
+        self.post(MediaFailed(f"the audio stream could not be started with the SDP answer: {problem}" if problem
+                              else "the audio stream could not be started with the negotiated SDP"))
+
+    def _invite_answered(self, code: int, body: str) -> None:
+        """onCallTsxState: the final response to one of our INVITEs."""
+        if code // 100 == 2 and body.strip():
+            self.answer = body
+        if self.audio_failure_pending:
+            self._audio_failed(True)
+
     def _connect_media(self, command: ConnectMedia | None = None) -> None:
         """(Re)connect player, recorder and echo to the current audio media; startTransmit is idempotent."""
         import pjsua2 as pj
@@ -423,6 +449,14 @@ def _is_active(call: Any) -> bool:
         return False
 
 
+def _audio_statuses(call: Any, pj: Any) -> dict[int, int]:
+    """The pjsua media status of each audio slot of the call, by media index."""
+    info = call.getInfo()
+    media = info.media
+    return {index: int(media[index].status) for index in range(len(media))
+            if media[index].type == pj.PJMEDIA_TYPE_AUDIO}
+
+
 def _media_changed(call: Any, pj: Any) -> MediaChanged:
     info = call.getInfo()
     media = info.media
@@ -474,6 +508,17 @@ def _pj_call_class() -> type:
                                               remote_response, message))
 
         def onCallMediaState(self, prm: Any) -> None:
+            # A line that carried audio and is now in error: pjsua gave it up with the SDP just negotiated and
+            # closed its transport (e.g. pjmedia refused the SRTP answer to a re-INVITE, ESDPINCRYPTOTAG). The
+            # chat slot is an audio slot in error from the start (its m=message line makes no audio stream).
+            driver = self.driver
+            statuses = _audio_statuses(self, pj)
+            failed = any(statuses.get(index) == pj.PJSUA_CALL_MEDIA_ERROR for index in driver.audio_lines)
+            driver.audio_lines = {index for index, status in statuses.items()
+                                  if status in (_MEDIA_ACTIVE, _MEDIA_LOCAL_HOLD, _MEDIA_REMOTE_HOLD)}
+            if failed:
+                driver._audio_failed(answered=not self.getInfo().remOfferer)
+                return
             changed = _media_changed(self, pj)
             self.driver._connect_media()
             self.driver.post(changed)
@@ -498,9 +543,9 @@ def _pj_call_class() -> type:
             if proposal is not None and remote and proposal["answer"] is None:
                 proposal["answer"] = local  # kept until the application decides (pjsua sends no SDP of its own)
                 return
-            if driver.hooks is None:
-                return
-            rewritten = driver.hooks.rewrite_sdp(local, remote)
+            rewritten = driver.hooks.rewrite_sdp(local, remote) if driver.hooks is not None else local
+            if not self.getInfo().remOfferer:  # our offer (remote also reads empty when over 1024 bytes)
+                driver.offer, driver.answer = rewritten or None, None
             if rewritten != local:
                 prm.sdp.wholeSdp = rewritten
 
@@ -516,7 +561,9 @@ def _pj_call_class() -> type:
                     return
                 code = int(status[1])
                 if code >= 200:
-                    self.driver.post(InviteResponse(code, status[2] if len(status) > 2 else "", message_body(message)))
+                    body = message_body(message)
+                    self.driver._invite_answered(code, body)
+                    self.driver.post(InviteResponse(code, status[2] if len(status) > 2 else "", body))
 
         def onDtmfDigit(self, prm: Any) -> None:
             self.driver.post(DTMFReceived(str(prm.digit), _DTMF_METHODS.get(int(prm.method), str(prm.method))))

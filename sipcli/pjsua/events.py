@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 __all__ = ["AccountEvent", "AudioInfo", "AudioStatistics", "CallEvent", "CallStateChanged", "DTMFReceived",
-           "IncomingCall", "InviteResponse", "MediaChanged", "MessageStatus", "PagerRequest",
+           "IncomingCall", "InviteResponse", "MediaChanged", "MediaFailed", "MessageStatus", "PagerRequest",
            "RegistrationStateChanged", "RemoteProposal"]
 
 
@@ -58,6 +58,14 @@ class MediaChanged:
 
 
 @dataclass(frozen=True)
+class MediaFailed:
+    """pjsua could not (re)start the call's audio with the SDP just negotiated (e.g. an unusable SRTP answer to a
+    re-INVITE): the audio line is dead (pjsua closed its transport) while the call goes on."""
+
+    reason: str
+
+
+@dataclass(frozen=True)
 class RemoteProposal:
     """A re-INVITE adds these streams; pjsua holds it until the AnswerProposal command."""
 
@@ -97,8 +105,8 @@ class PagerRequest:
     composing: bool
 
 
-CallEvent = (IncomingCall | CallStateChanged | MediaChanged | RemoteProposal | InviteResponse | DTMFReceived
-             | AudioStatistics | PagerRequest)
+CallEvent = (IncomingCall | CallStateChanged | MediaChanged | MediaFailed | RemoteProposal | InviteResponse
+             | DTMFReceived | AudioStatistics | PagerRequest)
 
 
 @dataclass(frozen=True)
