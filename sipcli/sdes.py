@@ -1,6 +1,8 @@
 """Sans-IO SDES (RFC 4568): the ``a=crypto`` lines of an SDP's audio sections.
 
-``answer_problem`` tells why an SDES answer cannot be used when the engine refused it, for the failure report.
+Two uses: widening a re-offer so that a peer answering with another tag than the one offered still names our key
+(``offer_key_under_tags``), and telling why an SDES answer cannot be used (``answer_problem``) when the engine
+refused it, for the failure report.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ from dataclasses import dataclass
 
 from sipcli.sessiondescription import MediaSection, SessionDescription
 
-__all__ = ["Crypto", "answer_problem"]
+__all__ = ["Crypto", "answer_problem", "offer_key_under_tags"]
 
 # master key + salt length in bytes of the suites a peer may answer (RFC 4568, RFC 6188, RFC 7714)
 KEY_LENGTHS = {
@@ -51,6 +53,9 @@ class Crypto:
         except (binascii.Error, ValueError):
             return None
 
+    def with_tag(self, tag: int) -> Crypto:
+        return Crypto(tag, self.suite, self.key_params, self.session_params)
+
     def __str__(self) -> str:
         return " ".join(part for part in (str(self.tag), self.suite, self.key_params, self.session_params) if part)
 
@@ -58,6 +63,34 @@ class Crypto:
 def _cryptos(section: MediaSection) -> list[Crypto]:
     """The section's crypto lines; ValueError when one is malformed."""
     return [Crypto.parse(value) for value in section.attributes("crypto")]
+
+
+def offer_key_under_tags(sdp: str, tags: int) -> str:
+    """Our offer, where an audio section offering exactly one crypto line (the key in use, which a re-offer
+    repeats) offers it under every tag 1..tags: whichever of them the answer names, it names that key.
+
+    A peer that answers a re-offer with the tag it chose before (or any other tag) instead of the offered one
+    breaks RFC 4568 (section 5.1.2), but its intent is clear when the suite is the one offered."""
+    if tags <= 1:
+        return sdp
+    try:
+        description = SessionDescription.parse(sdp)
+        changed = False
+        for section in description.media:
+            if section.kind != "audio" or not section.active:
+                continue
+            cryptos = _cryptos(section)
+            if len(cryptos) != 1:
+                continue
+            (crypto,) = cryptos
+            lines = [f"a=crypto:{crypto.with_tag(tag)}"
+                     for tag in [crypto.tag, *(t for t in range(1, tags + 1) if t != crypto.tag)]]
+            at = next(i for i, line in enumerate(section.lines) if line.startswith("a=crypto:"))
+            section.lines[at:at + 1] = lines
+            changed = True
+    except ValueError:
+        return sdp  # not ours to repair: the offer goes out as the engine wrote it
+    return str(description) if changed else sdp
 
 
 def answer_problem(offer: str, answer: str) -> str | None:

@@ -36,7 +36,7 @@ from sipcli.pjsua.events import (
     RemoteProposal,
 )
 from sipcli.pjsua.pager import PagerCallMixin
-from sipcli.sdes import answer_problem
+from sipcli.sdes import answer_problem, offer_key_under_tags
 from sipcli.sipmessage import header, message_body
 
 __all__ = ["Answer", "AnswerProposal", "CallCommand", "CallDriver", "CallError", "CallHooks", "ConnectMedia",
@@ -457,6 +457,11 @@ def _audio_statuses(call: Any, pj: Any) -> dict[int, int]:
             if media[index].type == pj.PJMEDIA_TYPE_AUDIO}
 
 
+def _srtp_suites() -> int:
+    """How many SRTP crypto suites pjmedia offers, and so the highest crypto tag it takes in an answer."""
+    return len(Engine().endpoint.srtpCryptoEnum())
+
+
 def _media_changed(call: Any, pj: Any) -> MediaChanged:
     info = call.getInfo()
     media = info.media
@@ -545,6 +550,10 @@ def _pj_call_class() -> type:
                 return
             rewritten = driver.hooks.rewrite_sdp(local, remote) if driver.hooks is not None else local
             if not self.getInfo().remOfferer:  # our offer (remote also reads empty when over 1024 bytes)
+                # pjmedia re-offers the SRTP key in use alone, as tag 1, and refuses an answer naming another tag:
+                # for peers that keep the tag of their earlier answer (the reference client does) or pick a new
+                # one, our key is offered under every tag pjmedia accepts
+                rewritten = offer_key_under_tags(rewritten, _srtp_suites()) if rewritten else rewritten
                 driver.offer, driver.answer = rewritten or None, None
             if rewritten != local:
                 prm.sdp.wholeSdp = rewritten

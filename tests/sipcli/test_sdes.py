@@ -1,4 +1,4 @@
-"""SDES crypto lines (sipcli.sdes): why an answer is unusable."""
+"""SDES crypto lines (sipcli.sdes): widening a re-offer's key over every tag, and why an answer is unusable."""
 
 from __future__ import annotations
 
@@ -6,7 +6,8 @@ import base64
 
 import pytest
 
-from sipcli.sdes import Crypto, answer_problem
+from sipcli.sdes import Crypto, answer_problem, offer_key_under_tags
+from sipcli.sessiondescription import SessionDescription
 
 KEY = "PgRVnBitXdihTayXO2twQt/V3RVaapadBiQ3/h1S"  # 30 bytes
 PEER_KEY = "MTIzNDU2Nzg5MGFiY2RlZmdoaWprbG1ub3BxcnN0"  # 30 bytes
@@ -19,6 +20,42 @@ def sdp(*crypto: str, proto: str = "RTP/SAVP", direction: str = "sendonly", chat
     if chat:
         lines += ["m=message 5000 TCP/MSRP *", "a=path:msrp://127.0.0.1:5000/abc;tcp"]
     return HEAD + "\r\n".join(lines) + "\r\n"
+
+
+def cryptos(text: str, index: int = 0) -> list[str]:
+    return SessionDescription.parse(text).media[index].attributes("crypto")
+
+
+def test_a_reoffered_key_is_offered_under_every_tag_pjmedia_takes():
+    offer = sdp(f"1 AES_CM_128_HMAC_SHA1_80 inline:{KEY}", chat=True)
+    widened = offer_key_under_tags(offer, 4)
+    assert cryptos(widened) == [f"{tag} AES_CM_128_HMAC_SHA1_80 inline:{KEY}" for tag in (1, 2, 3, 4)]
+    description = SessionDescription.parse(widened)
+    assert description.media[0].direction == "sendonly" and description.media[0].lines[0] == "a=rtpmap:0 PCMU/8000"
+    assert str(description.media[1]) == str(SessionDescription.parse(offer).media[1])  # the chat line untouched
+    assert widened.startswith(HEAD) and widened.endswith("\r\n")
+
+
+def test_session_parameters_and_the_key_stay_and_the_offered_tag_comes_first():
+    widened = offer_key_under_tags(sdp(f"2 AES_CM_128_HMAC_SHA1_32 inline:{KEY}|2^20|1:4 UNENCRYPTED_SRTCP"), 3)
+    assert [Crypto.parse(value).tag for value in cryptos(widened)] == [2, 1, 3]
+    assert {value.split(" ", 1)[1] for value in cryptos(widened)} == {
+        f"AES_CM_128_HMAC_SHA1_32 inline:{KEY}|2^20|1:4 UNENCRYPTED_SRTCP"}
+
+
+@pytest.mark.parametrize("offer", [
+    sdp("1 AES_256_CM_HMAC_SHA1_80 inline:" + "A" * 64, f"2 AES_CM_128_HMAC_SHA1_80 inline:{KEY}"),  # a first offer
+    sdp(proto="RTP/AVP"),  # no SRTP
+    sdp("1 AES_CM_128_HMAC_SHA1_80"),  # malformed: sent as the engine wrote it
+    "",  # pjsua2 hands an SDP over 1024 bytes as empty
+])
+def test_other_offers_are_left_alone(offer):
+    assert offer_key_under_tags(offer, 4) == offer
+
+
+def test_one_suite_means_nothing_to_widen():
+    offer = sdp(f"1 AES_CM_128_HMAC_SHA1_80 inline:{KEY}")
+    assert offer_key_under_tags(offer, 1) == offer
 
 
 def test_crypto_parse_is_strict_about_the_tag():
