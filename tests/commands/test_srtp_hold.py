@@ -102,8 +102,22 @@ def test_a_peer_rekeying_in_its_own_reinvites_holds_and_unholds(run, sipp):
     assert not caller.find("MediaStreamDidFail") and not caller.find("SIPSessionDidFail")
 
 
-def _seconds(event: dict) -> float:
-    return datetime.fromisoformat(event["time"].replace("Z", "+00:00")).timestamp()
+def heard_after_unhold(caller, recording: Path, directory: Path, skip: float = 0.3) -> Path:
+    """The second of the caller's recording that starts skip seconds after SIPSessionGotUnholdRequest, as a WAV."""
+    def seconds(name: str) -> float:
+        return datetime.fromisoformat(caller.wait_for(name)["time"].replace("Z", "+00:00")).timestamp()
+
+    offset = seconds("SIPSessionGotUnholdRequest") - seconds("SIPSessionDidStartRecordingAudio") + skip
+    audio = read_wav(recording, rate=8000)
+    after = audio.samples[int(offset * audio.rate):int((offset + 1.0) * audio.rate)]
+    assert len(after) == audio.rate
+    segment = directory / "after-unhold.wav"
+    with wave.open(str(segment), "wb") as wav:
+        wav.setnchannels(1)
+        wav.setsampwidth(2)
+        wav.setframerate(audio.rate)
+        wav.writeframes(after.tobytes())
+    return segment
 
 
 def test_srtp_mandatory_between_two_sipcli_audio_flows_after_unhold(run, tmp_path):
@@ -119,21 +133,37 @@ def test_srtp_mandatory_between_two_sipcli_audio_flows_after_unhold(run, tmp_pat
     assert holds(listener) == [("SIPSessionGotHoldRequest", "remote"), ("SIPSessionGotUnholdRequest", "remote")]
     _, hold, unhold = sent_invites(caller)
     assert all("RTP/SAVP" in offer and _CRYPTO.search(offer) for offer in (hold, unhold))
-    # the second after the unhold, cut from the recording: the listener's tone, through the re-keyed SRTP
-    started = _seconds(caller.wait_for("SIPSessionDidStartRecordingAudio"))
-    offset = _seconds(caller.wait_for("SIPSessionGotUnholdRequest")) - started + 0.3
-    audio = read_wav(heard, rate=8000)
-    after = audio.samples[int(offset * audio.rate):int((offset + 1.0) * audio.rate)]
-    assert len(after) == audio.rate
-    segment = tmp_path / "after-unhold.wav"
-    _write_wav(segment, after, audio.rate)
+    segment = heard_after_unhold(caller, heard, tmp_path)  # the listener's tone, through the re-keyed SRTP
     assert rms(segment) > 1000
     assert dominant_frequency(segment) == pytest.approx(1000, abs=15)
 
 
-def _write_wav(path: Path, samples, rate: int) -> None:
-    with wave.open(str(path), "wb") as wav:
-        wav.setnchannels(1)
-        wav.setsampwidth(2)
-        wav.setframerate(rate)
-        wav.writeframes(b"".join(int(v).to_bytes(2, "little", signed=True) for v in samples))
+UNHOLD_KEY = "QUJDREVGR0hJSktMTU5PUFFSU1RVVldYWVphYmNk"  # uas_srtp_rekey's key in its answer to the unhold (tag 2)
+
+
+@pytest.mark.parametrize("key", [UNHOLD_KEY, "WVNfX19zZW1jdGwgKCkgewkyMjA7fQp9CnVubGVz"], ids=["answered", "stale"])
+def test_after_unhold_audio_is_decrypted_with_the_key_the_peer_answered(run, sipp, tmp_path, key):
+    """SIPp sends no SRTP itself: the test sends a 1 kHz tone as the peer, with the key of its unhold answer
+    (heard) or with the key of its first answer, which the unhold replaced (dropped: silence, exit 6)."""
+    pytest.importorskip("pylibsrtp")
+    from tests.support.srtp import send_srtp_tone
+
+    peer = sipp("uas_srtp_rekey")
+    heard = tmp_path / "heard.wav"
+    caller = run("call", peer.uri, *LOOPBACK, "--hold-after", "0.3", "--unhold-after", "0.8", "--duration", "2.8",
+                 "--record", str(heard), "--expect-audio")
+    caller.wait_for("SIPSessionGotUnholdRequest")
+    unhold_offer = peer.messages().rsplit("INVITE sip:", 1)[1]
+    port = int(re.search(r"^m=audio (\d+) RTP/SAVP", unhold_offer, re.MULTILINE).group(1))
+    send_srtp_tone(("127.0.0.1", port), key, 1000, 1.5)
+    code = caller.wait()
+    assert peer.wait() == 0, peer.output()[-2000:]
+    assert not caller.find("MediaStreamDidFail")
+    segment = heard_after_unhold(caller, heard, tmp_path)
+    if key == UNHOLD_KEY:
+        assert code == 0 and caller.summary["audio_received"] is True, caller.stderr()[-2000:]
+        assert rms(segment) > 1000
+        assert dominant_frequency(segment) == pytest.approx(1000, abs=15)
+    else:
+        assert code == 6 and caller.summary["audio_received"] is False
+        assert rms(segment) < 50
