@@ -352,8 +352,8 @@ class CallDriver:
         self.post(MediaFailed(f"the audio stream could not be started with the SDP answer: {problem}" if problem
                               else "the audio stream could not be started with the negotiated SDP"))
 
-    def _invite_answered(self, code: int, body: str) -> None:
-        """onCallTsxState: the final response to one of our INVITEs."""
+    def _offer_answered(self, code: int, body: str) -> None:
+        """onCallTsxState: the final response to one of our INVITEs or UPDATEs."""
         if code // 100 == 2 and body.strip():
             self.answer = body
         if self.audio_failure_pending:
@@ -559,20 +559,23 @@ def _pj_call_class() -> type:
                 prm.sdp.wholeSdp = rewritten
 
         def onCallTsxState(self, prm: Any) -> None:
-            """Final responses to our INVITEs: the answer SDP tells the chat stream what was accepted."""
+            """Final responses to our INVITEs: the answer SDP tells the chat stream what was accepted. Those to our
+            UPDATEs (pjsua's codec lock) may carry the answer to an offer too."""
             with contextlib.suppress(Exception):
                 event = prm.e
                 if event.type != pj.PJSIP_EVENT_TSX_STATE or event.body.tsxState.type != pj.PJSIP_EVENT_RX_MSG:
                     return
                 message = str(event.body.tsxState.src.rdata.wholeMsg)
                 status = message.split("\r\n", 1)[0].split(" ", 2)
-                if not message.startswith("SIP/2.0 ") or not (header(message, "CSeq") or "").endswith("INVITE"):
+                method = (header(message, "CSeq") or "").rpartition(" ")[2]
+                if not message.startswith("SIP/2.0 ") or method not in ("INVITE", "UPDATE"):
                     return
                 code = int(status[1])
                 if code >= 200:
                     body = message_body(message)
-                    self.driver._invite_answered(code, body)
-                    self.driver.post(InviteResponse(code, status[2] if len(status) > 2 else "", body))
+                    self.driver._offer_answered(code, body)
+                    if method == "INVITE":
+                        self.driver.post(InviteResponse(code, status[2] if len(status) > 2 else "", body))
 
         def onDtmfDigit(self, prm: Any) -> None:
             self.driver.post(DTMFReceived(str(prm.digit), _DTMF_METHODS.get(int(prm.method), str(prm.method))))
