@@ -22,7 +22,8 @@ setup(
     ],
     extras_require={
         "test": ["pytest>=8", "pytest-timeout>=2.2", "pexpect>=4.8", "hypothesis>=6.100", "ruff>=0.5", "mypy>=1.10",
-                 "xmlschema>=3"],  # validates --junit output against tests/support/junit.xsd
+                 "xmlschema>=3",  # validates --junit output against tests/support/junit.xsd
+                 "pylibsrtp>=1.0"],  # tests/support/srtp.py: SRTP audio from peers that send none (SIPp)
     },
     entry_points={"console_scripts": ["sipcli = sipcli.commands:main"]},
     classifiers=[

@@ -171,8 +171,8 @@ def command(cli: Any, uri: str, choice: AccountChoice, engine: dict[str, Any], c
 
     Exit codes: 0 answered and ended as asked; 1 refused (the SIP code is in the JSON); 3 not answered within
     --timeout (CANCEL sent), or no bonjour:NAME neighbour found within it; 4 transport failure; 6 a media
-    expectation failed (--expect-*: the failed one is named in SIPCLIDidEnd); 2 usage; 130 interrupted (BYE or
-    CANCEL sent first).
+    expectation failed (--expect-*: the failed one is named in SIPCLIDidEnd), or the audio failed mid-call (BYE
+    sent); 2 usage; 130 interrupted (BYE or CANCEL sent first).
     """
     options = MediaOptions(play=play, record=record, dtmf=dtmf, dtmf_delay=dtmf_delay,
                            dtmf_method="info" if dtmf_info else "rfc2833", expect_dtmf=expect_dtmf,

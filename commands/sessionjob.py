@@ -180,9 +180,15 @@ class _Events:
         self.not_delivered: list[Any] = []
         self.dtmf_refused: list[Any] = []  # SIPSessionDidNotSendDTMF (a DTMF INFO refused by the peer)
         self.ended_by_remote = False
+        self.audio_failure: str | None = None
         NotificationCenter().add_observer(self, sender=session)
+        NotificationCenter().add_observer(self, name="MediaStreamDidFail")
 
     def handle_notification(self, notification: Any) -> None:
+        if notification.name == "MediaStreamDidFail":
+            if notification.sender is self.session.audio:
+                self.audio_failure = notification.data.reason
+            return
         if notification.name == "SIPSessionGotDTMF":
             self.digits += notification.data.digit
         elif notification.name == "SIPSessionDidFail":
@@ -409,6 +415,8 @@ def _outcome(session: Any, options: MediaOptions, events: _Events) -> JobResult:
     quality = _quality_summary(session)
     if quality is not None:
         data["quality"] = quality
+    if events.audio_failure is not None:
+        return JobResult(ExitCode.MEDIA, f"audio failed: {events.audio_failure}", data)
     if options.expect_dtmf and not _subsequence(options.expect_dtmf.upper(), events.digits):
         return JobResult(ExitCode.MEDIA, f"expected DTMF {options.expect_dtmf!r}, received {events.digits!r}", data)
     if options.expect_audio and not session.audio_was_received:

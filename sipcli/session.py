@@ -55,6 +55,7 @@ from sipcli.pjsua.events import (
     InfoResponse,
     InviteResponse,
     MediaChanged,
+    MediaFailed,
     PagerRequest,
     ProposalDeclined,
     RejectedCall,
@@ -601,6 +602,8 @@ class Session:
             self._incoming(event.message)
         elif isinstance(event, MediaChanged):
             self._media_update(event)
+        elif isinstance(event, MediaFailed):
+            self._media_failed(event.reason)
         elif isinstance(event, InviteResponse):
             self._invite_response(event.code, event.reason, event.body)
         elif isinstance(event, RemoteProposal):
@@ -617,7 +620,7 @@ class Session:
             got_request(self.account, event.data, event.composing)
 
     def _new_audio(self) -> AudioStream:
-        return AudioStream(Engine().settings.clock_rate)
+        return AudioStream(Engine().settings.clock_rate, f"{self.notification_id}/audio")
 
     def _add_stream(self, stream: MediaStream) -> None:
         stream.on_event = self._stream_event
@@ -758,6 +761,21 @@ class Session:
             self._post("SIPSessionGotHoldRequest" if remote else "SIPSessionGotUnholdRequest", originator="remote")
         if not first and self.state == "ESTABLISHED":
             self._stream_update(self._active_streams())
+
+    def _media_failed(self, reason: str) -> None:
+        """The audio line died with the SDP just negotiated (e.g. an unusable SRTP answer to a re-INVITE; pjsua
+        keeps the call): MediaStreamDidFail, and a session left without an active stream fails and ends (BYE)."""
+        audio = self.audio
+        if audio is None or self.state == "TERMINATED":
+            return
+        audio.fail(reason)
+        if self.state not in ("ESTABLISHED", "PROPOSING", "PROPOSED"):
+            return  # a failed initial negotiation: pjsua ends the call itself
+        if self._active_streams():
+            self._stream_update(self._active_streams())  # chat goes on
+            return
+        self._fail("local", 0, reason)
+        self.end()
 
     def _invite_response(self, code: int, reason: str, body: str) -> None:
         """A final response to one of our INVITEs (initial or re-INVITE): the answer for the chat stream, and

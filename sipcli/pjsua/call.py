@@ -33,11 +33,13 @@ from sipcli.pjsua.events import (
     InfoResponse,
     InviteResponse,
     MediaChanged,
+    MediaFailed,
     ProposalDeclined,
     RemoteProposal,
     StreamFigures,
 )
 from sipcli.pjsua.pager import PagerCallMixin
+from sipcli.sdes import answer_problem, offer_key_under_tags
 from sipcli.sessiondescription import SessionDescription
 from sipcli.sipmessage import header, message_body
 
@@ -178,6 +180,12 @@ class CallDriver:
         # wrote for it while the application decides
         self.proposal: dict[str, str | None] | None = None
         self.media_kinds: list[str] = []  # the m-line kinds of the last SDP pjsua wrote (before the rewrite)
+        # our last SDP offer and the answer to it once received (None: not yet), and whether the audio failed
+        # with that answer before the answer itself was reported (onCallMediaState comes before onCallTsxState)
+        self.offer: str | None = None
+        self.answer: str | None = None
+        self.audio_failure_pending = False
+        self.audio_lines: set[int] = set()  # media indexes that carried audio at the last media update
 
     # -- loop thread ---------------------------------------------------------------------------------------------
 
@@ -348,6 +356,24 @@ class CallDriver:
                     return None
         return None
 
+    def _audio_failed(self, answered: bool) -> None:
+        """onCallMediaState found the audio line in error: report it, with why the answer to our offer cannot be
+        used (answered: the SDP just negotiated is the peer's answer to our offer) once that answer is known."""
+        if answered and self.offer is not None and self.answer is None:
+            self.audio_failure_pending = True
+            return
+        self.audio_failure_pending = False
+        problem = answer_problem(self.offer, self.answer) if answered and self.offer and self.answer else None
+        self.post(MediaFailed(f"the audio stream could not be started with the SDP answer: {problem}" if problem
+                              else "the audio stream could not be started with the negotiated SDP"))
+
+    def _offer_answered(self, code: int, body: str) -> None:
+        """onCallTsxState: the final response to one of our INVITEs or UPDATEs."""
+        if code // 100 == 2 and body.strip():
+            self.answer = body
+        if self.audio_failure_pending:
+            self._audio_failed(True)
+
     def _connect_media(self, command: ConnectMedia | None = None) -> None:
         """(Re)connect player, recorder and echo to the current audio media; startTransmit is idempotent."""
         import pjsua2 as pj
@@ -473,6 +499,19 @@ def _stream_figures(call: Any, index: int, stat: Any) -> StreamFigures | None:
         rtt_ms=_milliseconds(rtcp.rttUsec), remote_packets_lost=int(tx.loss))
 
 
+def _audio_statuses(call: Any, pj: Any) -> dict[int, int]:
+    """The pjsua media status of each audio slot of the call, by media index."""
+    info = call.getInfo()
+    media = info.media
+    return {index: int(media[index].status) for index in range(len(media))
+            if media[index].type == pj.PJMEDIA_TYPE_AUDIO}
+
+
+def _srtp_suites() -> int:
+    """How many SRTP crypto suites pjmedia offers, and so the highest crypto tag it takes in an answer."""
+    return len(Engine().endpoint.srtpCryptoEnum())
+
+
 def _media_changed(call: Any, pj: Any) -> MediaChanged:
     info = call.getInfo()
     media = info.media
@@ -525,6 +564,17 @@ def _pj_call_class() -> type:
                                               remote_response, message))
 
         def onCallMediaState(self, prm: Any) -> None:
+            # A line that carried audio and is now in error: pjsua gave it up with the SDP just negotiated and
+            # closed its transport (e.g. pjmedia refused the SRTP answer to a re-INVITE, ESDPINCRYPTOTAG). The
+            # chat slot is an audio slot in error from the start (its m=message line makes no audio stream).
+            driver = self.driver
+            statuses = _audio_statuses(self, pj)
+            failed = any(statuses.get(index) == pj.PJSUA_CALL_MEDIA_ERROR for index in driver.audio_lines)
+            driver.audio_lines = {index for index, status in statuses.items()
+                                  if status in (_MEDIA_ACTIVE, _MEDIA_LOCAL_HOLD, _MEDIA_REMOTE_HOLD)}
+            if failed:
+                driver._audio_failed(answered=not self.getInfo().remOfferer)
+                return
             changed = _media_changed(self, pj)
             self.driver._connect_media()
             self.driver.post(changed)
@@ -560,15 +610,19 @@ def _pj_call_class() -> type:
             if proposal is not None and remote and proposal["answer"] is None:
                 proposal["answer"] = local  # kept until the application decides (pjsua sends no SDP of its own)
                 return
-            if driver.hooks is None:
-                return
-            rewritten = driver.hooks.rewrite_sdp(local, remote)
+            rewritten = driver.hooks.rewrite_sdp(local, remote) if driver.hooks is not None else local
+            if not self.getInfo().remOfferer:  # our offer (remote also reads empty when over 1024 bytes)
+                # pjmedia re-offers the SRTP key in use alone, as tag 1, and refuses an answer naming another tag:
+                # for peers that keep the tag of their earlier answer (the reference client does) or pick a new
+                # one, our key is offered under every tag pjmedia accepts
+                rewritten = offer_key_under_tags(rewritten, _srtp_suites()) if rewritten else rewritten
+                driver.offer, driver.answer = rewritten or None, None
             if rewritten != local:
                 prm.sdp.wholeSdp = rewritten
 
         def onCallTsxState(self, prm: Any) -> None:
-            """Final responses to our INVITEs (the answer SDP tells the chat stream what was accepted) and to our
-            DTMF INFO requests."""
+            """Final responses to our INVITEs (the answer SDP tells the chat stream what was accepted), to our
+            UPDATEs (pjsua's codec lock: they may carry the answer to an offer too) and to our DTMF INFO requests."""
             with contextlib.suppress(Exception):
                 event = prm.e
                 if event.type != pj.PJSIP_EVENT_TSX_STATE or event.body.tsxState.type != pj.PJSIP_EVENT_RX_MSG:
@@ -576,13 +630,18 @@ def _pj_call_class() -> type:
                 message = str(event.body.tsxState.src.rdata.wholeMsg)
                 status = message.split("\r\n", 1)[0].split(" ", 2)
                 method = (header(message, "CSeq") or "").rpartition(" ")[2].upper()
-                if not message.startswith("SIP/2.0 ") or method not in ("INVITE", "INFO"):
+                if not message.startswith("SIP/2.0 ") or method not in ("INVITE", "UPDATE", "INFO"):
                     return
                 code, reason = int(status[1]), status[2] if len(status) > 2 else ""
-                if code >= 200 and method == "INFO":
+                if code < 200:
+                    return
+                if method == "INFO":
                     self.driver.post(InfoResponse(code, reason))
-                elif code >= 200:
-                    self.driver.post(InviteResponse(code, reason, message_body(message)))
+                    return
+                body = message_body(message)
+                self.driver._offer_answered(code, body)
+                if method == "INVITE":
+                    self.driver.post(InviteResponse(code, reason, body))
 
         def onDtmfDigit(self, prm: Any) -> None:
             self.driver.post(DTMFReceived(str(prm.digit), _DTMF_METHODS.get(int(prm.method), str(prm.method))))

@@ -9,8 +9,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 __all__ = ["AccountEvent", "AudioInfo", "AudioStatistics", "CallEvent", "CallStateChanged", "DTMFReceived",
-           "IncomingCall", "InfoResponse", "InviteResponse", "MediaChanged", "MessageStatus", "PagerRequest",
-           "ProposalDeclined", "RegistrationStateChanged", "RejectedCall", "RemoteProposal", "StreamFigures"]
+           "IncomingCall", "InfoResponse", "InviteResponse", "MediaChanged", "MediaFailed", "MessageStatus",
+           "PagerRequest", "ProposalDeclined", "RegistrationStateChanged", "RejectedCall", "RemoteProposal",
+           "StreamFigures"]
 
 
 @dataclass(frozen=True)
@@ -56,6 +57,14 @@ class MediaChanged:
     audio: AudioInfo | None
     hold: str | None
     inactive: bool = False
+
+
+@dataclass(frozen=True)
+class MediaFailed:
+    """pjsua could not (re)start the call's audio with the SDP just negotiated (e.g. an unusable SRTP answer to a
+    re-INVITE): the audio line is dead (pjsua closed its transport) while the call goes on."""
+
+    reason: str
 
 
 @dataclass(frozen=True)
@@ -137,8 +146,8 @@ class PagerRequest:
     composing: bool
 
 
-CallEvent = (IncomingCall | CallStateChanged | MediaChanged | RemoteProposal | ProposalDeclined | InviteResponse
-             | InfoResponse | DTMFReceived | AudioStatistics | PagerRequest)
+CallEvent = (IncomingCall | CallStateChanged | MediaChanged | MediaFailed | RemoteProposal | ProposalDeclined
+             | InviteResponse | InfoResponse | DTMFReceived | AudioStatistics | PagerRequest)
 
 
 @dataclass(frozen=True)

@@ -7,6 +7,7 @@ import os
 from collections.abc import Callable
 from typing import Any
 
+from sipcli.notification import NotificationCenter, NotificationData
 from sipcli.pjsua.events import StreamFigures
 from sipcli.quality import estimate
 from sipcli.sessiondescription import audio_active
@@ -25,8 +26,9 @@ class AudioStream:
 
     kind = "audio"
 
-    def __init__(self, clock_rate: int) -> None:
+    def __init__(self, clock_rate: int, notification_id: str = "audio") -> None:
         self.clock_rate = clock_rate  # the bridge's: what a played WAV is converted to
+        self.notification_id = notification_id
         self.on_event: Callable[[StreamEvent], None] | None = None
         self.codec: str | None = None
         self.sample_rate: int | None = None
@@ -39,6 +41,7 @@ class AudioStream:
         self.remote_rtp_port_received: int | None = None
         self.packets_received = 0
         self.started = False
+        self.failure: str | None = None
         self.recording_file_name: str | None = None
         self.play_file: str | None = None  # what the player plays (a converted copy when needed)
         self.echo = False
@@ -106,6 +109,14 @@ class AudioStream:
 
     def removed(self) -> None:
         self.started = False
+
+    def fail(self, reason: str) -> None:
+        """The engine gave the audio line up (it closed the line's media transport): MediaStreamDidFail."""
+        self.started = False
+        if self.failure is None:
+            self.failure = reason
+            NotificationCenter().post_notification("MediaStreamDidFail", sender=self,
+                                                   data=NotificationData(reason=reason))
 
     def close(self) -> None:
         """Loop thread, after the pjsua side is gone: remove a converted playback copy."""

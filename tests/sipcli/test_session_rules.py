@@ -28,6 +28,7 @@ from sipcli.pjsua.events import (
     DTMFReceived,
     InfoResponse,
     MediaChanged,
+    MediaFailed,
     RemoteProposal,
 )
 from sipcli.session import IllegalStateError, Session, SessionManager
@@ -262,6 +263,29 @@ def test_hold_and_unhold_both_ways(fake_driver):
         driver.on_event(DTMFReceived("7", "info"))
         assert observer.data("SIPSessionGotDTMF") == {"digit": "7", "method": "info"}
         await session.end()
+
+    run(scenario)
+
+
+def test_audio_dead_after_a_reinvite_fails_the_session_and_hangs_up(fake_driver):
+    async def scenario():
+        session, driver, observer = await established_outgoing(fake_driver)
+        audio = session.audio
+        stream = Observer(audio)
+        await session.hold()
+        driver.on_event(MediaFailed("the answer's crypto tag 7 was not offered"))
+        await settle()
+        assert stream.notifications == [("MediaStreamDidFail", {"reason": "the answer's crypto tag 7 was not offered"})]
+        assert audio.notification_id == f"{session.notification_id}/audio" and not session.has_audio
+        assert observer.data("SIPSessionDidFail") == {"originator": "local", "code": 0,
+                                                      "reason": "the answer's crypto tag 7 was not offered"}
+        assert driver.commands[-1] == Hangup(cancel=False) and session.state == "TERMINATING"
+        assert "SIPSessionGotHoldRequest" not in observer.names()
+        driver.on_event(call_state("DISCONNECTED", 200, "Normal call clearing"))
+        assert observer.names()[-1] == "SIPSessionDidEnd" and observer.data("SIPSessionDidEnd") == {
+            "originator": "local"}
+        driver.on_event(MediaFailed("late"))  # nothing more once ended
+        assert len(stream.notifications) == 1
 
     run(scenario)
 
