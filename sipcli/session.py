@@ -26,6 +26,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from sipcli.filenames import path_in, safe_token
 from sipcli.notification import NotificationCenter, NotificationData
 from sipcli.pjsua import Engine, EngineError
 from sipcli.pjsua.call import (
@@ -535,9 +536,10 @@ class Session:
 
             directory = Path(os.path.expanduser(str(SIPSimpleSettings().audio.recordings_directory)))
             directory.mkdir(parents=True, exist_ok=True)
-            remote = f"{self.remote_uri.user or 'unknown'}@{self.remote_uri.host}" if self.remote_uri else "unknown"
+            remote = safe_token(f"{self.remote_uri.user or 'unknown'}@{self.remote_uri.host}" if self.remote_uri
+                                else None)
             stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
-            file_name = directory / f"{stamp}-{remote}-{self.notification_id.replace('/', '')}.wav"
+            file_name = path_in(directory, f"{stamp}-{remote}-{safe_token(self.notification_id)}.wav")
         path = str(Path(file_name).expanduser().resolve())
         self._post("SIPSessionWillStartRecordingAudio", file_name=path)
         await self._send(StartRecording(path))
