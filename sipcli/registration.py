@@ -17,6 +17,7 @@ import socket
 from dataclasses import dataclass
 from typing import Any
 
+from sipcli.digest import foreign_realm_reason
 from sipcli.lookup import DNSLookup, DNSLookupError
 from sipcli.notification import NotificationCenter, NotificationData
 from sipcli.pjsua import Engine, EngineError
@@ -196,7 +197,8 @@ class Registration:
                 log.info("%s registered at %s for %d s", self.account.id, self.route, expiration)
             return
         if message:
-            failure = RegistrationFailure("response", reason, code)
+            foreign = foreign_realm_reason(message, self.account.credentials.realm) if code in (401, 407) else None
+            failure = RegistrationFailure("response", foreign or reason, code)
         elif code == 408:
             failure = RegistrationFailure("timeout", error or reason or "Request Timeout")
         else:
@@ -284,7 +286,7 @@ class Registration:
         srtp = str(getattr(getattr(account, "rtp", None), "srtp_encryption", "disabled"))
         return AccountParams(
             id_uri=f'"{display}" <{identity}>' if display else identity, username=credentials.username,
-            password=credentials.password or None, expires=self.expires, srtp=srtp,
+            password=credentials.password or None, expires=self.expires, realm=credentials.realm, srtp=srtp,
             registrar_uri=f"sip:{account.id.domain}" if route is not None else None,
             route_uri=str(route.uri) if route is not None else None,
             transport=route.transport if route is not None else None, contact=contact)

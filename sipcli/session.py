@@ -26,6 +26,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from sipcli.digest import foreign_realm_reason
 from sipcli.filenames import path_in, safe_token
 from sipcli.notification import NotificationCenter, NotificationData
 from sipcli.pjsua import Engine, EngineError
@@ -639,6 +640,8 @@ class Session:
                 self._post("SIPSessionDidStart", streams=list(self._streams_posted))
                 self._stats_task = asyncio.get_running_loop().create_task(self._watch_audio())
         elif state == "DISCONNECTED":
+            if remote_response and code in (401, 407):  # unanswered: say so when it challenged another realm
+                reason = foreign_realm_reason(message, self.account.credentials.realm) or reason
             self._disconnected(code, reason, remote_response)
 
     def _disconnected(self, code: int, reason: str, remote_response: bool) -> None:

@@ -30,12 +30,14 @@ _PJ_SRTP = {"disabled": 0, "optional": 1, "mandatory": 2}  # PJMEDIA_SRTP_DISABL
 class AccountParams:
     """Everything a pj.Account is created with, as plain data.
 
-    route_uri/transport/contact/registrar_uri are None for an account that does not register (P2P)."""
+    route_uri/transport/contact/registrar_uri are None for an account that does not register (P2P). realm is the
+    only digest realm the password answers (never "*": sipcli.digest says why)."""
 
     id_uri: str
     username: str
     password: str | None
     expires: int
+    realm: str | None = None
     srtp: str = "disabled"
     registrar_uri: str | None = None
     route_uri: str | None = None
@@ -150,8 +152,9 @@ class AccountDriver:
             config.sipConfig.proxies.append(params.route_uri)
             config.sipConfig.transportId = engine.transport_ids[params.transport]
             config.sipConfig.contactForced = f"<{params.contact}>"
-        if params.password:
-            config.sipConfig.authCreds.append(pj.AuthCredInfo("digest", "*", params.username, 0, params.password))
+        if params.password and params.realm:
+            config.sipConfig.authCreds.append(pj.AuthCredInfo("digest", params.realm, params.username, 0,
+                                                              params.password))
         # Contacts and Via are what we computed for the route: no rewriting from what a server echoes back.
         config.natConfig.contactRewriteUse = 0
         config.natConfig.viaRewriteUse = 0
