@@ -1,9 +1,10 @@
 """Account activation on the engine: one pj.Account per active Account/BonjourAccount, and SIP registration.
 
 ``Registration`` lives on the loop thread. It creates the account's pj.Account on the pjsua thread (through
-``Engine.run``), registers it along the RFC 3263 routes with failover, lets pjsip refresh it, retries with
-backoff, and unregisters on ``stop()``. pjsua's own retry is off: failover and backoff are decided here, so that
-SIPAccountRegistrationDidFail can say what comes next (``next_route``, ``delay``).
+``Engine.run``), registers it along the RFC 3263 routes with failover, refreshes it (its timer is the only one:
+sipcli.registration_timers), retries with backoff, and unregisters on ``stop()``. pjsua's own retry is off:
+failover and backoff are decided here, so that SIPAccountRegistrationDidFail can say what comes next
+(``next_route``, ``delay``).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from sipcli.notification import NotificationCenter, NotificationData
 from sipcli.pjsua import Engine, EngineError
 from sipcli.pjsua.account import AccountDriver, AccountParams
 from sipcli.pjsua.events import RegistrationStateChanged
+from sipcli.registration_timers import refresh_delay
 from sipcli.uri import SIPURI, Route, is_ip_address
 
 __all__ = ["Registration", "RegistrationFailure", "activate", "deactivate", "registration_of"]
@@ -206,10 +208,10 @@ class Registration:
         self._failed(failure)
 
     def _schedule_refresh(self, expires: int) -> None:
-        """Refresh ahead of pjsip, whose own timer never fires sooner than 5 s (too late for short expires)."""
+        """The one refresh timer (sipcli.registration_timers says why pjsip's never fires)."""
         if self._retry is not None:
             self._retry.cancel()
-        delay = expires / 2 if expires < 20 else expires - 10
+        delay = refresh_delay(expires, self.expires)
         loop = asyncio.get_running_loop()
         self._retry = loop.call_later(delay, lambda: loop.create_task(self._refresh()))
 

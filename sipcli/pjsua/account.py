@@ -18,6 +18,7 @@ from sipcli.pjsua.call import CallDriver
 from sipcli.pjsua.engine import Engine
 from sipcli.pjsua.events import RegistrationStateChanged
 from sipcli.pjsua.media import apply_media_settings
+from sipcli.registration_timers import PJSIP_REFRESH_MARGIN
 
 __all__ = ["AccountDriver", "AccountParams"]
 
@@ -145,7 +146,7 @@ class AccountDriver:
         config.regConfig.firstRetryIntervalSec = 0
         config.regConfig.dropCallsOnFail = False
         config.regConfig.timeoutSec = params.expires
-        config.regConfig.delayBeforeRefreshSec = max(1, min(5, params.expires // 2))
+        config.regConfig.delayBeforeRefreshSec = PJSIP_REFRESH_MARGIN  # never fires: sipcli refreshes first
         config.regConfig.unregWaitMsec = 1000
         if params.registrar_uri is not None and params.route_uri is not None and params.transport is not None:
             config.regConfig.registrarUri = params.registrar_uri
