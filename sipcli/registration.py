@@ -24,25 +24,25 @@ from sipcli.notification import NotificationCenter, NotificationData
 from sipcli.pjsua import Engine, EngineError
 from sipcli.pjsua.account import AccountDriver, AccountParams
 from sipcli.pjsua.events import RegistrationStateChanged
-from sipcli.registration_timers import refresh_delay
+from sipcli.registration_timers import refresh_delay, retry_after, retry_delay
 from sipcli.uri import SIPURI, Route, is_ip_address
 
 __all__ = ["Registration", "RegistrationFailure", "activate", "deactivate", "registration_of"]
 
 log = logging.getLogger(__name__)
 
-MAX_RETRY_DELAY = 300.0
-FIRST_RETRY_DELAY = 5.0
 _CONTACT_HEADER = re.compile(r"^(?:contact|m)\s*:\s*(.*)$", re.IGNORECASE | re.MULTILINE)
 
 
 @dataclass(frozen=True)
 class RegistrationFailure:
-    """Why the last REGISTER failed: kind 'response' (code is the final response), 'timeout' or 'transport'."""
+    """Why the last REGISTER failed: kind 'response' (code is the final response), 'timeout' or 'transport';
+    retry_after: the response's Retry-After seconds."""
 
     kind: str
     reason: str
     code: int | None = None
+    retry_after: int | None = None
 
 
 def contact_uris(message: str) -> list[str]:
@@ -200,7 +200,7 @@ class Registration:
             return
         if message:
             foreign = foreign_realm_reason(message, self.account.credentials.realm) if code in (401, 407) else None
-            failure = RegistrationFailure("response", foreign or reason, code)
+            failure = RegistrationFailure("response", foreign or reason, code, retry_after(message))
         elif code == 408:
             failure = RegistrationFailure("timeout", error or reason or "Request Timeout")
         else:
@@ -238,12 +238,14 @@ class Registration:
         else:
             self.failures += 1
             self.routes = []
-            delay = min(MAX_RETRY_DELAY, FIRST_RETRY_DELAY * 2 ** (self.failures - 1))
+            delay = retry_delay(self.failures, failure.retry_after)
         data: dict[str, Any] = {"reason": failure.reason, "registration": self, "next_route": next_route,
                                 "delay": delay}
         if failure.code is not None:
             data = {"code": failure.code, **data}
         self._post("SIPAccountRegistrationDidFail", **data)
+        if self._retry is not None:  # one timer: a refresh or retry still pending is replaced, never doubled
+            self._retry.cancel()
         if retry and self._stopping is None:
             loop = asyncio.get_running_loop()
             self._retry = loop.call_later(delay, lambda: loop.create_task(self._attempt()))
