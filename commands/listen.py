@@ -183,7 +183,8 @@ def _advertising(prepare: Callable[[Any], None], name: str) -> Callable[[Any], N
               help="Refuse every incoming session with 486 Busy Here or 603 Decline.")
 @click.option("--count", type=click.IntRange(1), default=None, help="Exit after this many sessions ended.")
 @click.option("--record", "record_dir", type=click.Path(file_okay=False), default=None,
-              help="Record each session's received audio to a WAV file in this directory.")
+              help="Record each session's received audio to a WAV file in this directory (named after the "
+                   "caller's user, reduced to a safe token).")
 @click.option("--echo", is_flag=True, help="Send the received audio (and chat messages) back to the caller.")
 @click.option("--chat", is_flag=True, help="Accept chat (MSRP) streams too [implies a short codec list].")
 @click.option("--relay", metavar="URI", help="With --chat: take chats through this MSRP relay (account credentials).")

@@ -36,6 +36,17 @@ class _RegistrationWatcher:
             self.succeeded += 1
         self.events.put_nowait(notification)
 
+    async def next_event(self, deadline: float) -> Any | None:
+        """The next notification, or None when the loop's clock reaches deadline first.
+
+        asyncio.timeout, not wait_for: on Python 3.11, wait_for returns the result and drops a cancellation (the
+        job's SIGINT teardown) that comes as the notification arrives, and the job would run on to its end."""
+        try:
+            async with asyncio.timeout_at(deadline):
+                return await self.events.get()
+        except TimeoutError:
+            return None
+
     def __enter__(self) -> _RegistrationWatcher:
         for name in ("SIPAccountRegistrationDidSucceed", "SIPAccountRegistrationDidFail",
                      "SIPAccountRegistrationDidEnd"):
@@ -68,9 +79,8 @@ async def _register(context: JobContext, watcher: _RegistrationWatcher) -> JobRe
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
         while True:  # until registered, or a failure with no other route to try
-            try:
-                event = await asyncio.wait_for(watcher.events.get(), max(0.0, deadline - loop.time()))
-            except TimeoutError:
+            event = await watcher.next_event(deadline)
+            if event is None:
                 return JobResult(ExitCode.TIMEOUT, f"registration not confirmed within {timeout:g} s")
             if event.name == "SIPAccountRegistrationDidSucceed":
                 break
@@ -79,11 +89,7 @@ async def _register(context: JobContext, watcher: _RegistrationWatcher) -> JobRe
         failure: Any = None
         if duration > 0:
             end = loop.time() + duration
-            while (remaining := end - loop.time()) > 0:
-                try:
-                    event = await asyncio.wait_for(watcher.events.get(), remaining)
-                except TimeoutError:
-                    break
+            while (event := await watcher.next_event(end)) is not None:
                 if event.name == "SIPAccountRegistrationDidFail":
                     failure = event
                 elif event.name == "SIPAccountRegistrationDidSucceed":

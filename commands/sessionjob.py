@@ -11,7 +11,6 @@ import asyncio
 import contextlib
 import functools
 import logging
-import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -21,6 +20,7 @@ from sipcli.commands.exitcodes import ExitCode, registration_failure_code
 from sipcli.commands.options import Expectations
 from sipcli.commands.runner import JobFailed, JobResult
 
+from sipcli.filenames import path_in, safe_token
 from sipcli.notification import NotificationCenter
 
 __all__ = ["MediaOptions", "drive_session", "expected_code_result", "media_options", "prepare_account",
@@ -428,6 +428,6 @@ def _outcome(session: Any, options: MediaOptions, events: _Events) -> JobResult:
 
 
 def recording_path(directory: str, session: Any) -> str:
-    """One WAV per session in directory."""
-    remote = session.remote_uri.user if session.remote_uri is not None and session.remote_uri.user else "unknown"
-    return os.path.join(directory, f"{session.notification_id.replace('/', '-')}-{remote}.wav")
+    """One WAV per session in directory, named by the session and the remote user (reduced to a safe token)."""
+    remote = safe_token(session.remote_uri.user if session.remote_uri is not None else None)
+    return path_in(directory, f"{safe_token(session.notification_id)}-{remote}.wav")

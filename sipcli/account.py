@@ -54,13 +54,16 @@ class Credentials:
     username: str
     password: str
     display_name: str | None = None
+    realm: str | None = None  # the only realm these credentials answer (sipcli.digest); None: no password to give
 
     def __repr__(self) -> str:
-        return f"Credentials(username={self.username!r}, password='***', display_name={self.display_name!r})"
+        return (f"Credentials(username={self.username!r}, password='***', display_name={self.display_name!r}, "
+                f"realm={self.realm!r})")
 
     def __json__(self) -> dict:
         masked = "***" if self.password else ""
-        return {"username": self.username, "password": masked, "display_name": self.display_name}
+        return {"username": self.username, "password": masked, "display_name": self.display_name,
+                "realm": self.realm}
 
 
 class ContactURI(SIPAddress):
@@ -157,6 +160,9 @@ class _ActivationMixin:
 class AuthSettings(SettingsGroup):
     username = Setting(str, default=None, nillable=True)  # None: the user part of the account id
     password = Setting(Password, default=None, nillable=True)
+    # The digest realm the password is given to; None: the domain of the account id. Challenges for any other
+    # realm are not answered (a hostile proxy or callee would get a response computed from the password).
+    realm = Setting(str, default=None, nillable=True)
 
 
 class AccountSIPSettings(SettingsGroup):
@@ -257,7 +263,8 @@ class Account(_ActivationMixin, SettingsObject):
 
     @property
     def credentials(self) -> Credentials:
-        return Credentials(self.auth.username or self.id.username, self.auth.password or "", self.display_name)
+        return Credentials(self.auth.username or self.id.username, self.auth.password or "", self.display_name,
+                           self.auth.realm or self.id.domain)
 
     def delete(self) -> None:
         """Remove the account from the configuration (posts CFGSettingsObjectWasDeleted)."""

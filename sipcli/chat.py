@@ -131,7 +131,7 @@ class ChatSupport(metaclass=Singleton):
             raise ChatError(f"account {account.id} has no credentials for the MSRP relay")
         sink = EventSink()
         transport = await connect_relay(uri, MSRPURI.new(Engine().settings.local_ip or "127.0.0.1", 9, uri.use_tls),
-                                        credentials.username, credentials.password,
+                                        credentials.username, credentials.password, realm=credentials.realm,
                                         ssl_context=self.client_context if uri.use_tls else None, on_event=sink)
         return RelayGrant(transport, sink)
 

@@ -1,9 +1,10 @@
 """Account activation on the engine: one pj.Account per active Account/BonjourAccount, and SIP registration.
 
 ``Registration`` lives on the loop thread. It creates the account's pj.Account on the pjsua thread (through
-``Engine.run``), registers it along the RFC 3263 routes with failover, lets pjsip refresh it, retries with
-backoff, and unregisters on ``stop()``. pjsua's own retry is off: failover and backoff are decided here, so that
-SIPAccountRegistrationDidFail can say what comes next (``next_route``, ``delay``).
+``Engine.run``), registers it along the RFC 3263 routes with failover, refreshes it (its timer is the only one:
+sipcli.registration_timers), retries with backoff, and unregisters on ``stop()``. pjsua's own retry is off:
+failover and backoff are decided here, so that SIPAccountRegistrationDidFail can say what comes next
+(``next_route``, ``delay``).
 """
 
 from __future__ import annotations
@@ -17,30 +18,32 @@ import socket
 from dataclasses import dataclass, replace
 from typing import Any
 
+from sipcli.digest import foreign_realm_reason
 from sipcli.lookup import DNSLookup, DNSLookupError
 from sipcli.message import got_request
 from sipcli.notification import NotificationCenter, NotificationData
 from sipcli.pjsua import Engine, EngineError
 from sipcli.pjsua.account import AccountDriver, AccountParams
 from sipcli.pjsua.events import AccountEvent, PagerRequest
+from sipcli.registration_timers import refresh_delay, retry_after, retry_delay
 from sipcli.uri import SIPURI, Route, is_ip_address
 
 __all__ = ["Registration", "RegistrationFailure", "activate", "deactivate", "registration_of"]
 
 log = logging.getLogger(__name__)
 
-MAX_RETRY_DELAY = 300.0
-FIRST_RETRY_DELAY = 5.0
 _CONTACT_HEADER = re.compile(r"^(?:contact|m)\s*:\s*(.*)$", re.IGNORECASE | re.MULTILINE)
 
 
 @dataclass(frozen=True)
 class RegistrationFailure:
-    """Why the last REGISTER failed: kind 'response' (code is the final response), 'timeout' or 'transport'."""
+    """Why the last REGISTER failed: kind 'response' (code is the final response), 'timeout' or 'transport';
+    retry_after: the response's Retry-After seconds."""
 
     kind: str
     reason: str
     code: int | None = None
+    retry_after: int | None = None
 
 
 def contact_uris(message: str) -> list[str]:
@@ -200,7 +203,8 @@ class Registration:
                 log.info("%s registered at %s for %d s", self.account.id, self.route, expiration)
             return
         if message:
-            failure = RegistrationFailure("response", reason, code)
+            foreign = foreign_realm_reason(message, self.account.credentials.realm) if code in (401, 407) else None
+            failure = RegistrationFailure("response", foreign or reason, code, retry_after(message))
         elif code == 408:
             failure = RegistrationFailure("timeout", error or reason or "Request Timeout")
         else:
@@ -208,10 +212,10 @@ class Registration:
         self._failed(failure)
 
     def _schedule_refresh(self, expires: int) -> None:
-        """Refresh ahead of pjsip, whose own timer never fires sooner than 5 s (too late for short expires)."""
+        """The one refresh timer (sipcli.registration_timers says why pjsip's never fires)."""
         if self._retry is not None:
             self._retry.cancel()
-        delay = expires / 2 if expires < 20 else expires - 10
+        delay = refresh_delay(expires, self.expires)
         loop = asyncio.get_running_loop()
         self._retry = loop.call_later(delay, lambda: loop.create_task(self._refresh()))
 
@@ -238,12 +242,14 @@ class Registration:
         else:
             self.failures += 1
             self.routes = []
-            delay = min(MAX_RETRY_DELAY, FIRST_RETRY_DELAY * 2 ** (self.failures - 1))
+            delay = retry_delay(self.failures, failure.retry_after)
         data: dict[str, Any] = {"reason": failure.reason, "registration": self, "next_route": next_route,
                                 "delay": delay}
         if failure.code is not None:
             data = {"code": failure.code, **data}
         self._post("SIPAccountRegistrationDidFail", **data)
+        if self._retry is not None:  # one timer: a refresh or retry still pending is replaced, never doubled
+            self._retry.cancel()
         if retry and self._stopping is None:
             loop = asyncio.get_running_loop()
             self._retry = loop.call_later(delay, lambda: loop.create_task(self._attempt()))
@@ -288,7 +294,7 @@ class Registration:
         srtp = str(getattr(getattr(account, "rtp", None), "srtp_encryption", "disabled"))
         return AccountParams(
             id_uri=f'"{display}" <{identity}>' if display else identity, username=credentials.username,
-            password=credentials.password or None, expires=self.expires, srtp=srtp,
+            password=credentials.password or None, expires=self.expires, realm=credentials.realm, srtp=srtp,
             registrar_uri=f"sip:{account.id.domain}" if route is not None else None,
             route_uri=str(route.uri) if route is not None else None,
             transport=route.transport if route is not None else None, contact=contact)

@@ -27,6 +27,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from sipcli.digest import foreign_realm_reason
+from sipcli.filenames import path_in, safe_token
 from sipcli.message import got_request
 from sipcli.notification import NotificationCenter, NotificationData
 from sipcli.pjsua import Engine, EngineError
@@ -574,9 +576,10 @@ class Session:
 
             directory = Path(os.path.expanduser(str(SIPSimpleSettings().audio.recordings_directory)))
             directory.mkdir(parents=True, exist_ok=True)
-            remote = f"{self.remote_uri.user or 'unknown'}@{self.remote_uri.host}" if self.remote_uri else "unknown"
+            remote = safe_token(f"{self.remote_uri.user or 'unknown'}@{self.remote_uri.host}" if self.remote_uri
+                                else None)
             stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
-            file_name = directory / f"{stamp}-{remote}-{self.notification_id.replace('/', '')}.wav"
+            file_name = path_in(directory, f"{stamp}-{remote}-{safe_token(self.notification_id)}.wav")
         path = str(Path(file_name).expanduser().resolve())
         self._post("SIPSessionWillStartRecordingAudio", file_name=path)
         await self._send(StartRecording(path))
@@ -687,6 +690,8 @@ class Session:
                 self._post("SIPSessionDidStart", streams=list(self._streams_posted), **self._negotiated_audio())
                 self._stats_task = asyncio.get_running_loop().create_task(self._watch_audio())
         elif state == "DISCONNECTED":
+            if remote_response and code in (401, 407):  # unanswered: say so when it challenged another realm
+                reason = foreign_realm_reason(message, self.account.credentials.realm) or reason
             self._disconnected(code, reason, remote_response)
 
     def _disconnected(self, code: int, reason: str, remote_response: bool) -> None:

@@ -257,14 +257,14 @@ async def open_transport(connection: MSRPConnection, uri: MSRPURI, *, ssl_contex
 async def connect_relay(relay_uri: MSRPURI, local_uri: MSRPURI, username: str, password: str, *,
                         ssl_context: ssl.SSLContext | None = None, expires: int | None = None,
                         on_event: Callable[[Event], None] | None = None, timeout: float = 10.0,
-                        **connection_options: Any) -> MSRPTransport:
+                        realm: str | None = None, **connection_options: Any) -> MSRPTransport:
     """Connect to the relay, authenticate and return the transport of a session routed through it.
 
     `transport.connection.local_path` is then the path to publish in a=path. Raises RelayError when the relay
     refuses, asyncio.TimeoutError when it does not answer.
     """
     connection = MSRPConnection([local_uri], None, **connection_options)
-    client = RelayClient(relay_uri, local_uri, username, password, expires)
+    client = RelayClient(relay_uri, local_uri, username, password, expires, realm=realm)
     transport = await open_transport(connection, relay_uri, ssl_context=ssl_context, on_event=on_event,
                                      timeout=timeout, bind=False)
     loop = asyncio.get_running_loop()

@@ -13,6 +13,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from sipcli.digest import foreign_realm_reason
 from sipcli.msrp.message import FrameError, MSRPFrame, new_transaction_id
 from sipcli.msrp.uri import MSRPURI, URIError
 
@@ -76,10 +77,13 @@ class RelayClient:
     """Sans-IO AUTH exchange with one relay."""
 
     def __init__(self, relay_uri: MSRPURI, local_uri: MSRPURI, username: str, password: str,
-                 expires: int | None = None, clock: Callable[[], float] = time.monotonic) -> None:
+                 expires: int | None = None, clock: Callable[[], float] = time.monotonic,
+                 realm: str | None = None) -> None:
+        """realm: the only realm the password is given to (None: any, for a relay the caller trusts)."""
         self.relay_uri = relay_uri
         self.local_uri = local_uri
         self.username = username
+        self.realm = realm
         self._password = password
         self.expires = expires
         self._clock = clock
@@ -115,6 +119,9 @@ class RelayClient:
                 challenge = digest_params(response.headers.get("WWW-Authenticate", ""))
             except FrameError:
                 return RelayAuthFailed(code, response.comment)
+            foreign = foreign_realm_reason([challenge.get("realm", "")], self.realm)
+            if foreign is not None:
+                return RelayAuthFailed(code, foreign)
             stale = challenge.get("stale", "").lower() == "true"
             if self._answered_challenge and not stale:
                 return RelayAuthFailed(code, response.comment)  # our credentials were refused

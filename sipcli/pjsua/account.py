@@ -20,6 +20,7 @@ from sipcli.pjsua.engine import Engine
 from sipcli.pjsua.events import AccountEvent, RegistrationStateChanged
 from sipcli.pjsua.media import apply_media_settings
 from sipcli.pjsua.pager import PagerAccountMixin, hold_account
+from sipcli.registration_timers import PJSIP_REFRESH_MARGIN
 
 __all__ = ["AccountDriver", "AccountParams"]
 
@@ -33,12 +34,14 @@ class AccountParams:
     """Everything a pj.Account is created with, as plain data.
 
     route_uri/transport/contact/registrar_uri are None for an account that does not register (P2P); a pj.Account
-    that sends along a route without registering (pager mode) has no registrar_uri."""
+    that sends along a route without registering (pager mode) has no registrar_uri. realm is the only digest realm
+    the password answers (never "*": sipcli.digest says why)."""
 
     id_uri: str
     username: str
     password: str | None
     expires: int
+    realm: str | None = None
     srtp: str = "disabled"
     registrar_uri: str | None = None
     route_uri: str | None = None
@@ -151,7 +154,7 @@ class AccountDriver:
         config.regConfig.firstRetryIntervalSec = 0
         config.regConfig.dropCallsOnFail = False
         config.regConfig.timeoutSec = params.expires
-        config.regConfig.delayBeforeRefreshSec = max(1, min(5, params.expires // 2))
+        config.regConfig.delayBeforeRefreshSec = PJSIP_REFRESH_MARGIN  # never fires: sipcli refreshes first
         config.regConfig.unregWaitMsec = 1000
         if params.route_uri is not None and params.transport is not None:
             if params.registrar_uri is not None:
@@ -159,8 +162,9 @@ class AccountDriver:
             config.sipConfig.proxies.append(params.route_uri)
             config.sipConfig.transportId = engine.transport_ids[params.transport]
             config.sipConfig.contactForced = f"<{params.contact}>"
-        if params.password:
-            config.sipConfig.authCreds.append(pj.AuthCredInfo("digest", "*", params.username, 0, params.password))
+        if params.password and params.realm:
+            config.sipConfig.authCreds.append(pj.AuthCredInfo("digest", params.realm, params.username, 0,
+                                                              params.password))
         # Contacts and Via are what we computed for the route: no rewriting from what a server echoes back.
         config.natConfig.contactRewriteUse = 0
         config.natConfig.viaRewriteUse = 0

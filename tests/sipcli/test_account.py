@@ -76,10 +76,11 @@ def test_credentials_hide_the_password(manager):
     account.auth.password = "hunter2"
     account.display_name = "Alice"
     credentials = account.credentials
-    assert credentials == Credentials("alice", "hunter2", "Alice")
+    assert credentials == Credentials("alice", "hunter2", "Alice", "example.test")  # realm: the domain
     assert "hunter2" not in repr(credentials) and "hunter2" not in json.dumps(credentials.__json__())
     account.auth.username = "alice-auth"
-    assert account.credentials.username == "alice-auth"
+    account.auth.realm = "corp.realm"
+    assert account.credentials.username == "alice-auth" and account.credentials.realm == "corp.realm"
     assert "hunter2" not in repr(account.auth)
 
 

@@ -89,7 +89,7 @@ def test_settings_objects_render_by_id_or_masked_json():
         record = json.loads(line)
         assert record["sender"] == "account/alice@example.test"
         assert record["data"]["account"] == "account/alice@example.test"
-        assert record["data"]["auth"] == {"username": None, "password": "***"}
+        assert record["data"]["auth"] == {"username": None, "password": "***", "realm": None}
         assert record["data"]["creds"]["password"] == "***"
         assert "hunter2" not in line
     finally:

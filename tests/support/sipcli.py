@@ -60,6 +60,18 @@ class SIPCLIProcess:
                                          f"{self.stderr()[-2000:]}")
                 self._changed.wait(min(remaining, 0.1))
 
+    def wait_for_count(self, name: str, count: int, timeout: float = 10.0) -> list[dict]:
+        """The events called name once there are at least count of them, waiting for them to be printed."""
+        deadline = time.monotonic() + timeout
+        with self._changed:
+            while len(found := self.find(name)) < count:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0 or (self.process.poll() is not None and not self._reader.is_alive()):
+                    raise AssertionError(f"{len(found)} of {count} {name} from sipcli {' '.join(self.args)}; "
+                                         f"got {self.names()}\n{self.stderr()[-2000:]}")
+                self._changed.wait(min(remaining, 0.1))
+            return found
+
     def wait(self, timeout: float = 15.0) -> int:
         code = self.process.wait(timeout)
         self._reader.join(5)

@@ -109,3 +109,16 @@ def test_wrong_password_is_refused_by_kamailio_relay(relay: Kamailio) -> None:
         assert refused.value.code == 401
 
     asyncio.run(run())
+
+
+def test_client_never_answers_a_challenge_for_another_realm() -> None:
+    client = RelayClient(RELAY, ME, "alice", "pw", realm="example.test")
+    first = client.auth_request()
+    hostile = {"WWW-Authenticate": 'Digest realm="attacker.invalid", nonce="n1", qop="auth"'}
+    outcome = client.handle_response(MSRPFrame(first.transaction_id, code=401, comment="Unauthorized",
+                                               headers=hostile))
+    assert isinstance(outcome, RelayAuthFailed) and outcome.code == 401
+    assert '"attacker.invalid"' in outcome.comment and '"example.test"' in outcome.comment
+    own = {"WWW-Authenticate": 'Digest realm="Example.Test", nonce="n2"'}
+    answer = client.handle_response(MSRPFrame(client.auth_request().transaction_id, code=401, headers=own))
+    assert isinstance(answer, MSRPFrame) and 'realm="Example.Test"' in answer.headers["Authorization"]
