@@ -49,7 +49,8 @@ CANCEL_GRACE = 0.2
 _CALL_STATES = {0: "NULL", 1: "CALLING", 2: "INCOMING", 3: "EARLY", 4: "CONNECTING", 5: "CONFIRMED",
                 6: "DISCONNECTED"}
 _MEDIA_ACTIVE, _MEDIA_LOCAL_HOLD, _MEDIA_REMOTE_HOLD = 1, 2, 3
-_DTMF_METHODS = {0: "rfc2833", 1: "info"}
+_DTMF_RFC2833 = 0
+_DTMF_METHODS = {_DTMF_RFC2833: "rfc2833", 1: "info"}
 _SRTP_ACTIVE = re.compile(r"SRTP status:\s*Active", re.IGNORECASE)
 
 
@@ -516,8 +517,18 @@ def _pj_call_class() -> type:
                 if code >= 200:
                     self.driver.post(InviteResponse(code, status[2] if len(status) > 2 else "", message_body(message)))
 
+        def onDtmfEvent(self, prm: Any) -> None:
+            """RFC 4733 digits are reported at the start of their event (flags 0: neither update nor end). Not by
+            onDtmfDigit: when the stream is recreated mid-event (a hold re-INVITE just after a digit), the new
+            stream takes the event's remaining end packets for a digit of its own and onDtmfDigit fires again,
+            without an event start."""
+            if int(prm.method) == _DTMF_RFC2833 and int(prm.flags) == 0:
+                self.driver.post(DTMFReceived(str(prm.digit), _DTMF_METHODS[_DTMF_RFC2833]))
+
         def onDtmfDigit(self, prm: Any) -> None:
-            self.driver.post(DTMFReceived(str(prm.digit), _DTMF_METHODS.get(int(prm.method), str(prm.method))))
+            method = int(prm.method)
+            if method != _DTMF_RFC2833:  # SIP INFO: one request, one digit
+                self.driver.post(DTMFReceived(str(prm.digit), _DTMF_METHODS.get(method, str(prm.method))))
 
         def onStreamDestroyed(self, prm: Any) -> None:
             with contextlib.suppress(Exception):
