@@ -41,6 +41,12 @@ def engine_settings_from(settings: Any, **overrides: Any) -> EngineSettings:
     return EngineSettings(**values)
 
 
+# The account settings its pj.Account and registration are made from: a saved change re-registers.
+_REGISTRATION_SETTINGS = frozenset({"registration.enabled", "sip.outbound_proxy", "sip.register_interval",
+                                    "sip.transport_list", "auth.username", "auth.password", "display_name",
+                                    "rtp.srtp_encryption"})
+
+
 class SIPApplication(metaclass=Singleton):
     """The process-wide application (a singleton). States: None, 'starting', 'started', 'stopping', 'stopped'."""
 
@@ -126,6 +132,8 @@ class SIPApplication(metaclass=Singleton):
                 return
             manager = AccountManager()
             NotificationCenter().add_observer(self, name="SIPAccountManagerDidAddAccount")
+            NotificationCenter().add_observer(self, name="CFGSettingsObjectDidChange")
+            NotificationCenter().add_observer(self, name="CFGSettingsObjectWasCreated")
             NotificationCenter().add_observer(self, name="SIPEngineDidFail", sender=Engine())
             manager.start()
             engine = Engine()
@@ -162,6 +170,8 @@ class SIPApplication(metaclass=Singleton):
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._start_settled.wait(), 10)
         NotificationCenter().discard_observer(self, name="SIPAccountManagerDidAddAccount")
+        NotificationCenter().discard_observer(self, name="CFGSettingsObjectDidChange")
+        NotificationCenter().discard_observer(self, name="CFGSettingsObjectWasCreated")
         NotificationCenter().discard_observer(self, name="SIPEngineDidFail", sender=Engine())
         session_manager = self._session_manager()
         if session_manager is not None and hasattr(session_manager, "stop"):
@@ -202,6 +212,29 @@ class SIPApplication(metaclass=Singleton):
                 self._post("SIPApplicationDidFail", reason=notification.data.reason)
                 self.stop()
             return
-        if notification.name == "SIPAccountManagerDidAddAccount" and Engine().is_running and \
-                self.state in ("starting", "started"):
+        if not Engine().is_running or self.state not in ("starting", "started"):
+            return
+        if notification.name == "SIPAccountManagerDidAddAccount":
             self._maybe_activate(notification.data.account)
+        elif notification.name == "CFGSettingsObjectDidChange":
+            self._account_changed(notification.sender, set(notification.data.modified))
+        elif notification.name == "CFGSettingsObjectWasCreated":  # e.g. the BonjourAccount's first save()
+            self._account_changed(notification.sender, {"enabled"})
+
+    def _account_changed(self, account: Any, modified: set[str]) -> None:
+        """A saved change to a managed account: (de)activate it for ``enabled``; re-register an active one whose
+        registration settings changed (``registration.enabled``, proxy, credentials, interval...)."""
+        from sipcli.account import AccountManager
+        from sipcli.activation import restart_registration
+
+        manager = AccountManager()
+        account_id = str(getattr(account, "id", ""))
+        if not manager.has_account(account_id) or manager.get_account(account_id) is not account:
+            return
+        if "enabled" in modified:
+            if account.enabled:
+                self._maybe_activate(account)
+            else:
+                account.deactivate()
+        elif account.active and modified & _REGISTRATION_SETTINGS:
+            restart_registration(account)
