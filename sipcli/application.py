@@ -1,8 +1,8 @@
 """SIPApplication: starts and stops the middleware's sub-systems in order, on the running asyncio loop.
 
 Start: configuration, engine (from SIPSimpleSettings plus per-run overrides), AccountManager, account activation,
-SessionManager (when the session layer is installed). Stop runs the same in reverse; it is idempotent and may be
-called from a signal handler or another thread.
+SessionManager (when the session layer is installed), ChatSupport (MSRP). Stop runs the same in reverse; it is
+idempotent and may be called from a signal handler or another thread.
 """
 
 from __future__ import annotations
@@ -61,17 +61,20 @@ class SIPApplication(metaclass=Singleton):
         self._stop_task: asyncio.Task | None = None
         self._activate: Iterable[str] | None = None
         self._sessions = True
+        self._chat = True
 
     # -- public API --------------------------------------------------------------------------------------------
 
     def start(self, storage: Any, *, engine_options: dict[str, Any] | None = None,
-              accounts: Iterable[str] | None = None, sessions: bool = True) -> asyncio.Task:
+              accounts: Iterable[str] | None = None, sessions: bool = True, chat: bool = True) -> asyncio.Task:
         """Start everything on the running loop; the task raises what made the start fail (after cleaning up).
 
         engine_options override EngineSettings fields for this run (e.g. trace_sip, log_level, tls_ca_list);
         accounts limits activation to these account ids (None: every enabled account, as the reference says).
         sessions=False is for a process that places and takes no calls (e.g. registration only): no SessionManager
         (the session and chat layers are not even imported; incoming calls get 480) and no audio device.
+        chat=False leaves ChatSupport (MSRP listeners, sipcli.chat) out: sessions have audio only and chat offers
+        are refused.
         """
         if self.state is not None:
             raise RuntimeError(f"SIPApplication cannot start: it is {self.state}")
@@ -79,6 +82,7 @@ class SIPApplication(metaclass=Singleton):
         self.storage = storage
         self._activate = None if accounts is None else {str(account_id) for account_id in accounts}
         self._sessions = sessions
+        self._chat = sessions and chat
         self.state = "starting"
         self._start_settled = asyncio.Event()
         self._post("SIPApplicationWillStart")
@@ -144,6 +148,10 @@ class SIPApplication(metaclass=Singleton):
             session_manager = self._session_manager()
             if session_manager is not None:
                 session_manager.start()
+            if self._chat:
+                from sipcli.chat import ChatSupport  # MSRP: loaded by processes that take chats only
+
+                await ChatSupport().start()
         except BaseException as error:
             log.debug("SIPApplication start failed", exc_info=True)
             settled.set()
@@ -181,6 +189,11 @@ class SIPApplication(metaclass=Singleton):
                     await result
             except Exception:
                 log.exception("SessionManager.stop failed")
+        if self._chat:
+            from sipcli.chat import ChatSupport
+
+            with contextlib.suppress(Exception):
+                await ChatSupport().stop()
         manager = AccountManager()
         pending = [future for account in manager.get_accounts() if (future := deactivate(account)) is not None]
         if pending:

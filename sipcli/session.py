@@ -54,12 +54,12 @@ from sipcli.pjsua.events import (
     MediaChanged,
     RemoteProposal,
 )
-from sipcli.pjsua.media import MediaSettings, set_codecs
+from sipcli.pjsua.media import SDP_BUFFER_SIZE, SRTP_SUITES, MediaSettings, SDPTooLarge, fit_codecs, set_codecs
 from sipcli.sessiondescription import SessionDescription, audio_active, offered_chat
 from sipcli.sessionstate import ALLOWED, STATES, next_state
 from sipcli.singleton import Singleton
 from sipcli.sipmessage import header, message_body
-from sipcli.streams import MediaStream, SessionNotification, StreamEvent, StreamsChanged
+from sipcli.streams import MediaStream, SessionNotification, StreamEvent, StreamFailed, StreamsChanged
 from sipcli.streams.audio import AudioStream
 from sipcli.uri import SIPURI, Route
 
@@ -149,6 +149,7 @@ class Session:
         self._will_start_posted = False
         self._timers: list[asyncio.TimerHandle] = []
         self._stats_task: asyncio.Task | None = None
+        self._offer_codecs: tuple[str, ...] | None = None  # what our offers list when not every codec fits
 
     def __repr__(self) -> str:
         return f"<Session {self.notification_id} {self.direction} {self.state}>"
@@ -241,7 +242,14 @@ class Session:
         return self._send(self._make_call(str(uri)))
 
     async def _connect_with_chat(self, uri: str) -> None:
-        """Our MSRP path (dispatcher or relay grant) must be known before pjsua writes the offer."""
+        """Our MSRP path (dispatcher or relay grant) must be known before pjsua writes the offer, which offers only
+        the codecs that leave room for the chat line in pjsua2's SDP buffer."""
+        try:
+            self._offer_codecs = self._codecs_with_chat()
+        except SDPTooLarge as error:
+            self._fail("local", 0, str(error))
+            self._finish("local")
+            return
         try:
             await self.streams["chat"].prepare(self.account)
         except Exception as error:
@@ -255,7 +263,22 @@ class Session:
 
     def _make_call(self, uri: str) -> MakeCall:
         return MakeCall(self.account, uri, str(self.route.uri) if self.route is not None else None,
-                        "chat" in self.streams)
+                        "chat" in self.streams, self._offer_codecs)
+
+    def _codecs_with_chat(self) -> tuple[str, ...] | None:
+        """The codecs an offer with a chat line may list (the negotiated one first), None when all of them fit;
+        SDPTooLarge when not even one does."""
+        manager = SessionManager()
+        configured = list(manager.codec_list)
+        if self.audio_codec:
+            current = next((name for name in configured if name.lower() == str(self.audio_codec).lower()), None)
+            if current is not None:
+                configured.remove(current)
+                configured.insert(0, current)
+        srtp = str(getattr(getattr(self.account, "rtp", None), "srtp_encryption", "disabled")) != "disabled"
+        fitting = fit_codecs(configured, media_lines=2, crypto_lines=len(SRTP_SUITES) if srtp else 0,
+                             limit=manager.sdp_buffer_size)
+        return None if fitting == list(manager.codec_list) else tuple(fitting)
 
     def accept(self, audio: bool = True, chat: bool = False) -> asyncio.Future:
         """Answer an incoming session with 200 OK (state ACCEPTING, then ESTABLISHED on ACK)."""
@@ -360,9 +383,10 @@ class Session:
         self._local_proposal_streams = ["chat"]
         self._post("SIPSessionGotStreamProposal", proposer="local", streams=["chat"])
         try:
+            codecs = self._codecs_with_chat()
             await chat.prepare(self.account)
             self._add_stream(chat)
-            await self._send(Reinvite(chat_slot=True))
+            await self._send(Reinvite(chat_slot=True, codecs=codecs))
         except Exception as error:
             chat.enabled = False
             self._transition("proposal_done")
@@ -585,6 +609,10 @@ class Session:
             self._post(event.name, **event.data)
         elif isinstance(event, StreamsChanged) and self.state == "ESTABLISHED":
             self._stream_update(self._active_streams())
+        elif isinstance(event, StreamFailed) and self.state in ("CALLING", "INCOMING", "ACCEPTING"):
+            # the session would go on without a stream it was asked for: it fails instead
+            self._fail("local", 0, event.reason)
+            self.end()
 
     def _release(self) -> None:
         if self._driver is not None:
@@ -836,7 +864,9 @@ class SessionManager(metaclass=Singleton):
     def __init__(self) -> None:
         self.sessions: list[Session] = []
         self._started = False
-        self.codecs: list[str] | None = None
+        self.codecs: list[str] | None = None  # set before start(): overrides SIPSimpleSettings.audio.codec_list
+        self.codec_list: list[str] = []  # the codecs in use since start(), in order of preference
+        self.sdp_buffer_size = SDP_BUFFER_SIZE  # what the engine hands to Python of an SDP (sipcli.pjsua.media)
 
     def start(self) -> None:
         """Take incoming calls and apply the codec order (SIPSimpleSettings.audio.codec_list, or ``codecs``)."""
@@ -853,6 +883,7 @@ class SessionManager(metaclass=Singleton):
             from sipcli.configuration.settings import SIPSimpleSettings
 
             codecs = [str(codec) for codec in SIPSimpleSettings().audio.codec_list]
+        self.codec_list = list(codecs)
         engine.run(set_codecs, list(codecs))
 
     async def stop(self, timeout: float = HANGUP_TIMEOUT) -> None:

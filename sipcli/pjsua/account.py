@@ -17,7 +17,7 @@ from typing import Any
 from sipcli.pjsua.call import CallDriver
 from sipcli.pjsua.engine import Engine
 from sipcli.pjsua.events import RegistrationStateChanged
-from sipcli.pjsua.media import apply_media_settings
+from sipcli.pjsua.media import SRTP_SUITES, apply_media_settings
 
 __all__ = ["AccountDriver", "AccountParams"]
 
@@ -159,6 +159,12 @@ class AccountDriver:
         config.natConfig.sipOutboundUse = 0
         config.mediaConfig.srtpUse = _PJ_SRTP.get(params.srtp, 0)
         config.mediaConfig.srtpSecureSignaling = 0
+        suites = pj.SrtpCryptoVector()
+        for name in SRTP_SUITES:
+            suite = pj.SrtpCrypto()
+            suite.name = name
+            suites.append(suite)
+        config.mediaConfig.srtpOpt.cryptos = suites
         if engine.media_settings is not None:
             apply_media_settings(config, engine.media_settings, engine.settings.local_ip)
         return config

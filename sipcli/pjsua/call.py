@@ -34,6 +34,7 @@ from sipcli.pjsua.events import (
     MediaChanged,
     RemoteProposal,
 )
+from sipcli.pjsua.media import call_codecs
 from sipcli.sipmessage import header, message_body
 
 __all__ = ["Answer", "AnswerProposal", "CallCommand", "CallDriver", "CallError", "CallHooks", "ConnectMedia",
@@ -86,6 +87,7 @@ class MakeCall:
     uri: str
     route_uri: str | None = None
     chat_slot: bool = False
+    codecs: tuple[str, ...] | None = None  # what this call offers, its re-offers too (None: the configured codecs)
 
 
 @dataclass(frozen=True)
@@ -116,6 +118,7 @@ class Reinvite:
 
     chat_slot: bool
     unhold: bool = False
+    codecs: tuple[str, ...] | None = None  # from now on the call offers these (None: as before)
 
 
 @dataclass(frozen=True)
@@ -168,6 +171,7 @@ class CallDriver:
         self.player: Any = None
         self.player_file: str | None = None
         self.recorder: Any = None
+        self.codecs: list[str] | None = None  # what our offers list (sipcli.pjsua.media.call_codecs)
         # a re-INVITE that proposes streams, answered later by AnswerProposal: its offer, and the answer pjsua
         # wrote for it while the application decides
         self.proposal: dict[str, str | None] | None = None
@@ -225,6 +229,7 @@ class CallDriver:
             raise CallError(f"account {command.account.id} is not active")
         self.call = _pj_call_class()(self, pj_account)
         self._keep()
+        self.codecs = list(command.codecs) if command.codecs else None
         param = pj.CallOpParam(True)
         if command.chat_slot:
             param.opt.audioCount = 2  # the second audio slot becomes the m=message line (sipcli.chat)
@@ -234,7 +239,8 @@ class CallDriver:
             header.hValue = f"<{command.route_uri}>"
             param.txOption.headers.append(header)
         try:
-            self.call.makeCall(command.uri, param)
+            with call_codecs(self.codecs):
+                self.call.makeCall(command.uri, param)
         except Exception:
             self._drop()
             raise
@@ -260,14 +266,16 @@ class CallDriver:
     def _hold(self, command: Hold) -> None:
         import pjsua2 as pj
 
-        self.call.setHold(pj.CallOpParam(True))
+        with call_codecs(self.codecs):
+            self.call.setHold(pj.CallOpParam(True))
 
     def _unhold(self, command: Unhold) -> None:
         import pjsua2 as pj
 
         param = pj.CallOpParam(True)
         param.opt.flag = pj.PJSUA_CALL_UNHOLD
-        self.call.reinvite(param)
+        with call_codecs(self.codecs):
+            self.call.reinvite(param)
 
     def _reinvite(self, command: Reinvite) -> None:
         import pjsua2 as pj
@@ -276,7 +284,10 @@ class CallDriver:
         param.opt.audioCount = 2 if command.chat_slot else 1
         if command.unhold:
             param.opt.flag = pj.PJSUA_CALL_UNHOLD
-        self.call.reinvite(param)
+        if command.codecs:
+            self.codecs = list(command.codecs)
+        with call_codecs(self.codecs):
+            self.call.reinvite(param)
 
     def _answer_proposal(self, command: AnswerProposal) -> None:
         """Answer the held re-INVITE: 200 OK with pjsua's answer passed through the hooks, which decline (port 0,
