@@ -150,6 +150,7 @@ class Session:
         self._timers: list[asyncio.TimerHandle] = []
         self._stats_task: asyncio.Task | None = None
         self._offer_codecs: tuple[str, ...] | None = None  # what our offers list when not every codec fits
+        self._routes: list[Route] = []  # connect()'s routes; self.route is the one being tried
 
     def __repr__(self) -> str:
         return f"<Session {self.notification_id} {self.direction} {self.state}>"
@@ -217,13 +218,14 @@ class Session:
     def connect(self, callee_uri: SIPURI | str, routes: Iterable[Route] = (), audio: bool = True,
                 chat: bool = False) -> asyncio.Future:
         """Call callee_uri (state CALLING); the result comes as notifications. routes: where to send the INVITE
-        when the account has no outbound proxy of its own (the first one is used)."""
+        (e.g. the RFC 3263 results for the callee's domain), tried in order until one does not fail at the
+        transport (no response: refused, unreachable, timed out); none: the account's own routing."""
         check_transition("connect", self.state)
         if not audio and not chat:
             raise SessionError("a session needs at least one stream")
         uri = SIPURI.parse(callee_uri) if isinstance(callee_uri, str) else callee_uri
-        routes = list(routes)
-        self.route = routes[0] if routes else None
+        self._routes = list(routes)
+        self.route = self._routes[0] if self._routes else None
         self.direction = "outgoing"
         self.remote_uri = uri
         if audio:
@@ -525,6 +527,8 @@ class Session:
             return
         error = future.exception()
         log.debug("%s %s failed: %r", self.notification_id, command, error)
+        if isinstance(command, MakeCall) and self._next_route():
+            return
         if isinstance(command, MakeCall | Answer) and self.state not in ("ESTABLISHED", "TERMINATED"):
             self._fail("local", 0, getattr(error, "reason", None) or str(error) or type(error).__name__)
             self._finish("local")
@@ -667,7 +671,25 @@ class Session:
         elif state == "DISCONNECTED":
             self._disconnected(code, reason, remote_response)
 
+    def _next_route(self) -> bool:
+        """Our INVITE failed at the transport (nothing answered): send it along the next route, if there is one
+        (RFC 3263 section 4.3); whether it was sent."""
+        if self.direction != "outgoing" or self._end_requested or self.state != "CALLING" or self.route is None:
+            return False
+        index = self._routes.index(self.route) + 1
+        if index >= len(self._routes):
+            return False
+        log.info("%s: %s failed at the transport, trying %s", self.notification_id, self.route, self._routes[index])
+        self.route = self._routes[index]
+        self._release()
+        self._driver = self.driver_factory(_DriverHooks(self), self._driver_event)
+        assert self.remote_uri is not None
+        self._send(self._make_call(str(self.remote_uri)))
+        return True
+
     def _disconnected(self, code: int, reason: str, remote_response: bool) -> None:
+        if self.start_time is None and not remote_response and code in (408, 503) and self._next_route():
+            return
         self._release()
         if self.start_time is None:
             if self._end_requested:
@@ -683,7 +705,7 @@ class Session:
         else:
             originator = "local" if self._end_requested else "remote"
             if not self._end_requested:
-                self._post("SIPSessionWillEnd")
+                # no SIPSessionWillEnd: the reference sends it only before ending "at the request of the application"
                 self._transition("remote_end")
         self._finish(originator)
 
@@ -862,7 +884,7 @@ class SessionManager(metaclass=Singleton):
     notification_id = "session_manager"
 
     def __init__(self) -> None:
-        self.sessions: list[Session] = []
+        self._sessions: list[Session] = []
         self._started = False
         self.codecs: list[str] | None = None  # set before start(): overrides SIPSimpleSettings.audio.codec_list
         self.codec_list: list[str] = []  # the codecs in use since start(), in order of preference
@@ -894,7 +916,7 @@ class SessionManager(metaclass=Singleton):
         engine = Engine()
         if engine.incoming_call_hook == self._incoming_call:
             engine.incoming_call_hook = None
-        sessions = [session for session in self.sessions if session.state != "TERMINATED"]
+        sessions = self.sessions
         for session in sessions:
             with contextlib.suppress(SessionError, EngineError):
                 session.end()
@@ -902,13 +924,18 @@ class SessionManager(metaclass=Singleton):
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(asyncio.gather(*(s.wait_ended() for s in sessions)), timeout)
 
+    @property
+    def sessions(self) -> list[Session]:
+        """A copy of the list of active sessions (neither NULL nor TERMINATED), as the reference says."""
+        return [session for session in self._sessions if session.state not in ("NULL", "TERMINATED")]
+
     def _add(self, session: Session) -> None:
-        if session not in self.sessions:
-            self.sessions.append(session)
+        if session not in self._sessions:
+            self._sessions.append(session)
 
     def _remove(self, session: Session) -> None:
-        if session in self.sessions:
-            self.sessions.remove(session)
+        if session in self._sessions:
+            self._sessions.remove(session)
         for stream in session.streams.values():
             stream.close()
 

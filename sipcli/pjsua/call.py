@@ -53,6 +53,7 @@ _MEDIA_ACTIVE, _MEDIA_LOCAL_HOLD, _MEDIA_REMOTE_HOLD = 1, 2, 3
 _DTMF_RFC2833 = 0
 _DTMF_METHODS = {_DTMF_RFC2833: "rfc2833", 1: "info"}
 _SRTP_ACTIVE = re.compile(r"SRTP status:\s*Active", re.IGNORECASE)
+_ROUTE_TRANSPORT = re.compile(r";transport=(udp|tcp|tls)", re.IGNORECASE)
 
 
 class CallError(EngineError):
@@ -85,7 +86,7 @@ class MakeCall:
 
     account: Any
     uri: str
-    route_uri: str | None = None
+    route_uri: str | None = None  # send the INVITE (and the dialog's requests) along this loose route
     chat_slot: bool = False
     codecs: tuple[str, ...] | None = None  # what this call offers, its re-offers too (None: the configured codecs)
 
@@ -172,6 +173,7 @@ class CallDriver:
         self.player_file: str | None = None
         self.recorder: Any = None
         self.codecs: list[str] | None = None  # what our offers list (sipcli.pjsua.media.call_codecs)
+        self.route_account: Any = None  # the pj.Account that routes this call (MakeCall.route_uri)
         # a re-INVITE that proposes streams, answered later by AnswerProposal: its offer, and the answer pjsua
         # wrote for it while the application decides
         self.proposal: dict[str, str | None] | None = None
@@ -218,6 +220,10 @@ class CallDriver:
     def _drop(self) -> None:
         self.player = self.recorder = None
         self.call = None
+        if self.route_account is not None:
+            route_account, self.route_account = self.route_account, None
+            with contextlib.suppress(Exception):
+                route_account.driver.drop(route_account)
         if self in self._live:
             self._live.remove(self)
 
@@ -227,17 +233,16 @@ class CallDriver:
         pj_account = command.account.pj_account
         if pj_account is None:
             raise CallError(f"account {command.account.id} is not active")
+        if command.route_uri is not None:
+            transport = _ROUTE_TRANSPORT.search(command.route_uri)
+            self.route_account = pj_account = pj_account.driver.route_account(
+                command.route_uri, transport.group(1).lower() if transport else "udp")
         self.call = _pj_call_class()(self, pj_account)
         self._keep()
         self.codecs = list(command.codecs) if command.codecs else None
         param = pj.CallOpParam(True)
         if command.chat_slot:
             param.opt.audioCount = 2  # the second audio slot becomes the m=message line (sipcli.chat)
-        if command.route_uri is not None:
-            header = pj.SipHeader()
-            header.hName = "Route"
-            header.hValue = f"<{command.route_uri}>"
-            param.txOption.headers.append(header)
         try:
             with call_codecs(self.codecs):
                 self.call.makeCall(command.uri, param)

@@ -345,8 +345,9 @@ class ChatStream:
                 return  # the empty SEND that binds a connection
             name = "SIPSessionDidDeliverMessage" if isinstance(event, MessageDelivered) else \
                 "SIPSessionDidNotDeliverMessage"
+            # message: the MSRP REPORT or response that settled it (the reference's MSRPData), None when none came
             self._emit(SessionNotification(name, {"message_id": event.message_id, "code": event.code,
-                                                  "reason": event.comment, "message": message}))
+                                                  "reason": event.comment, "message": event.frame}))
         elif isinstance(event, ConnectionClosed) and self.transport is not None and not self._closing and \
                 self.enabled:  # not enabled: we are removing the chat line, the peer may close first
             # A peer that hangs up closes MSRP at once while its BYE still travels through the proxies, and one that
@@ -390,8 +391,7 @@ class ChatStream:
         if isinstance(content, str) and content.startswith(_OTR_QUERY):
             return  # an OTR query (the reference client's first message): never answered, the chat stays plain
         self._emit(SessionNotification("SIPSessionGotMessage", {
-            "content": content, "content_type": content_type, "cpim_headers": headers,
-            "message": {"message_id": event.message_id, "headers": dict(event.frame.headers)}}))
+            "content": content, "content_type": content_type, "cpim_headers": headers, "message": event.frame}))
 
     def _emit(self, event: StreamEvent) -> None:
         if self.on_event is not None:

@@ -51,10 +51,20 @@ def test_audio_and_chat_on_default_settings(peers):
         started = peer.wait_for("SIPSessionDidStart")
         assert sorted(started["data"]["streams"]) == ["audio", "chat"]
         peer.wait_for("MediaStreamDidStart")
-    caller.run("session.send_message('hello')")
+    caller.run("sent = session.send_message('hello')")
     got = callee.wait_for("SIPSessionGotMessage")
     assert got["data"]["content"] == "hello"
-    caller.wait_for("SIPSessionDidDeliverMessage")
+    delivered = caller.wait_for("SIPSessionDidDeliverMessage")["data"]
+    # the raw MSRP messages, as the reference's MSRPData: the SEND received, the REPORT/response that confirmed
+    raw = got["data"]["message"]
+    assert raw["method"] == "SEND" and raw["message_id"] == delivered["message_id"]
+    assert raw["headers"]["Message-ID"] == raw["message_id"] and raw["transaction_id"]
+    start, end, total = raw["byte_range"]
+    assert start == 1 and end == total and total > len("hello")  # CPIM-wrapped, in one chunk
+    confirmation = delivered["message"]  # a success REPORT for this message, or the 200 response to the SEND
+    assert delivered["code"] == 200 and confirmation["transaction_id"]
+    assert (confirmation["method"], confirmation["message_id"]) == ("REPORT", delivered["message_id"]) or \
+        (confirmation["method"], confirmation["code"]) == (None, 200)
     for peer in (caller, callee):
         assert not peer.find("MediaStreamDidFail") and not peer.find("SIPSessionDidFail")
     caller.run("assert session.audio_srtp_active, 'SRTP optional on both sides: negotiated'")
