@@ -95,7 +95,7 @@ def _summary(account_id: str, values: dict[str, Any], defaults: dict[str, Any], 
 
     return {"id": account_id, "default": account_id == default_id, "enabled": value("enabled"),
             "display_name": value("display_name"), "outbound_proxy": value("sip.outbound_proxy"),
-            "register": value("sip.register")}
+            "register": value("registration.enabled")}
 
 
 def _bonjour_summary(default_id: str | None) -> dict:
@@ -140,13 +140,13 @@ def list_accounts(as_json: bool) -> None:
         default_id = str(default_id) if default_id is not None else None
         rows = [_bonjour_summary(default_id)]
         defaults = {name: declared_default(Account, name)
-                    for name in ("enabled", "display_name", "sip.outbound_proxy", "sip.register")}
+                    for name in ("enabled", "display_name", "sip.outbound_proxy", "registration.enabled")}
         for account_id, section in sorted(manager.sections(("accounts",)).items()):
             try:
                 SIPAddress(account_id)
             except ValueError as e:
                 raise ConfigurationError(f"invalid account id {account_id!r} in the configuration: {e}") from None
-            values = read_section(Account, section, f"accounts/{account_id}")
+            values = read_section(Account, Account.upgrade(section) or {}, f"accounts/{account_id}")
             rows.append(_summary(account_id, values, defaults, default_id))
     if _state().output_format == "json" or as_json:
         _emit(rows)

@@ -78,19 +78,9 @@ def run_call(cli: Any, uri: str, choice: AccountChoice, engine: dict[str, Any], 
         from sipcli.session import Session
 
         await wait_ready(context.account, timeout or 30)
-        chat_support = None
-        if with_chat:
-            from sipcli.chat import ChatSupport  # only a call that adds chat loads MSRP
-
-            chat_support = ChatSupport()
-            await chat_support.start()
         session = Session(context.account)
         session.connect(target or await _neighbour_uri(context.account, neighbour_name, timeout))
-        try:
-            return await drive_session(session, options, answer_timeout=timeout)
-        finally:
-            if chat_support is not None:
-                await chat_support.stop()
+        return await drive_session(session, options, answer_timeout=timeout)
 
     if with_chat:
         from sipcli.commands.chat import chat_account
@@ -100,7 +90,7 @@ def run_call(cli: Any, uri: str, choice: AccountChoice, engine: dict[str, Any], 
         prepare = prepare_account(codecs, srtp)
     if neighbour_name is not None:
         prepare = _browsing(prepare)
-    run_job(cli, job, choice=choice, engine=engine, prepare=prepare)
+    run_job(cli, job, choice=choice, engine=engine, prepare=prepare, chat=with_chat)
 
 
 def _browsing(prepare: Callable[[Any], None]) -> Callable[[Any], None]:

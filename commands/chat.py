@@ -28,11 +28,11 @@ __all__ = ["chat_account", "command"]
 
 
 def chat_account(codecs: tuple[str, ...], srtp: str | None, relay: str | None, msrp_tls: bool) -> Any:
-    """A runner ``prepare`` hook for chat: a short codec list and no SRTP unless asked (pjsua2 cannot rewrite an
-    SDP over 1024 bytes), the MSRP relay and transport for this run (in memory, never saved)."""
-    from sipcli.chat import CHAT_CODECS, relay_uri
+    """A runner ``prepare`` hook for chat: codecs and SRTP as for any session (the library offers as many codecs
+    as fit next to the chat line), the MSRP relay and transport for this run (in memory, never saved)."""
+    from sipcli.chat import relay_uri
 
-    media = prepare_account(codecs or tuple(CHAT_CODECS), srtp or "disabled")
+    media = prepare_account(codecs, srtp)
 
     def prepare(account: Any) -> None:
         media(account)
@@ -222,16 +222,12 @@ def command(cli: Any, uri: str, choice: AccountChoice, engine: dict[str, Any], c
         raise click.UsageError("--relay needs an account (--account or --from): it authenticates with it")
 
     async def job(context: JobContext) -> JobResult:
-        from sipcli.chat import ChatSupport
         from sipcli.session import Session
 
         await wait_ready(context.account, timeout or 30)
-        await ChatSupport().start()
         session = Session(context.account)
-        try:
-            return await run_chat(session, target, audio, messages, content_type, cpim, duration, timeout)
-        finally:
-            await ChatSupport().stop()
+        return await run_chat(session, target, audio, messages, content_type, cpim, duration, timeout)
 
-    run_job(cli, job, choice=choice, engine=engine, prepare=chat_account(codecs, srtp, relay, msrp_tls))
+    run_job(cli, job, choice=choice, engine=engine, prepare=chat_account(codecs, srtp, relay, msrp_tls),
+            chat=True)
 

@@ -232,9 +232,8 @@ def command(cli: Any, choice: AccountChoice, engine: dict[str, Any], codecs: tup
     async def job(context: JobContext) -> JobResult:
         await wait_ready(context.account, 30)
         if chat:
-            from sipcli.chat import ChatSupport
+            from sipcli.chat import ChatSupport  # started by the application (run_job chat=True)
 
-            await ChatSupport().start()
             await ChatSupport().keep_spare(context.account)
         listener = _Listener(options, auto_answer, reject, count, record_dir, chat)
         NotificationCenter().add_observer(listener, name="SIPSessionNewIncoming")
@@ -267,4 +266,4 @@ def command(cli: Any, choice: AccountChoice, engine: dict[str, Any], codecs: tup
         prepare = prepare_account(codecs, srtp)
     if advertised_name is not None:
         prepare = _advertising(prepare, advertised_name)
-    run_job(cli, job, choice=choice, engine=engine, prepare=prepare)
+    run_job(cli, job, choice=choice, engine=engine, prepare=prepare, chat=chat)

@@ -136,7 +136,7 @@ def command(cli: Any, choice: AccountChoice, engine: dict[str, Any], expires: in
         """Before activation: watch the account (the first REGISTER may be answered before the job runs), and
         registration on, with the requested lifetime, for this run only (never saved)."""
         watchers.append(_RegistrationWatcher(account).__enter__())
-        account.sip.register = True
+        account.registration.enabled = True
         if expires is not None:
             account.sip.register_interval = expires
 

@@ -156,7 +156,7 @@ async def wait_ready(account: Any, timeout: float) -> None:
         if loop.time() > deadline:
             raise JobFailed(ExitCode.NETWORK, f"account {account.id} could not be activated")
         await asyncio.sleep(0.005)
-    if not getattr(getattr(account, "sip", None), "register", False):
+    if not getattr(getattr(account, "registration", None), "enabled", False):
         return
     registration = registration_of(account)
     while registration is not None and registration.state != "registered":

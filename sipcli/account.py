@@ -16,6 +16,7 @@ import random
 import socket
 import string
 import threading
+from asyncio import Future
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 
@@ -117,6 +118,7 @@ class _ActivationMixin:
         self._contact_username = _random_username()
         self._contact: ContactURI | None = None
         self.active = False
+        self._activation_posted = False
         self.pj_account = None  # the engine's pj.Account while active (pjsua thread only)
 
     @property
@@ -134,17 +136,25 @@ class _ActivationMixin:
         self._contact = ContactURI(f"{self._contact_username}@{local_ip}", transports)
 
     def activate(self) -> None:
-        """Mark the account active and post SIPAccountDidActivate.
+        """Activate the account on the running engine (its pj.Account, registration, Bonjour services).
 
-        The engine layer extends this (registration, subscriptions); it is called once the engine runs.
+        SIPAccountDidActivate follows once the account can place calls (its pj.Account exists), not before: a
+        connect() from its observer works.
         """
         if self.active:
             return
         self.active = True
         from sipcli import activation  # the engine layer: imported only by processes that run the engine
 
-        activation.activate(self)
-        NotificationCenter().post_notification("SIPAccountDidActivate", sender=self)
+        ready = activation.activate(self)
+        ready.add_done_callback(lambda _: self._activated(ready))
+
+    def _activated(self, ready: Future) -> None:
+        from sipcli import activation
+
+        if self.active and not self._activation_posted and activation.is_current(self, ready):
+            self._activation_posted = True
+            NotificationCenter().post_notification("SIPAccountDidActivate", sender=self)
 
     def deactivate(self) -> None:
         """Mark the account inactive and post SIPAccountDidDeactivate; the engine layer extends this too."""
@@ -154,7 +164,9 @@ class _ActivationMixin:
         from sipcli import activation
 
         activation.deactivate(self)  # unregisters in the background; SIPApplication.stop awaits it first
-        NotificationCenter().post_notification("SIPAccountDidDeactivate", sender=self)
+        if self._activation_posted:
+            self._activation_posted = False
+            NotificationCenter().post_notification("SIPAccountDidDeactivate", sender=self)
 
 
 class AuthSettings(SettingsGroup):
@@ -167,9 +179,12 @@ class AuthSettings(SettingsGroup):
 
 class AccountSIPSettings(SettingsGroup):
     outbound_proxy = Setting(SIPProxyAddress, default=None, nillable=True)
-    register = Setting(bool, default=True)
     register_interval = Setting(PositiveInteger, default=600)
     transport_list = Setting(SIPTransportList, default=("udp", "tcp", "tls"))
+
+
+class RegistrationSettings(SettingsGroup):
+    enabled = Setting(bool, default=True)  # REGISTER while the account is active (the reference's name)
 
 
 class RTPSettings(SettingsGroup):
@@ -208,6 +223,7 @@ class Account(_ActivationMixin, SettingsObject):
     display_name = Setting(str, default=None, nillable=True)
     auth = AuthSettings
     sip = AccountSIPSettings
+    registration = RegistrationSettings
     rtp = RTPSettings
     msrp = MSRPSettings
     presence = PresenceSettings
@@ -236,6 +252,20 @@ class Account(_ActivationMixin, SettingsObject):
 
     def __init__(self, id: str, store: SettingsStore | ConfigurationManager | None = None) -> None:
         """Already initialized by __new__."""
+
+    @classmethod
+    def upgrade(cls, data: dict | None) -> dict | None:
+        """sip.register, as saved before it took the reference's name registration.enabled."""
+        sip = data.get("sip") if data else None
+        if not isinstance(sip, dict) or "register" not in sip:
+            return data
+        assert data is not None
+        upgraded = {**data, "sip": {name: value for name, value in sip.items() if name != "register"}}
+        registration = data.get("registration")
+        registration = dict(registration) if isinstance(registration, dict) else {}
+        registration.setdefault("enabled", sip["register"])
+        upgraded["registration"] = registration
+        return upgraded
 
     @classmethod
     def create_adhoc(cls, id: str, *, password: str | None = None, display_name: str | None = None,
@@ -365,6 +395,13 @@ class AccountManager(metaclass=Singleton):
         self._started = True
         for account in accounts:
             self._add(account)
+        if self.default_account is None:
+            # As the reference has it, a saved account becomes the default when there is none: one saved before
+            # start() (when nobody observed its creation) as much as one saved after.
+            saved = [account for account in accounts if isinstance(account, Account) and account.enabled
+                     and not account.transient]
+            if saved:
+                self.default_account = saved[0]
 
     def stop(self) -> None:
         """Deactivate every account and stop tracking additions and deletions."""

@@ -1,8 +1,8 @@
 """SIPApplication: starts and stops the middleware's sub-systems in order, on the running asyncio loop.
 
 Start: configuration, engine (from SIPSimpleSettings plus per-run overrides), AccountManager, account activation,
-SessionManager (when the session layer is installed). Stop runs the same in reverse; it is idempotent and may be
-called from a signal handler or another thread.
+SessionManager (when the session layer is installed), ChatSupport (MSRP). Stop runs the same in reverse; it is
+idempotent and may be called from a signal handler or another thread.
 """
 
 from __future__ import annotations
@@ -41,6 +41,12 @@ def engine_settings_from(settings: Any, **overrides: Any) -> EngineSettings:
     return EngineSettings(**values)
 
 
+# The account settings its pj.Account and registration are made from: a saved change re-registers.
+_REGISTRATION_SETTINGS = frozenset({"registration.enabled", "sip.outbound_proxy", "sip.register_interval",
+                                    "sip.transport_list", "auth.username", "auth.password", "display_name",
+                                    "rtp.srtp_encryption"})
+
+
 class SIPApplication(metaclass=Singleton):
     """The process-wide application (a singleton). States: None, 'starting', 'started', 'stopping', 'stopped'."""
 
@@ -55,17 +61,20 @@ class SIPApplication(metaclass=Singleton):
         self._stop_task: asyncio.Task | None = None
         self._activate: Iterable[str] | None = None
         self._sessions = True
+        self._chat = True
 
     # -- public API --------------------------------------------------------------------------------------------
 
     def start(self, storage: Any, *, engine_options: dict[str, Any] | None = None,
-              accounts: Iterable[str] | None = None, sessions: bool = True) -> asyncio.Task:
+              accounts: Iterable[str] | None = None, sessions: bool = True, chat: bool = True) -> asyncio.Task:
         """Start everything on the running loop; the task raises what made the start fail (after cleaning up).
 
         engine_options override EngineSettings fields for this run (e.g. trace_sip, log_level, tls_ca_list);
         accounts limits activation to these account ids (None: every enabled account, as the reference says).
         sessions=False is for a process that places and takes no calls (e.g. registration only): no SessionManager
         (the session and chat layers are not even imported; incoming calls get 480) and no audio device.
+        chat=False leaves ChatSupport (MSRP listeners, sipcli.chat) out: sessions have audio only and chat offers
+        are refused.
         """
         if self.state is not None:
             raise RuntimeError(f"SIPApplication cannot start: it is {self.state}")
@@ -73,6 +82,7 @@ class SIPApplication(metaclass=Singleton):
         self.storage = storage
         self._activate = None if accounts is None else {str(account_id) for account_id in accounts}
         self._sessions = sessions
+        self._chat = sessions and chat
         self.state = "starting"
         self._start_settled = asyncio.Event()
         self._post("SIPApplicationWillStart")
@@ -126,6 +136,8 @@ class SIPApplication(metaclass=Singleton):
                 return
             manager = AccountManager()
             NotificationCenter().add_observer(self, name="SIPAccountManagerDidAddAccount")
+            NotificationCenter().add_observer(self, name="CFGSettingsObjectDidChange")
+            NotificationCenter().add_observer(self, name="CFGSettingsObjectWasCreated")
             NotificationCenter().add_observer(self, name="SIPEngineDidFail", sender=Engine())
             manager.start()
             engine = Engine()
@@ -136,6 +148,10 @@ class SIPApplication(metaclass=Singleton):
             session_manager = self._session_manager()
             if session_manager is not None:
                 session_manager.start()
+            if self._chat:
+                from sipcli.chat import ChatSupport  # MSRP: loaded by processes that take chats only
+
+                await ChatSupport().start()
         except BaseException as error:
             log.debug("SIPApplication start failed", exc_info=True)
             settled.set()
@@ -162,6 +178,8 @@ class SIPApplication(metaclass=Singleton):
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._start_settled.wait(), 10)
         NotificationCenter().discard_observer(self, name="SIPAccountManagerDidAddAccount")
+        NotificationCenter().discard_observer(self, name="CFGSettingsObjectDidChange")
+        NotificationCenter().discard_observer(self, name="CFGSettingsObjectWasCreated")
         NotificationCenter().discard_observer(self, name="SIPEngineDidFail", sender=Engine())
         session_manager = self._session_manager()
         if session_manager is not None and hasattr(session_manager, "stop"):
@@ -171,6 +189,11 @@ class SIPApplication(metaclass=Singleton):
                     await result
             except Exception:
                 log.exception("SessionManager.stop failed")
+        if self._chat:
+            from sipcli.chat import ChatSupport
+
+            with contextlib.suppress(Exception):
+                await ChatSupport().stop()
         manager = AccountManager()
         pending = [future for account in manager.get_accounts() if (future := deactivate(account)) is not None]
         if pending:
@@ -202,6 +225,29 @@ class SIPApplication(metaclass=Singleton):
                 self._post("SIPApplicationDidFail", reason=notification.data.reason)
                 self.stop()
             return
-        if notification.name == "SIPAccountManagerDidAddAccount" and Engine().is_running and \
-                self.state in ("starting", "started"):
+        if not Engine().is_running or self.state not in ("starting", "started"):
+            return
+        if notification.name == "SIPAccountManagerDidAddAccount":
             self._maybe_activate(notification.data.account)
+        elif notification.name == "CFGSettingsObjectDidChange":
+            self._account_changed(notification.sender, set(notification.data.modified))
+        elif notification.name == "CFGSettingsObjectWasCreated":  # e.g. the BonjourAccount's first save()
+            self._account_changed(notification.sender, {"enabled"})
+
+    def _account_changed(self, account: Any, modified: set[str]) -> None:
+        """A saved change to a managed account: (de)activate it for ``enabled``; re-register an active one whose
+        registration settings changed (``registration.enabled``, proxy, credentials, interval...)."""
+        from sipcli.account import AccountManager
+        from sipcli.activation import restart_registration
+
+        manager = AccountManager()
+        account_id = str(getattr(account, "id", ""))
+        if not manager.has_account(account_id) or manager.get_account(account_id) is not account:
+            return
+        if "enabled" in modified:
+            if account.enabled:
+                self._maybe_activate(account)
+            else:
+                account.deactivate()
+        elif account.active and modified & _REGISTRATION_SETTINGS:
+            restart_registration(account)

@@ -20,13 +20,9 @@ from sipcli.msrp.uri import MSRPURI
 from sipcli.pjsua import Engine
 from sipcli.singleton import Singleton
 
-__all__ = ["CHAT_CODECS", "ChatError", "ChatSupport", "EventSink", "RelayGrant", "relay_uri"]
+__all__ = ["ChatError", "ChatSupport", "EventSink", "RelayGrant", "relay_uri"]
 
 log = logging.getLogger(__name__)
-
-# Two audio sections with every codec exceed pjsua2's 1024-byte SDP print buffer (the SDP then reads as empty
-# and cannot be rewritten); these keep a chat session's SDP near 700 bytes.
-CHAT_CODECS = ["G722", "PCMU", "PCMA"]
 
 
 class ChatError(Exception):

@@ -82,8 +82,8 @@ class Registration:
                  lookup: DNSLookup | None = None) -> None:
         self.account = account
         self.engine = Engine()
-        self.register = bool(getattr(getattr(account, "sip", None), "register", False)) if register is None \
-            else register
+        self.register = bool(getattr(getattr(account, "registration", None), "enabled", False)) \
+            if register is None else register
         self.expires = int(expires or getattr(getattr(account, "sip", None), "register_interval", None) or 600)
         self.lookup = lookup or DNSLookup(self.engine.settings.dns_nameservers)
         self.notification_id = f"registration/{next(self._ids)}"
@@ -99,6 +99,9 @@ class Registration:
         self._task: asyncio.Task | None = None
         self._stopping: asyncio.Future | None = None
         self._ended: asyncio.Future | None = None
+        # resolved once the account can place calls: its pj.Account exists (for a registering account, the
+        # one made for the first route tried)
+        self.ready: asyncio.Future = asyncio.get_running_loop().create_future()
 
     def __repr__(self) -> str:
         return f"<Registration {self.notification_id} {self.account.id} {self.state}>"
@@ -124,15 +127,19 @@ class Registration:
 
     async def _start(self) -> None:
         try:
-            if not self.register:
+            if self.register:
+                await self._attempt()
+            if self._driver.pj_account is None and self._stopping is None:
+                # not registering, or no route to register along yet (DNS, transport): calls still need one
                 await self.engine.run(self._driver.create, self._params(None, None))
-                return
-            await self._attempt()
         except asyncio.CancelledError:
             raise
         except Exception as error:  # an engine that went away, a bad proxy: report, never leave a task error
             log.debug("registration of %s could not start", self.account.id, exc_info=True)
             self._failed(RegistrationFailure("transport", str(error) or type(error).__name__), retry=False)
+        finally:
+            if self._driver.pj_account is not None and not self.ready.done():
+                self.ready.set_result(None)
 
     async def _attempt(self) -> None:
         """One REGISTER along the current route (resolving the routes first when there are none)."""

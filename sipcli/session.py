@@ -63,12 +63,12 @@ from sipcli.pjsua.events import (
     RejectedCall,
     RemoteProposal,
 )
-from sipcli.pjsua.media import MediaSettings, set_codecs
+from sipcli.pjsua.media import SDP_BUFFER_SIZE, SRTP_SUITES, MediaSettings, SDPTooLarge, fit_codecs, set_codecs
 from sipcli.sessiondescription import SessionDescription, audio_active, media_refusal, offered_chat, refusal_reason
 from sipcli.sessionstate import ALLOWED, STATES, next_state
 from sipcli.singleton import Singleton
 from sipcli.sipmessage import header, message_body
-from sipcli.streams import MediaStream, SessionNotification, StreamEvent, StreamsChanged
+from sipcli.streams import MediaStream, SessionNotification, StreamEvent, StreamFailed, StreamsChanged
 from sipcli.streams.audio import AudioStream
 from sipcli.uri import SIPURI, Route
 
@@ -162,6 +162,8 @@ class Session:
         # DTMF INFO requests awaiting a response, in the order sent: the digit and its SendDTMF command's future
         self._info_digits: collections.deque[tuple[str, asyncio.Future]] = collections.deque()
         self._stats_task: asyncio.Task | None = None
+        self._offer_codecs: tuple[str, ...] | None = None  # what our offers list when not every codec fits
+        self._routes: list[Route] = []  # connect()'s routes; self.route is the one being tried
 
     def __repr__(self) -> str:
         return f"<Session {self.notification_id} {self.direction} {self.state}>"
@@ -229,13 +231,14 @@ class Session:
     def connect(self, callee_uri: SIPURI | str, routes: Iterable[Route] = (), audio: bool = True,
                 chat: bool = False) -> asyncio.Future:
         """Call callee_uri (state CALLING); the result comes as notifications. routes: where to send the INVITE
-        when the account has no outbound proxy of its own (the first one is used)."""
+        (e.g. the RFC 3263 results for the callee's domain), tried in order until one does not fail at the
+        transport (no response: refused, unreachable, timed out); none: the account's own routing."""
         check_transition("connect", self.state)
         if not audio and not chat:
             raise SessionError("a session needs at least one stream")
         uri = SIPURI.parse(callee_uri) if isinstance(callee_uri, str) else callee_uri
-        routes = list(routes)
-        self.route = routes[0] if routes else None
+        self._routes = list(routes)
+        self.route = self._routes[0] if self._routes else None
         self.direction = "outgoing"
         self.remote_uri = uri
         if audio:
@@ -254,7 +257,14 @@ class Session:
         return self._send(self._make_call(str(uri)))
 
     async def _connect_with_chat(self, uri: str) -> None:
-        """Our MSRP path (dispatcher or relay grant) must be known before pjsua writes the offer."""
+        """Our MSRP path (dispatcher or relay grant) must be known before pjsua writes the offer, which offers only
+        the codecs that leave room for the chat line in pjsua2's SDP buffer."""
+        try:
+            self._offer_codecs = self._codecs_with_chat()
+        except SDPTooLarge as error:
+            self._fail("local", 0, str(error))
+            self._finish("local")
+            return
         try:
             await self.streams["chat"].prepare(self.account)
         except Exception as error:
@@ -268,7 +278,22 @@ class Session:
 
     def _make_call(self, uri: str) -> MakeCall:
         return MakeCall(self.account, uri, str(self.route.uri) if self.route is not None else None,
-                        "chat" in self.streams)
+                        "chat" in self.streams, self._offer_codecs)
+
+    def _codecs_with_chat(self) -> tuple[str, ...] | None:
+        """The codecs an offer with a chat line may list (the negotiated one first), None when all of them fit;
+        SDPTooLarge when not even one does."""
+        manager = SessionManager()
+        configured = list(manager.codec_list)
+        if self.audio_codec:
+            current = next((name for name in configured if name.lower() == str(self.audio_codec).lower()), None)
+            if current is not None:
+                configured.remove(current)
+                configured.insert(0, current)
+        srtp = str(getattr(getattr(self.account, "rtp", None), "srtp_encryption", "disabled")) != "disabled"
+        fitting = fit_codecs(configured, media_lines=2, crypto_lines=len(SRTP_SUITES) if srtp else 0,
+                             limit=manager.sdp_buffer_size)
+        return None if fitting == list(manager.codec_list) else tuple(fitting)
 
     def accept(self, audio: bool = True, chat: bool = False) -> asyncio.Future:
         """Answer an incoming session with 200 OK (state ACCEPTING, then ESTABLISHED on ACK)."""
@@ -383,9 +408,10 @@ class Session:
         self._local_proposal_streams = ["chat"]
         self._post("SIPSessionGotStreamProposal", proposer="local", streams=["chat"])
         try:
+            codecs = self._codecs_with_chat()
             await chat.prepare(self.account)
             self._add_stream(chat)
-            await self._send(Reinvite(chat_slot=True))
+            await self._send(Reinvite(chat_slot=True, codecs=codecs))
         except Exception as error:
             chat.enabled = False
             self._transition("proposal_done")
@@ -539,6 +565,8 @@ class Session:
             return
         error = future.exception()
         log.debug("%s %s failed: %r", self.notification_id, command, error)
+        if isinstance(command, MakeCall) and self._next_route():
+            return
         if isinstance(command, MakeCall | Answer) and self.state not in ("ESTABLISHED", "TERMINATED"):
             self._fail("local", 0, getattr(error, "reason", None) or str(error) or type(error).__name__)
             self._finish("local")
@@ -635,6 +663,10 @@ class Session:
             self._post(event.name, **event.data)
         elif isinstance(event, StreamsChanged) and self.state == "ESTABLISHED":
             self._stream_update(self._active_streams())
+        elif isinstance(event, StreamFailed) and self.state in ("CALLING", "INCOMING", "ACCEPTING"):
+            # the session would go on without a stream it was asked for: it fails instead
+            self._fail("local", 0, event.reason)
+            self.end()
 
     def _release(self) -> None:
         if self._driver is not None:
@@ -694,7 +726,25 @@ class Session:
                 reason = foreign_realm_reason(message, self.account.credentials.realm) or reason
             self._disconnected(code, reason, remote_response)
 
+    def _next_route(self) -> bool:
+        """Our INVITE failed at the transport (nothing answered): send it along the next route, if there is one
+        (RFC 3263 section 4.3); whether it was sent."""
+        if self.direction != "outgoing" or self._end_requested or self.state != "CALLING" or self.route is None:
+            return False
+        index = self._routes.index(self.route) + 1
+        if index >= len(self._routes):
+            return False
+        log.info("%s: %s failed at the transport, trying %s", self.notification_id, self.route, self._routes[index])
+        self.route = self._routes[index]
+        self._release()
+        self._driver = self.driver_factory(_DriverHooks(self), self._driver_event)
+        assert self.remote_uri is not None
+        self._send(self._make_call(str(self.remote_uri)))
+        return True
+
     def _disconnected(self, code: int, reason: str, remote_response: bool) -> None:
+        if self.start_time is None and not remote_response and code in (408, 503) and self._next_route():
+            return
         self._release()
         if self.start_time is None:
             if self._end_requested and self._local_refusal is None:
@@ -713,7 +763,7 @@ class Session:
         else:
             originator = "local" if self._end_requested else "remote"
             if not self._end_requested:
-                self._post("SIPSessionWillEnd")
+                # no SIPSessionWillEnd: the reference sends it only before ending "at the request of the application"
                 self._transition("remote_end")
         self._finish(originator)
 
@@ -954,9 +1004,11 @@ class SessionManager(metaclass=Singleton):
     notification_id = "session_manager"
 
     def __init__(self) -> None:
-        self.sessions: list[Session] = []
+        self._sessions: list[Session] = []
         self._started = False
-        self.codecs: list[str] | None = None
+        self.codecs: list[str] | None = None  # set before start(): overrides SIPSimpleSettings.audio.codec_list
+        self.codec_list: list[str] = []  # the codecs in use since start(), in order of preference
+        self.sdp_buffer_size = SDP_BUFFER_SIZE  # what the engine hands to Python of an SDP (sipcli.pjsua.media)
 
     def start(self) -> None:
         """Take incoming calls and apply the codec order (SIPSimpleSettings.audio.codec_list, or ``codecs``)."""
@@ -974,6 +1026,7 @@ class SessionManager(metaclass=Singleton):
             from sipcli.configuration.settings import SIPSimpleSettings
 
             codecs = [str(codec) for codec in SIPSimpleSettings().audio.codec_list]
+        self.codec_list = list(codecs)
         engine.run(set_codecs, list(codecs))
 
     async def stop(self, timeout: float = HANGUP_TIMEOUT) -> None:
@@ -986,7 +1039,7 @@ class SessionManager(metaclass=Singleton):
             engine.incoming_call_hook = None
         if engine.rejected_call_hook == self._rejected_call:
             engine.rejected_call_hook = None
-        sessions = [session for session in self.sessions if session.state != "TERMINATED"]
+        sessions = self.sessions
         for session in sessions:
             with contextlib.suppress(SessionError, EngineError):
                 session.end()
@@ -994,13 +1047,18 @@ class SessionManager(metaclass=Singleton):
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(asyncio.gather(*(s.wait_ended() for s in sessions)), timeout)
 
+    @property
+    def sessions(self) -> list[Session]:
+        """A copy of the list of active sessions (neither NULL nor TERMINATED), as the reference says."""
+        return [session for session in self._sessions if session.state not in ("NULL", "TERMINATED")]
+
     def _add(self, session: Session) -> None:
-        if session not in self.sessions:
-            self.sessions.append(session)
+        if session not in self._sessions:
+            self._sessions.append(session)
 
     def _remove(self, session: Session) -> None:
-        if session in self.sessions:
-            self.sessions.remove(session)
+        if session in self._sessions:
+            self._sessions.remove(session)
         for stream in session.streams.values():
             stream.close()
 

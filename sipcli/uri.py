@@ -96,15 +96,18 @@ class SIPURI:
 
 @dataclass(frozen=True)
 class Route:
-    """Where to send a request: an IP address, port and transport (one RFC 3263 result)."""
+    """Where to send a request: an IP address, port and transport (one RFC 3263 result). ``Route("1.2.3.4")`` is
+    port 5060 over UDP, as in the reference (the port defaults to the transport's: 5061 for TLS)."""
 
     address: str
-    port: int
+    port: int = None  # type: ignore[assignment]  # None: the transport's default port (set in __post_init__)
     transport: str = "udp"
 
     def __post_init__(self) -> None:
         if self.transport not in TRANSPORTS:
             raise ValueError(f"unsupported transport {self.transport!r} (udp, tcp or tls)")
+        if self.port is None:
+            object.__setattr__(self, "port", DEFAULT_PORTS[self.transport])
 
     @property
     def uri(self) -> SIPURI:

@@ -377,12 +377,18 @@ class SettingsObject(_SettingsContainer):
         super().__init__()
         self._key = key
         self._store = store if store is not None else ConfigurationManager()
-        data = self._store.get(key)
+        data = self.upgrade(self._store.get(key))
         self._persisted = data is not None
         if data:
             path = getattr(self._store.storage, "path", None)  # FileStorage: name the file in error messages
             _load(self, data, where="/".join(key) + (f" of {path}" if path else ""))
         self._snapshot = settings_dict(self)
+
+    @classmethod
+    def upgrade(cls, data: dict | None) -> dict | None:
+        """What is stored for such an object, with settings saved under an older name moved to their current
+        one (a copy; the storage is rewritten by the next save()). Overridden where a setting was renamed."""
+        return data
 
     @property
     def persisted(self) -> bool:

@@ -28,7 +28,7 @@ from __future__ import annotations
 import time
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from sipcli.msrp.message import REASONS, FrameError, MSRPFrame, new_message_id, new_transaction_id, parse_byte_range
 from sipcli.msrp.parser import MAX_BODY_SIZE, MAX_HEADER_SIZE, MSRPParser, ParseError
@@ -61,18 +61,23 @@ class MessageReceived:
 
 @dataclass(slots=True)
 class MessageDelivered:
+    """frame: what confirmed it (the success REPORT, or the 200 response when no report was asked for)."""
+
     message_id: str
     code: int
     comment: str | None
+    frame: MSRPFrame | None = field(default=None, compare=False)
 
 
 @dataclass(slots=True)
 class MessageNotDelivered:
-    """Refused by the peer or a relay (its code), 408 on timeout, or the connection went away."""
+    """Refused by the peer or a relay (its code), 408 on timeout, or the connection went away. frame: the
+    response or failure REPORT that said so (None when nothing was received)."""
 
     message_id: str
     code: int
     comment: str | None
+    frame: MSRPFrame | None = field(default=None, compare=False)
 
 
 @dataclass(slots=True)
@@ -464,11 +469,11 @@ class MSRPConnection:
             return
         code, comment = status
         if code != 200:
-            self._finish(msg, MessageNotDelivered(msg.message_id, code, comment))
+            self._finish(msg, MessageNotDelivered(msg.message_id, code, comment, frame))
         elif msg.success_report:
             msg.reported = max(msg.reported, end if end is not None else msg.total)
             if msg.reported >= msg.total:
-                self._finish(msg, MessageDelivered(msg.message_id, code, comment))
+                self._finish(msg, MessageDelivered(msg.message_id, code, comment, frame))
 
     def _on_response(self, frame: MSRPFrame) -> None:
         entry = self._transactions.pop(frame.transaction_id, None)
@@ -482,16 +487,16 @@ class MSRPConnection:
         if target.done:
             return
         if frame.code != 200:
-            self._finish(target, MessageNotDelivered(target.message_id, frame.code or 0, frame.comment))
+            self._finish(target, MessageNotDelivered(target.message_id, frame.code or 0, frame.comment, frame))
         elif target.offset >= target.total and target.pending == 0:
-            self._all_acknowledged(target)
+            self._all_acknowledged(target, frame)
 
-    def _all_acknowledged(self, msg: _Outgoing) -> None:
+    def _all_acknowledged(self, msg: _Outgoing, response: MSRPFrame | None = None) -> None:
         if msg.success_report:
             if msg.report_deadline is None:
                 msg.report_deadline = self._clock() + self.response_timeout
         elif msg.failure_report == "yes":
-            self._finish(msg, MessageDelivered(msg.message_id, 200, "OK"))
+            self._finish(msg, MessageDelivered(msg.message_id, 200, "OK", response))
 
     def _finish(self, msg: _Outgoing, event: MessageDelivered | MessageNotDelivered) -> None:
         if msg.offset < msg.total or msg.total == 0:

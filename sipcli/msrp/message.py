@@ -52,6 +52,18 @@ class MSRPFrame:
     def is_request(self) -> bool:
         return self.method is not None
 
+    def __json__(self) -> dict[str, object]:
+        """What the reference's MSRPData exposes in a notification: the frame without its body (the content is
+        reported beside it, decoded)."""
+        try:
+            byte_range: tuple[int, int | None, int | None] | None = self.byte_range
+        except Exception:  # a malformed Byte-Range from the network: reported as absent
+            byte_range = None
+        return {"transaction_id": self.transaction_id, "method": self.method, "code": self.code,
+                "comment": self.comment, "message_id": self.message_id, "content_type": self.content_type,
+                "byte_range": list(byte_range) if byte_range is not None else None,
+                "headers": dict(self.headers), "continuation": self.continuation}
+
     def header(self, name: str, default: str | None = None) -> str | None:
         return self.headers.get(name, default)
 

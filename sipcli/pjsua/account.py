@@ -9,6 +9,7 @@ thread), which is what ``MakeCall`` and pager-mode sending call from.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import logging
 from collections.abc import Callable
@@ -16,9 +17,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from sipcli.pjsua.call import CallDriver
-from sipcli.pjsua.engine import Engine
+from sipcli.pjsua.engine import Engine, EngineError
 from sipcli.pjsua.events import AccountEvent, RegistrationStateChanged
-from sipcli.pjsua.media import apply_media_settings
+from sipcli.pjsua.media import SRTP_SUITES, apply_media_settings
 from sipcli.pjsua.pager import PagerAccountMixin, hold_account
 from sipcli.registration_timers import PJSIP_REFRESH_MARGIN
 
@@ -59,14 +60,14 @@ def _pj_account_class() -> type:
 
         def __init__(self, driver: AccountDriver) -> None:
             super().__init__()
-            self._driver = driver
+            self.driver = driver
 
         def onRegState(self, prm: Any) -> None:
             engine = Engine()
             code, reason, expiration, status = int(prm.code), str(prm.reason), int(prm.expiration), int(prm.status)
             message = prm.rdata.wholeMsg if prm.rdata is not None else ""
             error = engine.endpoint.utilStrError(status) if status != 0 else ""
-            engine.post(self._driver.on_event, RegistrationStateChanged(code, reason, expiration, error, message))
+            engine.post(self.driver.on_event, RegistrationStateChanged(code, reason, expiration, error, message))
 
         def onIncomingCall(self, prm: Any) -> None:
             engine = Engine()
@@ -74,7 +75,7 @@ def _pj_account_class() -> type:
             hook = engine.incoming_call_hook
             if hook is not None:
                 driver = CallDriver.incoming(self, call_id)
-                answer = hook(self._driver.owner, driver, message)
+                answer = hook(self.driver.owner, driver, message)
                 code, reason = answer if isinstance(answer, tuple) else (answer, "")
                 driver.answer_now(code, reason)
                 return
@@ -105,6 +106,27 @@ class AccountDriver:
         self._params = params
         self.owner.pj_account = pj_account
         engine.add_account(pj_account)
+
+    def route_account(self, route_uri: str, transport: str) -> Any:
+        """A pj.Account like the owner's that sends every request along route_uri, for one outgoing call: pjsip
+        routes by an account's proxies only (a Route header added to the INVITE is not used for sending). It
+        does not register; calls that reach it go where the owner's go. The caller shuts it down (``drop``)."""
+        if self._params is None:
+            raise EngineError(f"account {getattr(self.owner, 'id', '')} is not active")
+        if transport not in Engine().transport_ids:
+            raise EngineError(f"no {transport} transport is enabled")
+        params = dataclasses.replace(self._params, registrar_uri=None, route_uri=route_uri, transport=transport,
+                                     contact=None)
+        pj_account = _pj_account_class()(self)
+        pj_account.create(self.config(params), False)
+        Engine().add_account(pj_account)
+        return pj_account
+
+    @staticmethod
+    def drop(pj_account: Any) -> None:
+        """Shut down a pj.Account made by route_account (its call is over)."""
+        Engine().remove_account(pj_account)
+        pj_account.shutdown()
 
     def register(self, params: AccountParams) -> None:
         """REGISTER along params' route (the pj.Account is remade for another route)."""
@@ -157,11 +179,12 @@ class AccountDriver:
         config.regConfig.delayBeforeRefreshSec = PJSIP_REFRESH_MARGIN  # never fires: sipcli refreshes first
         config.regConfig.unregWaitMsec = 1000
         if params.route_uri is not None and params.transport is not None:
-            if params.registrar_uri is not None:
-                config.regConfig.registrarUri = params.registrar_uri
             config.sipConfig.proxies.append(params.route_uri)
             config.sipConfig.transportId = engine.transport_ids[params.transport]
-            config.sipConfig.contactForced = f"<{params.contact}>"
+            if params.registrar_uri is not None:
+                config.regConfig.registrarUri = params.registrar_uri
+            if params.contact is not None:
+                config.sipConfig.contactForced = f"<{params.contact}>"
         if params.password and params.realm:
             config.sipConfig.authCreds.append(pj.AuthCredInfo("digest", params.realm, params.username, 0,
                                                               params.password))
@@ -172,6 +195,12 @@ class AccountDriver:
         config.natConfig.sipOutboundUse = 0
         config.mediaConfig.srtpUse = _PJ_SRTP.get(params.srtp, 0)
         config.mediaConfig.srtpSecureSignaling = 0
+        suites = pj.SrtpCryptoVector()
+        for name in SRTP_SUITES:
+            suite = pj.SrtpCrypto()
+            suite.name = name
+            suites.append(suite)
+        config.mediaConfig.srtpOpt.cryptos = suites
         if engine.media_settings is not None:
             apply_media_settings(config, engine.media_settings, engine.settings.local_ip)
         return config

@@ -38,6 +38,7 @@ from sipcli.pjsua.events import (
     RemoteProposal,
     StreamFigures,
 )
+from sipcli.pjsua.media import call_codecs
 from sipcli.pjsua.pager import PagerCallMixin
 from sipcli.sdes import answer_problem, offer_key_under_tags
 from sipcli.sessiondescription import SessionDescription
@@ -56,8 +57,10 @@ CANCEL_GRACE = 0.2
 _CALL_STATES = {0: "NULL", 1: "CALLING", 2: "INCOMING", 3: "EARLY", 4: "CONNECTING", 5: "CONFIRMED",
                 6: "DISCONNECTED"}
 _MEDIA_ACTIVE, _MEDIA_LOCAL_HOLD, _MEDIA_REMOTE_HOLD = 1, 2, 3
-_DTMF_METHODS = {0: "rfc2833", 1: "info"}
+_DTMF_RFC2833 = 0
+_DTMF_METHODS = {_DTMF_RFC2833: "rfc2833", 1: "info"}
 _SRTP_ACTIVE = re.compile(r"SRTP status:\s*Active", re.IGNORECASE)
+_ROUTE_TRANSPORT = re.compile(r";transport=(udp|tcp|tls)", re.IGNORECASE)
 
 
 class CallError(EngineError):
@@ -90,8 +93,9 @@ class MakeCall:
 
     account: Any
     uri: str
-    route_uri: str | None = None
+    route_uri: str | None = None  # send the INVITE (and the dialog's requests) along this loose route
     chat_slot: bool = False
+    codecs: tuple[str, ...] | None = None  # what this call offers, its re-offers too (None: the configured codecs)
 
 
 @dataclass(frozen=True)
@@ -124,6 +128,7 @@ class Reinvite:
 
     chat_slot: bool
     unhold: bool = False
+    codecs: tuple[str, ...] | None = None  # from now on the call offers these (None: as before)
 
 
 @dataclass(frozen=True)
@@ -176,6 +181,8 @@ class CallDriver:
         self.player: Any = None
         self.player_file: str | None = None
         self.recorder: Any = None
+        self.codecs: list[str] | None = None  # what our offers list (sipcli.pjsua.media.call_codecs)
+        self.route_account: Any = None  # the pj.Account that routes this call (MakeCall.route_uri)
         # a re-INVITE that proposes streams, answered later by AnswerProposal: its offer, and the answer pjsua
         # wrote for it while the application decides
         self.proposal: dict[str, str | None] | None = None
@@ -229,6 +236,10 @@ class CallDriver:
     def _drop(self) -> None:
         self.player = self.recorder = None
         self.call = None
+        if self.route_account is not None:
+            route_account, self.route_account = self.route_account, None
+            with contextlib.suppress(Exception):
+                route_account.driver.drop(route_account)
         if self in self._live:
             self._live.remove(self)
 
@@ -238,18 +249,19 @@ class CallDriver:
         pj_account = command.account.pj_account
         if pj_account is None:
             raise CallError(f"account {command.account.id} is not active")
+        if command.route_uri is not None:
+            transport = _ROUTE_TRANSPORT.search(command.route_uri)
+            self.route_account = pj_account = pj_account.driver.route_account(
+                command.route_uri, transport.group(1).lower() if transport else "udp")
         self.call = _pj_call_class()(self, pj_account)
         self._keep()
+        self.codecs = list(command.codecs) if command.codecs else None
         param = pj.CallOpParam(True)
         if command.chat_slot:
             param.opt.audioCount = 2  # the second audio slot becomes the m=message line (sipcli.chat)
-        if command.route_uri is not None:
-            header = pj.SipHeader()
-            header.hName = "Route"
-            header.hValue = f"<{command.route_uri}>"
-            param.txOption.headers.append(header)
         try:
-            self.call.makeCall(command.uri, param)
+            with call_codecs(self.codecs):
+                self.call.makeCall(command.uri, param)
         except Exception:
             self._drop()
             raise
@@ -277,14 +289,16 @@ class CallDriver:
     def _hold(self, command: Hold) -> None:
         import pjsua2 as pj
 
-        self.call.setHold(pj.CallOpParam(True))
+        with call_codecs(self.codecs):
+            self.call.setHold(pj.CallOpParam(True))
 
     def _unhold(self, command: Unhold) -> None:
         import pjsua2 as pj
 
         param = pj.CallOpParam(True)
         param.opt.flag = pj.PJSUA_CALL_UNHOLD
-        self.call.reinvite(param)
+        with call_codecs(self.codecs):
+            self.call.reinvite(param)
 
     def _reinvite(self, command: Reinvite) -> None:
         import pjsua2 as pj
@@ -293,7 +307,10 @@ class CallDriver:
         param.opt.audioCount = self._audio_slots(command.chat_slot)
         if command.unhold:
             param.opt.flag = pj.PJSUA_CALL_UNHOLD
-        self.call.reinvite(param)
+        if command.codecs:
+            self.codecs = list(command.codecs)
+        with call_codecs(self.codecs):
+            self.call.reinvite(param)
 
     def _audio_slots(self, chat_slot: bool) -> int:
         """The audio count for a re-offer. pjsua adds an audio line for each one the call lacks, and an m=message
@@ -643,8 +660,18 @@ def _pj_call_class() -> type:
                 if method == "INVITE":
                     self.driver.post(InviteResponse(code, reason, body))
 
+        def onDtmfEvent(self, prm: Any) -> None:
+            """RFC 4733 digits are reported at the start of their event (flags 0: neither update nor end). Not by
+            onDtmfDigit: when the stream is recreated mid-event (a hold re-INVITE just after a digit), the new
+            stream takes the event's remaining end packets for a digit of its own and onDtmfDigit fires again,
+            without an event start."""
+            if int(prm.method) == _DTMF_RFC2833 and int(prm.flags) == 0:
+                self.driver.post(DTMFReceived(str(prm.digit), _DTMF_METHODS[_DTMF_RFC2833]))
+
         def onDtmfDigit(self, prm: Any) -> None:
-            self.driver.post(DTMFReceived(str(prm.digit), _DTMF_METHODS.get(int(prm.method), str(prm.method))))
+            method = int(prm.method)
+            if method != _DTMF_RFC2833:  # SIP INFO: one request, one digit
+                self.driver.post(DTMFReceived(str(prm.digit), _DTMF_METHODS.get(method, str(prm.method))))
 
         def onStreamDestroyed(self, prm: Any) -> None:
             """The stream's last figures: read here, before pjsua destroys it (on hold, unhold and hang-up)."""

@@ -314,6 +314,10 @@ class Engine(metaclass=Singleton):
         config.medConfig.sndClockRate = settings.clock_rate
         config.medConfig.threadCnt = 1 if settings.audio else 0
         config.medConfig.hasIoqueue = settings.audio  # False: the few sockets a refused call opens share SIP's
+        # The null sound device is the conference bridge's clock, and only that clock makes a call's stream send
+        # (RTP and RFC 4733 DTMF). pjsua closes an idle sound device after 1 s and reopens it only when something
+        # is connected to slot 0, which sipcli never does: every call after the first idle second sent nothing.
+        config.medConfig.sndAutoCloseTime = -1
         level = max(settings.log_level, 4 if settings.trace_sip else 0)
         config.logConfig.level = level
         config.logConfig.consoleLevel = level

@@ -1,17 +1,68 @@
-"""Media setup of the engine: codec priorities and the RTP settings of every pj.Account (pjsua thread)."""
+"""Media setup of the engine: codec priorities and the RTP settings of every pj.Account (pjsua thread), and how
+large an SDP pjsua2 can hand to Python (``fit_codecs``)."""
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from sipcli.pjsua.engine import Engine, EngineError
 
-__all__ = ["CodecError", "MediaSettings", "apply_media_settings", "set_codecs"]
+__all__ = ["SDP_BUFFER_SIZE", "SRTP_SUITES", "CodecError", "MediaSettings", "SDPTooLarge", "apply_media_settings",
+           "call_codecs", "fit_codecs", "set_codecs"]
+
+# pjsua2 prints every SDP it makes into a buffer of this size for onCallSdpCreated; a larger SDP reads as empty
+# and cannot be rewritten (the chat line cannot be added).
+SDP_BUFFER_SIZE = 1024
+# What each pj.Account offers and accepts for SDES-SRTP: the two suites of RFC 4568 that SDES peers implement
+# (the reference client answers AES_CM_128_HMAC_SHA1_80). pjsua's default adds the two AES-256 suites, about 84
+# bytes each per audio line, which leaves no room for a chat session's second media line.
+SRTP_SUITES = ("AES_CM_128_HMAC_SHA1_80", "AES_CM_128_HMAC_SHA1_32")
+
+# Bytes of an SDP made by pjsua 2.15.1, measured with a 9-character address and 4-digit ports: the session
+# lines, each audio line without codecs, one a=crypto line, and each codec family's rtpmap/fmtp lines (and
+# telephone-event clock rates) per audio line.
+_SDP_SESSION = 87
+_SDP_AUDIO_LINE = 197
+_SDP_CRYPTO = 84
+_SDP_CODEC = {"g722": 24, "pcmu": 23, "pcma": 23, "gsm": 22, "ilbc": 44, "l16": 57, "speex": 194}
+_SDP_UNKNOWN_CODEC = 200
+_MEASURED_ADDRESS = 9
 
 
 class CodecError(EngineError):
     """None of the wanted codecs is available in this engine."""
+
+
+class SDPTooLarge(EngineError):
+    """Not even one codec makes an SDP that pjsua2 can print into its buffer."""
+
+
+def sdp_size(codecs: Sequence[str], media_lines: int, crypto_lines: int, address_length: int = 15) -> int:
+    """An upper estimate of the SDP pjsua makes with these codec families on media_lines audio lines, each with
+    crypto_lines a=crypto lines (IPv4 addresses up to address_length characters, 5-digit ports)."""
+    per_line = _SDP_AUDIO_LINE + crypto_lines * _SDP_CRYPTO + \
+        sum(_SDP_CODEC.get(codec.lower(), _SDP_UNKNOWN_CODEC) for codec in codecs)
+    address = max(0, address_length - _MEASURED_ADDRESS)
+    # the address is in o= once and in c= and a=rtcp of each line; 2 more port digits and 4 bytes of slack a line
+    return _SDP_SESSION + address + media_lines * (per_line + 2 * address + 6)
+
+
+def fit_codecs(codecs: Sequence[str], media_lines: int, crypto_lines: int, limit: int = SDP_BUFFER_SIZE,
+               address_length: int = 15) -> list[str]:
+    """The codecs to offer, in order of preference, so that the SDP fits into limit bytes: each one is kept when
+    it still fits next to those before it (a large one, like speex with its three clock rates, is left out for
+    the smaller ones after it). SDPTooLarge when not even one codec fits."""
+    fitting: list[str] = []
+    for codec in codecs:
+        if sdp_size([*fitting, codec], media_lines, crypto_lines, address_length) <= limit:
+            fitting.append(codec)
+    if not fitting:
+        raise SDPTooLarge(f"an SDP with {media_lines} media lines{' and SRTP' if crypto_lines else ''} exceeds "
+                          f"the {limit}-byte buffer of pjsua2 even with one codec")
+    return fitting
 
 
 @dataclass(frozen=True)
@@ -36,8 +87,31 @@ def apply_media_settings(config: Any, settings: MediaSettings, local_ip: str | N
         media.transportConfig.randomizePort = True
 
 
+_configured: list[str] = []  # pjsua thread: what set_codecs last applied, restored after call_codecs
+
+
 def set_codecs(names: list[str]) -> list[str]:
     """pjsua thread: codecs in names get descending priorities, every other codec is disabled."""
+    enabled = _prioritize(names)
+    _configured[:] = names
+    return enabled
+
+
+@contextlib.contextmanager
+def call_codecs(names: list[str] | None) -> Iterator[None]:
+    """pjsua thread: the SDP that pjsua makes inside the block offers only these codecs (None: the configured
+    ones). Codec priorities are the endpoint's, so they are set for the block and restored after it."""
+    if not names or not _configured or names == _configured:
+        yield
+        return
+    _prioritize(names)
+    try:
+        yield
+    finally:
+        _prioritize(list(_configured))
+
+
+def _prioritize(names: list[str]) -> list[str]:
     endpoint = Engine().endpoint
     available = [info.codecId for info in endpoint.codecEnum2()]
     wanted = [name.lower() for name in names]

@@ -43,16 +43,16 @@ def _raw(text: str) -> bytes:
 
 
 class PagerAccountMixin:
-    """Mixed into the engine's pj.Account subclasses: ``_driver`` is the AccountDriver whose ``on_event`` gets
+    """Mixed into the engine's pj.Account subclasses: ``driver`` is the AccountDriver whose ``on_event`` gets
     what the account receives."""
 
-    _driver: AccountDriver
+    driver: AccountDriver
 
     def onInstantMessage(self, prm: Any) -> None:
-        Engine().post(self._driver.on_event, PagerRequest(_raw(prm.rdata.wholeMsg), False))
+        Engine().post(self.driver.on_event, PagerRequest(_raw(prm.rdata.wholeMsg), False))
 
     def onTypingIndication(self, prm: Any) -> None:
-        Engine().post(self._driver.on_event, PagerRequest(_raw(prm.rdata.wholeMsg), True))
+        Engine().post(self.driver.on_event, PagerRequest(_raw(prm.rdata.wholeMsg), True))
 
     def onInstantMessageStatus(self, prm: Any) -> None:
         whole = _raw(prm.rdata.wholeMsg) if prm.rdata is not None else b""
@@ -91,7 +91,7 @@ class _Pager:
         key = (owner, params)
         routed = self.routed.get(key)
         if routed is None:
-            routed = _route_account_class()(pj_account._driver)
+            routed = _route_account_class()(pj_account.driver)
             routed.create(AccountDriver.config(params), False)
             self.routed[key] = routed
             self.hook()
@@ -181,7 +181,7 @@ def _route_account_class() -> type:
 
         def __init__(self, driver: AccountDriver) -> None:
             super().__init__()
-            self._driver = driver
+            self.driver = driver
 
     return RouteAccount
 

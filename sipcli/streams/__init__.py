@@ -4,7 +4,8 @@ A session holds its streams by kind ({"audio": AudioStream, "chat": ChatStream})
 ``MediaStream``: the SDP each writes into every offer and answer, what the answer to our offer said, start
 (the session announced the stream), removal by a re-INVITE, close (the session ended). A stream tells its
 session what happened through the ``on_event`` callback the session sets: a session notification to post
-(``SessionNotification``, e.g. a received chat message) or a change of the active streams (``StreamsChanged``).
+(``SessionNotification``, e.g. a received chat message), a change of the active streams (``StreamsChanged``)
+or a failure that a session being set up cannot go on without (``StreamFailed``).
 The streams post their own notifications (MediaStreamDidStart...) with themselves as sender.
 """
 
@@ -14,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-__all__ = ["MediaStream", "SessionNotification", "StreamEvent", "StreamsChanged"]
+__all__ = ["MediaStream", "SessionNotification", "StreamEvent", "StreamFailed", "StreamsChanged"]
 
 
 @dataclass(frozen=True)
@@ -30,7 +31,14 @@ class StreamsChanged:
     """The stream left (or joined) the session outside a session transition: announce the active streams."""
 
 
-StreamEvent = SessionNotification | StreamsChanged
+@dataclass(frozen=True)
+class StreamFailed:
+    """The stream cannot be set up as the session was negotiated: a session still being set up fails with it."""
+
+    reason: str
+
+
+StreamEvent = SessionNotification | StreamsChanged | StreamFailed
 
 
 class MediaStream(Protocol):

@@ -7,8 +7,8 @@ session keeps its audio line with a real port and ``a=inactive``: pjsua refuses 
 line (488) and gives up a call whose answer has no audio stream.
 
 Local MSRP URIs come from ``sipcli.chat.ChatSupport`` (dispatchers, spare relay grants). pjsua2 prints SDPs into
-a 1024-byte buffer: a session whose SDP is larger cannot be rewritten (keep the codec list short:
-``sipcli.chat.CHAT_CODECS``).
+a 1024-byte buffer: a session whose SDP is larger cannot be rewritten, so a session with chat offers only as many
+codecs as fit (``sipcli.pjsua.media.fit_codecs``); a session being set up fails when its SDP still overflows.
 
 Connection direction: we offer ``a=setup:actpass`` and are ready both to connect and to be connected to; the
 answer's ``a=setup`` decides (``sipcli.msrp.sdp.connection_role``); behind a relay we are always connected.
@@ -40,7 +40,7 @@ from sipcli.msrp.uri import MSRPURI
 from sipcli.notification import NotificationCenter, NotificationData
 from sipcli.pjsua import Engine
 from sipcli.sessiondescription import CHAT_SLOT, SessionDescription, offered_chat, splice_chat
-from sipcli.streams import SessionNotification, StreamEvent, StreamsChanged
+from sipcli.streams import SessionNotification, StreamEvent, StreamFailed, StreamsChanged
 
 __all__ = ["ACCEPT_TYPES", "DECLINED", "ChatMessage", "ChatStream"]
 
@@ -172,7 +172,7 @@ class ChatStream:
     def rewrite_sdp(self, local: str, remote: str | None) -> str:
         """Put our chat section (or the disabled line) into slot 1 of every SDP pjsua makes for the session."""
         if not local:
-            Engine().post(self._fail, "the session's SDP exceeds pjsua2's 1024-byte buffer: use fewer codecs")
+            Engine().post(self._overflowed)
             return local
         description = SessionDescription.parse(local)
         if len(description.media) <= CHAT_SLOT:
@@ -239,6 +239,11 @@ class ChatStream:
             # Either side: the audio media update of the same re-INVITE may have been handled before this (a local
             # removal ends here only once the re-INVITE is sent), and it saw the chat still active.
             self._emit(StreamsChanged())
+
+    def _overflowed(self) -> None:
+        reason = "the session's SDP exceeds pjsua2's SDP buffer: the chat line could not be added"
+        self._fail(reason)
+        self._emit(StreamFailed(reason))
 
     def _fail(self, reason: str) -> None:
         if self.failure is None:
@@ -343,8 +348,9 @@ class ChatStream:
                 return  # the empty SEND that binds a connection
             name = "SIPSessionDidDeliverMessage" if isinstance(event, MessageDelivered) else \
                 "SIPSessionDidNotDeliverMessage"
+            # message: the MSRP REPORT or response that settled it (the reference's MSRPData), None when none came
             self._emit(SessionNotification(name, {"message_id": event.message_id, "code": event.code,
-                                                  "reason": event.comment, "message": message}))
+                                                  "reason": event.comment, "message": event.frame}))
         elif isinstance(event, ConnectionClosed) and self.transport is not None and not self._closing and \
                 self.enabled:  # not enabled: we are removing the chat line, the peer may close first
             # A peer that hangs up closes MSRP at once while its BYE still travels through the proxies, and one that
@@ -388,8 +394,7 @@ class ChatStream:
         if isinstance(content, str) and content.startswith(_OTR_QUERY):
             return  # an OTR query (the reference client's first message): never answered, the chat stays plain
         self._emit(SessionNotification("SIPSessionGotMessage", {
-            "content": content, "content_type": content_type, "cpim_headers": headers,
-            "message": {"message_id": event.message_id, "headers": dict(event.frame.headers)}}))
+            "content": content, "content_type": content_type, "cpim_headers": headers, "message": event.frame}))
 
     def _emit(self, event: StreamEvent) -> None:
         if self.on_event is not None:

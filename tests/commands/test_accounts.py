@@ -151,17 +151,17 @@ def test_unknown_account_exits_5(run, args):
 
 def test_set_dotted_values_and_default_reset(run, config_dir):
     run("add", "alice@example.test", check=0)
-    run("set", "alice@example.test", "sip.outbound_proxy=127.0.0.1:5080;transport=tls", "sip.register=no",
+    run("set", "alice@example.test", "sip.outbound_proxy=127.0.0.1:5080;transport=tls", "registration.enabled=no",
         "rtp.srtp_encryption=mandatory", "sip.transport_list=tcp,tls", "display_name=Al", check=0)
     settings = rows(run("show", "alice@example.test", check=0))[0]["settings"]
     assert settings["sip.outbound_proxy"] == "sip:127.0.0.1:5080;transport=tls"
-    assert settings["sip.register"] is False and settings["rtp.srtp_encryption"] == "mandatory"
+    assert settings["registration.enabled"] is False and settings["rtp.srtp_encryption"] == "mandatory"
     assert settings["sip.transport_list"] == ["tcp", "tls"] and settings["display_name"] == "Al"
-    run("set", "alice@example.test", "sip.register=DEFAULT", "sip.outbound_proxy=", check=0)
+    run("set", "alice@example.test", "registration.enabled=DEFAULT", "sip.outbound_proxy=", check=0)
     settings = rows(run("show", "alice@example.test", check=0))[0]["settings"]
-    assert settings["sip.register"] is True and settings["sip.outbound_proxy"] is None
+    assert settings["registration.enabled"] is True and settings["sip.outbound_proxy"] is None
     stored = json.loads((config_dir / "config.json").read_text())["accounts"]["alice@example.test"]
-    assert "register" not in stored["sip"]  # DEFAULT removes the explicit value
+    assert "registration" not in stored  # DEFAULT removes the explicit value
     run("set", "alice@example.test", f"auth.password={PASSWORD}", check=0)
     assert rows(run("show", "alice@example.test", check=0))[0]["settings"]["auth.password"] == "***"
     run("set", "bonjour@local", "display_name=P2P", check=0)
@@ -194,8 +194,9 @@ def test_corrupt_configuration_exits_5_and_is_left_untouched(run, config_dir, ar
 
 def test_invalid_setting_in_configuration_exits_5(run, config_dir):
     config_dir.mkdir(mode=0o700)
-    (config_dir / "config.json").write_text('{"accounts": {"alice@example.test": {"sip": {"register": "maybe"}}}}')
-    one_error_line(run("list", check=5), "sip.register")
+    (config_dir / "config.json").write_text(
+        '{"accounts": {"alice@example.test": {"registration": {"enabled": "maybe"}}}}')
+    one_error_line(run("list", check=5), "registration.enabled")
 
 
 def test_accounts_never_import_the_sip_engine(config_dir):

@@ -61,7 +61,7 @@ def configured_account(run, *settings: str) -> None:
 
 def test_call_refuses_a_foreign_realm_challenge(run, sipp):
     hostile = sipp("uas_challenge_invite", extra=["-key", "realm", HOSTILE])
-    configured_account(run, "sip.register=false")  # the INVITE goes straight to the callee's URI
+    configured_account(run, "registration.enabled=false")  # the INVITE goes straight to the callee's URI
     job = run("call", f"sip:bob@127.0.0.1:{hostile.port}", "--account", "alice@example.test", *LOOPBACK,
               "--timeout", "10")
     assert job.wait(20) == 1, job.stderr()[-2000:]

@@ -60,7 +60,7 @@ def test_account_settings_defaults(manager):
     account = Account("alice@example.test")
     assert account.enabled is True and account.display_name is None
     assert account.auth.username is None and account.auth.password is None
-    assert account.sip.outbound_proxy is None and account.sip.register is True
+    assert account.sip.outbound_proxy is None and account.registration.enabled is True
     assert account.sip.register_interval == 600 and account.sip.transport_list == ("udp", "tcp", "tls")
     assert account.rtp.srtp_encryption == "optional"
     assert account.msrp.transport == "tcp" and account.msrp.relay is None
@@ -131,7 +131,23 @@ def test_manager_start_loads_accounts_and_posts_added(tmp_path, events):
     with pytest.raises(KeyError):
         manager.get_account("carol@example.test")
     assert manager.get_accounts() == list(manager.iter_accounts())
-    assert manager.default_account is None  # saved before any manager ran: no default was chosen
+    # saved before any manager ran: start() makes the first enabled one the default, as the reference says
+    assert manager.default_account is AccountManager().get_account("alice@example.test")
+    changed = [n.data for n in events.notifications if n.name == "SIPAccountManagerDidChangeDefaultAccount"]
+    assert [(data.old_account, data.account.id) for data in changed] == [(None, "alice@example.test")]
+    assert SIPSimpleSettings().default_account == "alice@example.test"  # saved: the next start agrees
+
+
+def test_manager_start_skips_disabled_accounts_for_the_default(tmp_path):
+    ConfigurationManager().start(FileStorage(tmp_path))
+    alice = Account("alice@example.test")
+    alice.enabled = False
+    alice.save()
+    Account("bob@example.test").save()
+    reset_singletons()
+    ConfigurationManager().start(FileStorage(tmp_path))
+    AccountManager().start()
+    assert AccountManager().default_account is AccountManager().get_account("bob@example.test")
 
 
 def test_invalid_account_in_config_is_a_configuration_error(tmp_path):
@@ -228,3 +244,15 @@ def test_adhoc_account_before_manager_start_and_with_memory_configuration():
     manager = AccountManager()
     manager.start()
     assert manager.get_account("erin@example.test") is account
+
+
+def test_sip_register_saved_by_an_older_version_becomes_registration_enabled(tmp_path):
+    (tmp_path / "config.json").write_text(
+        '{"accounts": {"alice@example.test": {"sip": {"register": false, "register_interval": 90}}}}')
+    ConfigurationManager().start(FileStorage(tmp_path))
+    account = Account("alice@example.test")
+    assert account.registration.enabled is False and account.sip.register_interval == 90
+    account.display_name = "Alice"
+    account.save()
+    stored = json.loads((tmp_path / "config.json").read_text())["accounts"]["alice@example.test"]
+    assert stored["registration"] == {"enabled": False} and "register" not in stored["sip"]

@@ -33,6 +33,7 @@ from sipcli.pjsua.events import (
 )
 from sipcli.session import IllegalStateError, Session, SessionManager
 from sipcli.sessionstate import STATES, TRANSITIONS
+from sipcli.uri import Route
 
 AUDIO = AudioInfo("PCMU", 8000, False, "127.0.0.1", 4000, "127.0.0.1", 5000)
 INVITE = ("INVITE sip:bob@127.0.0.1 SIP/2.0\r\nFrom: <sip:alice@example.test>;tag=1\r\nTo: <sip:bob@example.test>\r\n"
@@ -103,7 +104,7 @@ def fake_driver(monkeypatch):
 
     monkeypatch.setattr(Session, "driver_factory", staticmethod(factory))
     yield drivers
-    SessionManager().sessions.clear()
+    SessionManager()._sessions.clear()
 
 
 def call_state(state: str, code: int = 0, reason: str = "", remote_response: bool = False,
@@ -154,8 +155,24 @@ def test_outgoing_call_start_to_remote_hangup(fake_driver):
         assert session.state == "TERMINATED" and driver.released
         assert observer.states() == ["CALLING", "ESTABLISHED", "TERMINATING", "TERMINATED"]
         assert observer.names()[-3:] == ["SIPSessionChangedState", "SIPSessionChangedState", "SIPSessionDidEnd"]
-        assert "SIPSessionWillEnd" in observer.names() and "SIPSessionDidFail" not in observer.names()
+        # the reference sends WillEnd only before ending "at the request of the application"
+        assert "SIPSessionWillEnd" not in observer.names() and "SIPSessionDidFail" not in observer.names()
         assert observer.data("SIPSessionDidEnd") == {"originator": "remote"}
+
+    run(scenario)
+
+
+def test_session_manager_sessions_is_a_copy_of_the_active_sessions(fake_driver):
+    async def scenario():
+        manager = SessionManager()
+        session, driver, _ = await established_outgoing(fake_driver)
+        idle = Session(_Account())  # NULL: not active
+        sessions = manager.sessions
+        assert sessions == [session] and idle not in sessions
+        sessions.clear()
+        assert manager.sessions == [session]  # the caller's copy, not the manager's list
+        driver.on_event(call_state("DISCONNECTED", 200, "Normal call clearing", True))
+        assert manager.sessions == []
 
     run(scenario)
 
@@ -347,5 +364,25 @@ def test_dtmf_info_refusals_stay_paired_with_their_digits(fake_driver):
         assert [data for name, data in observer.notifications if name == "SIPSessionDidNotSendDTMF"] == \
             [{"digit": "3", "code": 500, "reason": "Server Internal Error"}]
         assert [command.digit for command in driver.commands if isinstance(command, SendDTMF)] == ["1", "3"]
+
+    run(scenario)
+
+
+def test_each_route_is_tried_in_order_on_a_transport_failure(fake_driver):
+    async def scenario():
+        routes = [Route("192.0.2.1", 5060, "tcp"), Route("192.0.2.2", 5060, "udp"), Route("192.0.2.3", 5070, "udp")]
+        session = Session(_Account())
+        observer = Observer(session)
+        await session.connect("sip:bob@example.test", routes)
+        fake_driver[0].on_event(call_state("DISCONNECTED", 503, "Connection refused"))  # nothing answered
+        await settle()
+        fake_driver[1].on_event(call_state("DISCONNECTED", 408, "Request Timeout"))
+        await settle()
+        assert [driver.commands[0].route_uri for driver in fake_driver] == [str(route.uri) for route in routes]
+        assert fake_driver[0].released and fake_driver[1].released and session.route == routes[2]
+        assert session.state == "CALLING" and "SIPSessionDidFail" not in observer.names()
+        # a response is an answer from the peer: no more routes are tried
+        fake_driver[2].on_event(call_state("DISCONNECTED", 503, "Service Unavailable", True))
+        assert len(fake_driver) == 3 and observer.data("SIPSessionDidFail")["code"] == 503
 
     run(scenario)

@@ -45,3 +45,10 @@ def test_route_renders_a_loose_route():
     assert str(route) == "127.0.0.1:5061;transport=tls"
     with pytest.raises(ValueError):
         Route("127.0.0.1", 5060, "sctp")
+
+
+def test_route_port_defaults_as_in_the_reference():
+    assert Route("1.2.3.4") == Route("1.2.3.4", 5060, "udp")  # the reference's Route("1.2.3.4")
+    assert Route("1.2.3.4", transport="tcp").port == 5060
+    assert Route("1.2.3.4", transport="tls").port == 5061
+    assert str(Route("1.2.3.4").uri) == "sip:1.2.3.4:5060;transport=udp;lr"
