@@ -7,7 +7,6 @@ import stat
 import subprocess
 import sys
 import textwrap
-import time
 from pathlib import Path
 
 import pexpect
@@ -217,17 +216,12 @@ def test_accounts_never_import_the_sip_engine(config_dir):
     assert result.returncode == 0, result.stderr
 
 
-def test_help_is_fast():
-    """`sipcli --help` wall time, best of 5, through the installed console script."""
-    timings = []
-    for _ in range(5):
-        start = time.perf_counter()
-        result = subprocess.run([SIPCLI, "--help"], capture_output=True, text=True, timeout=30)
-        timings.append(time.perf_counter() - start)
-        assert result.returncode == 0
-    for name in ("accounts", "register", "call", "listen", "record", "chat"):
+def test_help_lists_every_subcommand():
+    """`sipcli --help` through the installed console script (its start-up time: bench/startup.py)."""
+    result = subprocess.run([SIPCLI, "--help"], capture_output=True, text=True, timeout=30)
+    assert result.returncode == 0
+    for name in ("accounts", "register", "call", "listen", "record", "chat", "message", "check"):
         assert name in result.stdout
-    assert min(timings) < 0.150, f"best of 5: {min(timings) * 1000:.0f} ms"
 
 
 DEEP = "[" * 100_000 + "]" * 100_000
