@@ -26,6 +26,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from sipcli.liveness import DEFAULT_TIMEOUT, PeerLost, PeerMonitor, Probe
 from sipcli.notification import NotificationCenter, NotificationData
 from sipcli.pjsua import Engine, EngineError
 from sipcli.pjsua.call import (
@@ -36,6 +37,7 @@ from sipcli.pjsua.call import (
     ConnectMedia,
     Hangup,
     Hold,
+    KeepAlive,
     MakeCall,
     ReadStatistics,
     Reinvite,
@@ -51,6 +53,7 @@ from sipcli.pjsua.events import (
     DTMFReceived,
     IncomingCall,
     InviteResponse,
+    KeepAliveResult,
     MediaChanged,
     RemoteProposal,
 )
@@ -84,6 +87,10 @@ NO_AUDIO_TIMEOUT = 5.0
 STATS_INTERVAL = 1.0
 HANGUP_TIMEOUT = 2.0
 PROPOSAL_TIMEOUT = 30.0  # a remote proposal not accepted or rejected by then is rejected
+# An answered INVITE whose ACK has not come by then is ended (BYE), freeing its call slot. RFC 3261 (13.3.1.4) lets
+# the UAS end it after 64*T1 = 32 s; the 2xx retransmissions at 0.5, 1, 2 and 4 s give a lossy path four chances
+# well within 10 s, and four INVITEs that are never ACKed would otherwise hold all of pjsua's call slots.
+ACK_TIMEOUT = 10.0
 _REQUEST_LINE = re.compile(r"^\w+\s+(\S+)\s+SIP/2\.0", re.IGNORECASE)
 
 
@@ -137,6 +144,11 @@ class Session:
         self.proposed_streams: list[str] = []
         self.dtmf_method = "rfc2833"
         self.proposal_timeout = PROPOSAL_TIMEOUT
+        self.ack_timeout = ACK_TIMEOUT
+        # Seconds without RTP (or between keep-alives when none is expected) before the peer counts as lost; 0: never
+        self.rtp_timeout = _rtp_timeout()
+        self._monitor: PeerMonitor | None = None
+        self._peer_gone = False  # lost (sipcli.liveness) or never ACKed: its BYE is not waited for
         self._remote_proposal_streams: list[str] = []  # what the pending remote proposal adds
         self._local_proposal_streams: list[str] = []  # what our pending proposal adds
         self._proposal_timer: asyncio.TimerHandle | None = None
@@ -149,6 +161,7 @@ class Session:
         self._will_start_posted = False
         self._timers: list[asyncio.TimerHandle] = []
         self._stats_task: asyncio.Task | None = None
+        self._monitor_task: asyncio.Task | None = None
 
     def __repr__(self) -> str:
         return f"<Session {self.notification_id} {self.direction} {self.state}>"
@@ -270,6 +283,7 @@ class Session:
         if self.chat is not None and not chat:
             self.chat.decline_on_start = True  # pjsua already answered it: removed by a re-INVITE after the ACK
         self._transition("accept")
+        self._timers.append(asyncio.get_running_loop().call_later(self.ack_timeout, self._ack_timed_out))
         return self._send(Answer(200))
 
     def reject(self, is_busy: bool = False) -> asyncio.Future:
@@ -295,7 +309,8 @@ class Session:
         self._transition("end")
         if unanswered:
             return self._send(Answer(486 if is_busy else 603))
-        return self._send(Hangup(cancel=self.direction == "outgoing" and self.start_time is None))
+        return self._send(Hangup(cancel=self.direction == "outgoing" and self.start_time is None,
+                                 abandon=self._peer_gone))
 
     def hold(self) -> asyncio.Future:
         """Put the session on hold (a re-INVITE with sendonly); GotHoldRequest(originator=local) follows."""
@@ -518,6 +533,8 @@ class Session:
             timer.cancel()
         if self._stats_task is not None:
             self._stats_task.cancel()
+        if self._monitor_task is not None:
+            self._monitor_task.cancel()
         if self.audio is not None and self.audio.recording_file_name is not None:
             file_name = self.audio.recording_file_name
             self._post("SIPSessionWillStopRecordingAudio", file_name=file_name)
@@ -571,6 +588,8 @@ class Session:
             self._dtmf(event.digit, event.method)
         elif isinstance(event, AudioStatistics):
             self._audio_stats(event)
+        elif isinstance(event, KeepAliveResult) and self._monitor is not None:
+            self._monitor.probe_result(event.code, event.local, event.reason, time.monotonic())
 
     def _new_audio(self) -> AudioStream:
         return AudioStream(Engine().settings.clock_rate)
@@ -636,6 +655,7 @@ class Session:
                 self._streams_posted = self._active_streams()
                 self._post("SIPSessionDidStart", streams=list(self._streams_posted))
                 self._stats_task = asyncio.get_running_loop().create_task(self._watch_audio())
+                self._monitor_task = asyncio.get_running_loop().create_task(self._watch_peer())
         elif state == "DISCONNECTED":
             self._disconnected(code, reason, remote_response)
 
@@ -767,6 +787,8 @@ class Session:
         if stream is None:
             return
         stream.packets_received = max(stream.packets_received, statistics.packets)
+        if self._monitor is not None:  # raw counts: they restart at 0 when pjsua recreates the stream
+            self._monitor.packets(statistics.packets + statistics.rtcp_reports, time.monotonic())
         if statistics.address:
             stream.remote_rtp_address_received = statistics.address
             stream.remote_rtp_port_received = statistics.port
@@ -786,6 +808,37 @@ class Session:
                     time.monotonic() - started >= NO_AUDIO_TIMEOUT and not self.on_hold:
                 warned = True
                 self._post("SIPSessionGotNoAudio")
+
+
+    async def _watch_peer(self) -> None:
+        """While established: end the session when its peer is lost (sipcli.liveness)."""
+        monitor = self._monitor = PeerMonitor(self.rtp_timeout, time.monotonic())
+        while self.state not in ("TERMINATING", "TERMINATED"):
+            await asyncio.sleep(STATS_INTERVAL)
+            audio = self.audio
+            now = time.monotonic()
+            monitor.rtp_expected(audio is not None and audio.started and not self.on_hold, now)
+            action = monitor.tick(now)
+            if isinstance(action, Probe):
+                with contextlib.suppress(EngineError):
+                    await self._send(KeepAlive())
+            elif isinstance(action, PeerLost):
+                self._peer_lost(action.code, action.reason)
+                return
+
+    def _peer_lost(self, code: int, reason: str) -> None:
+        if self.state not in ("ESTABLISHED", "PROPOSING", "PROPOSED"):
+            return
+        log.info("%s: %s", self.notification_id, reason)
+        self._fail("local", code, reason)
+        self._peer_gone = True
+        self.end()
+
+    def _ack_timed_out(self) -> None:
+        if self.state == "ACCEPTING":
+            self._fail("local", 408, f"no ACK within {self.ack_timeout:g} s")
+            self._peer_gone = True
+            self.end()
 
 
 class _DriverHooks:
@@ -837,6 +890,7 @@ class SessionManager(metaclass=Singleton):
         self.sessions: list[Session] = []
         self._started = False
         self.codecs: list[str] | None = None
+        self.rtp_timeout: float | None = None  # overrides setting rtp.timeout for new sessions
 
     def start(self) -> None:
         """Take incoming calls and apply the codec order (SIPSimpleSettings.audio.codec_list, or ``codecs``)."""
@@ -846,6 +900,7 @@ class SessionManager(metaclass=Singleton):
         engine = Engine()
         engine.incoming_call_hook = self._incoming_call
         engine.add_shutdown_hook(CallDriver.shutdown_all)
+        engine.connection_lost_hook = self._connection_lost
         # Before the first pj.Account is made: activation only queued its creation on the engine.
         engine.media_settings = MediaSettings(_rtp_port_range())
         codecs = self.codecs
@@ -870,6 +925,12 @@ class SessionManager(metaclass=Singleton):
         if sessions:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(asyncio.gather(*(s.wait_ended() for s in sessions)), timeout)
+
+    def _connection_lost(self) -> None:
+        """Engine hook (loop thread): a SIP connection closed; every established session checks its peer."""
+        for session in self.sessions:
+            if session._monitor is not None:
+                session._monitor.connection_lost()
 
     def _add(self, session: Session) -> None:
         if session not in self.sessions:
@@ -915,6 +976,19 @@ class SessionManager(metaclass=Singleton):
 def _msrp_tls(account: Any) -> bool:
     """Whether the account's chats use MSRP over TLS (setting msrp.transport)."""
     return str(getattr(getattr(account, "msrp", None), "transport", "tcp")) == "tls"
+
+
+def _rtp_timeout() -> float:
+    """SessionManager.rtp_timeout, else setting rtp.timeout when the configuration is loaded."""
+    from sipcli.configuration import ConfigurationManager
+    from sipcli.configuration.settings import SIPSimpleSettings
+
+    override = SessionManager().rtp_timeout
+    if override is not None:
+        return float(override)
+    if not ConfigurationManager().started:
+        return DEFAULT_TIMEOUT
+    return float(SIPSimpleSettings().rtp.timeout)
 
 
 def _rtp_port_range() -> tuple[int, int] | None:

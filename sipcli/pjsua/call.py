@@ -14,6 +14,7 @@ call is over, and ``shutdown_all`` (an engine shutdown hook) hangs up and drops 
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import functools
 import gc
 import logging
@@ -31,13 +32,14 @@ from sipcli.pjsua.events import (
     CallStateChanged,
     DTMFReceived,
     InviteResponse,
+    KeepAliveResult,
     MediaChanged,
     RemoteProposal,
 )
 from sipcli.sipmessage import header, message_body
 
 __all__ = ["Answer", "AnswerProposal", "CallCommand", "CallDriver", "CallError", "CallHooks", "ConnectMedia",
-           "Hangup", "Hold", "MakeCall", "ReadStatistics", "Reinvite", "SendDTMF", "StartRecording",
+           "Hangup", "Hold", "KeepAlive", "MakeCall", "ReadStatistics", "Reinvite", "SendDTMF", "StartRecording",
            "StopRecording", "Unhold"]
 
 log = logging.getLogger(__name__)
@@ -94,9 +96,12 @@ class Answer:
 
 @dataclass(frozen=True)
 class Hangup:
-    """BYE, or CANCEL (cancel=True: an outgoing call not answered yet)."""
+    """BYE, or CANCEL (cancel=True: an outgoing call not answered yet). abandon: the peer is gone (lost, or it never
+    ACKed): end the INVITE session at once without a BYE, which nobody would answer while pjsip retransmits it for
+    64*T1 = 32 s over UDP, keeping the call slot."""
 
     cancel: bool = False
+    abandon: bool = False
 
 
 @dataclass(frozen=True)
@@ -149,8 +154,13 @@ class ReadStatistics:
     """Result: AudioStatistics or None (also reported as an event)."""
 
 
+@dataclass(frozen=True)
+class KeepAlive:
+    """An in-dialog OPTIONS; its final answer comes back as a KeepAliveResult event."""
+
+
 CallCommand = (MakeCall | Answer | Hangup | Hold | Unhold | Reinvite | AnswerProposal | SendDTMF | ConnectMedia
-               | StartRecording | StopRecording | ReadStatistics)
+               | StartRecording | StopRecording | ReadStatistics | KeepAlive)
 
 
 class CallDriver:
@@ -170,6 +180,8 @@ class CallDriver:
         # a re-INVITE that proposes streams, answered later by AnswerProposal: its offer, and the answer pjsua
         # wrote for it while the application decides
         self.proposal: dict[str, str | None] | None = None
+        self.keepalive_pending = False  # an OPTIONS of ours awaits its final answer (at most one at a time)
+        self.dialog: int | None = None  # the call's pjsip_dialog*, once a transaction of it was seen
 
     # -- loop thread ---------------------------------------------------------------------------------------------
 
@@ -254,6 +266,13 @@ class CallDriver:
         self._read_statistics()
         if command.cancel:
             CallDriver._cancelled_at = time.monotonic()
+        if command.abandon and self.dialog is not None:
+            # The call is active, so its INVITE session and the dialog that holds it exist.
+            library = _pjsip_library()
+            session = library.pjsip_dlg_get_inv_session(self.dialog)
+            if session:
+                library.pjsip_inv_terminate(session, 408, 1)  # DISCONNECTED (onCallState) before it returns
+                return
         call.hangup(pj.CallOpParam(True))
 
     def _hold(self, command: Hold) -> None:
@@ -382,17 +401,34 @@ class CallDriver:
                 packets = int(stat.rtcp.rxStat.pkt)
                 source = call.getMedTransportInfo(index).srcRtpName
                 host, _, port = source.rpartition(":")
-                statistics = AudioStatistics(packets, host or None, int(port) if port.isdigit() and int(port) else None)
+                statistics = AudioStatistics(packets, host or None, int(port) if port.isdigit() and int(port) else None,
+                                             int(stat.rtcp.txStat.updateCount))
                 self.post(statistics)
                 return statistics
         except Exception as error:  # the call ended meanwhile
             log.debug("stream statistics unavailable: %r", error)
         return None
 
+    def _keepalive(self, command: KeepAlive) -> None:
+        import pjsua2 as pj
+
+        call = self.call
+        if call is None or not call.isActive() or self.keepalive_pending:
+            return
+        param = pj.CallSendRequestParam()
+        param.method = "OPTIONS"
+        self.keepalive_pending = True
+        try:
+            call.sendRequest(param)
+        except Exception:
+            self.keepalive_pending = False
+            raise
+
     _handlers: ClassVar[dict[type, Callable[..., Any]]] = {
         MakeCall: _make_call, Answer: _answer, Hangup: _hangup, Hold: _hold, Unhold: _unhold, Reinvite: _reinvite,
         AnswerProposal: _answer_proposal, SendDTMF: _send_dtmf, ConnectMedia: _connect_media,
         StartRecording: _start_recording, StopRecording: _stop_recording, ReadStatistics: _read_statistics,
+        KeepAlive: _keepalive,
     }
 
     @classmethod
@@ -413,6 +449,21 @@ class CallDriver:
         for driver in list(cls._live):
             driver._drop()
         gc.collect()
+
+
+@functools.cache
+def _pjsip_library() -> Any:
+    """pjsip's C API in the loaded pjsua2 module, for what pjsua2 does not wrap: ending an INVITE session at once."""
+    import pjsua2 as pj
+
+    library = ctypes.CDLL(pj._pjsua2.__file__)
+    library.pjsip_tsx_get_dlg.argtypes = [ctypes.c_void_p]
+    library.pjsip_tsx_get_dlg.restype = ctypes.c_void_p
+    library.pjsip_dlg_get_inv_session.argtypes = [ctypes.c_void_p]
+    library.pjsip_dlg_get_inv_session.restype = ctypes.c_void_p
+    library.pjsip_inv_terminate.argtypes = [ctypes.c_void_p, ctypes.c_int, ctypes.c_int]
+    library.pjsip_inv_terminate.restype = ctypes.c_int
+    return library
 
 
 def _is_active(call: Any) -> bool:
@@ -503,10 +554,13 @@ def _pj_call_class() -> type:
                 prm.sdp.wholeSdp = rewritten
 
         def onCallTsxState(self, prm: Any) -> None:
-            """Final responses to our INVITEs: the answer SDP tells the chat stream what was accepted."""
+            """Final responses to our INVITEs: the answer SDP tells the chat stream what was accepted; and the
+            outcome of our keep-alive, received or made up by pjsip (timeout, transport error)."""
             with contextlib.suppress(Exception):
                 event = prm.e
-                if event.type != pj.PJSIP_EVENT_TSX_STATE or event.body.tsxState.type != pj.PJSIP_EVENT_RX_MSG:
+                if event.type != pj.PJSIP_EVENT_TSX_STATE or self._our_request(event):
+                    return
+                if event.body.tsxState.type != pj.PJSIP_EVENT_RX_MSG:
                     return
                 message = str(event.body.tsxState.src.rdata.wholeMsg)
                 status = message.split("\r\n", 1)[0].split(" ", 2)
@@ -515,6 +569,22 @@ def _pj_call_class() -> type:
                 code = int(status[1])
                 if code >= 200:
                     self.driver.post(InviteResponse(code, status[2] if len(status) > 2 else "", message_body(message)))
+
+        def _our_request(self, event: Any) -> bool:
+            """Notes the call's dialog (Hangup.abandon) from its INVITE transaction; and the final answer to our
+            keep-alive: whether event was that."""
+            tsx = event.body.tsxState.tsx
+            driver = self.driver
+            if driver.dialog is None and tsx.method == "INVITE" and tsx.state < pj.PJSIP_TSX_STATE_TERMINATED:
+                driver.dialog = _pjsip_library().pjsip_tsx_get_dlg(int(tsx.pjTransaction)) or None
+            if tsx.role != pj.PJSIP_ROLE_UAC:
+                return False
+            if tsx.method == "OPTIONS" and driver.keepalive_pending and int(tsx.statusCode) >= 200:
+                driver.keepalive_pending = False
+                local = event.body.tsxState.type != pj.PJSIP_EVENT_RX_MSG
+                driver.post(KeepAliveResult(int(tsx.statusCode), str(tsx.statusText), local))
+                return True
+            return False
 
         def onDtmfDigit(self, prm: Any) -> None:
             self.driver.post(DTMFReceived(str(prm.digit), _DTMF_METHODS.get(int(prm.method), str(prm.method))))

@@ -13,6 +13,8 @@ import asyncio
 import atexit
 import collections
 import contextlib
+import ctypes
+import functools
 import gc
 import logging
 import os
@@ -86,6 +88,11 @@ class EngineSettings:
     trace_sip: bool = False
     log_level: int = 0  # pjsip log level (0-6) forwarded to the "sipcli.pjsip" logger
     unregister_timeout: float = 2.0  # at stop, how long to wait for leftover unregistrations
+    # An accepted TCP/TLS connection is shut down this long after it was accepted (0: never): closed at once when no
+    # transaction uses it, else when the last one ends. pjsip keeps idle and half-open connections (and ones that
+    # trickle a request byte by byte) for many minutes, and its select() ioqueue has 64 handles for everything:
+    # ~60 such connections would refuse every other TCP caller.
+    incoming_connection_timeout: float = 15.0
 
 
 def _convert_error(error: BaseException) -> BaseException:
@@ -113,6 +120,7 @@ class Engine(metaclass=Singleton):
         self._shutdown_hooks: list[Callable[[], None]] = []
         self.incoming_call_hook = None
         self.media_settings = None
+        self.connection_lost_hook = None
         self._reset()
 
     def _reset(self) -> None:
@@ -132,6 +140,8 @@ class Engine(metaclass=Singleton):
         self._wake_address: tuple[str, int] | None = None
         self._started: asyncio.Future | None = None
         self._ended: asyncio.Future | None = None
+        self._connections: dict[int, tuple[Any, float]] = {}  # accepted connections: handle, when accepted
+        self._next_sweep = 0.0
         self._atexit_registered = getattr(self, "_atexit_registered", False)
 
     # -- loop-thread API -------------------------------------------------------------------------------------------
@@ -200,6 +210,8 @@ class Engine(metaclass=Singleton):
     incoming_call_hook: Callable[[Any, Any, str], int] | None
     # Set by the SessionManager before the first pj.Account is made: applied to every account's media config.
     media_settings: Any
+    # Set by the SessionManager: called on the loop thread when a SIP connection closes on error or by the peer.
+    connection_lost_hook: Callable[[], None] | None
 
     def add_shutdown_hook(self, fn: Callable[[], Any]) -> None:
         """fn runs on the pjsua thread at stop, before accounts are removed and before libDestroy (LIFO)."""
@@ -282,6 +294,35 @@ class Engine(metaclass=Singleton):
             while commands:
                 self._execute(*commands.popleft())
             endpoint.libHandleEvents(poll_ms)
+            if self._connections and time.monotonic() >= self._next_sweep:
+                self._sweep_connections()
+
+    def _transport_state(self, handle: Any, state: int) -> None:
+        """pjsua thread (onTransportState): track accepted connections; tell the loop about lost ones."""
+        import pjsua2 as pj
+
+        key = int(handle)
+        if state == pj.PJSIP_TP_STATE_CONNECTED:
+            # pjsip names a connection it accepted "tcps<address>"/"tlss<address>" (the first field of
+            # pjsip_transport, valid during this callback); those it dials are "tcpc"/"tlsc".
+            if self.settings.incoming_connection_timeout > 0 and ctypes.string_at(key, 4) in (b"tcps", b"tlss"):
+                self._connections[key] = (handle, time.monotonic())
+            return
+        self._connections.pop(key, None)  # shut down or destroyed: the handle must not be used again
+        if state == pj.PJSIP_TP_STATE_DISCONNECTED and self.connection_lost_hook is not None:
+            self.post(self.connection_lost_hook)
+
+    def _sweep_connections(self) -> None:
+        now = time.monotonic()
+        self._next_sweep = now + 1.0
+        limit = self.settings.incoming_connection_timeout
+        for key, (handle, accepted) in list(self._connections.items()):
+            if now - accepted >= limit:
+                del self._connections[key]
+                try:
+                    self.endpoint.transportShutdown(handle)
+                except Exception as error:
+                    log.debug("shutting down an idle connection failed: %r", _convert_error(error))
 
     def _execute(self, future: asyncio.Future, fn: Callable[..., Any], args: tuple) -> None:
         try:
@@ -295,7 +336,7 @@ class Engine(metaclass=Singleton):
         import pjsua2 as pj
 
         settings = self.settings
-        endpoint = pj.Endpoint()
+        endpoint = _endpoint_class()(self)
         self.endpoint = endpoint
         config = pj.EpConfig()
         config.uaConfig.threadCnt = 0
@@ -308,6 +349,9 @@ class Engine(metaclass=Singleton):
         config.medConfig.sndClockRate = settings.clock_rate
         config.medConfig.threadCnt = 1 if settings.audio else 0
         config.medConfig.hasIoqueue = settings.audio  # False: the few sockets a refused call opens share SIP's
+        # No silence suppression: with VAD, a silent pjsua sends about one RTP packet (and RTCP report) in 10 s, and
+        # the peer's RTP timeout (sipcli.liveness) could not tell a quiet call from a dead one for that long.
+        config.medConfig.noVad = True
         level = max(settings.log_level, 4 if settings.trace_sip else 0)
         config.logConfig.level = level
         config.logConfig.consoleLevel = level
@@ -406,6 +450,7 @@ class Engine(metaclass=Singleton):
 
         endpoint = self.endpoint
         self._accounts.clear()
+        self._connections.clear()
         # A traceback kept for the interactive interpreter holds pj objects alive and libDestroy then aborts.
         sys.last_type = sys.last_value = sys.last_traceback = None
         gc.collect()
@@ -463,6 +508,23 @@ class Engine(metaclass=Singleton):
             self._stopping = True
             self._wake()
             thread.join(5)
+
+
+@functools.cache
+def _endpoint_class() -> type:
+    import pjsua2 as pj
+
+    class PJEndpoint(pj.Endpoint):
+        """Reports transport state changes to the engine (pjsua thread)."""
+
+        def __init__(self, engine: Engine) -> None:
+            super().__init__()
+            self._engine = engine
+
+        def onTransportState(self, prm: Any) -> None:
+            self._engine._transport_state(prm.hnd, int(prm.state))
+
+    return PJEndpoint
 
 
 class _captured_stdout:

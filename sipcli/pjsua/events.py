@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 __all__ = ["AudioInfo", "AudioStatistics", "CallEvent", "CallStateChanged", "DTMFReceived", "IncomingCall",
-           "InviteResponse", "MediaChanged", "RegistrationStateChanged", "RemoteProposal"]
+           "InviteResponse", "KeepAliveResult", "MediaChanged", "RegistrationStateChanged", "RemoteProposal"]
 
 
 @dataclass(frozen=True)
@@ -80,15 +80,27 @@ class DTMFReceived:
 
 @dataclass(frozen=True)
 class AudioStatistics:
-    """RTP packets received so far, and where they come from when known."""
+    """RTP packets received so far, and where they come from when known; rtcp_reports: how many RTCP reports about
+    our stream the peer sent (every ~5 s while its stream lives, also in silence, when it sends little RTP)."""
 
     packets: int
     address: str | None
     port: int | None
+    rtcp_reports: int = 0
+
+
+@dataclass(frozen=True)
+class KeepAliveResult:
+    """The final answer to our in-dialog keep-alive (OPTIONS); local: pjsip made it up (a timeout or a transport
+    error), no response was received."""
+
+    code: int
+    reason: str
+    local: bool
 
 
 CallEvent = (IncomingCall | CallStateChanged | MediaChanged | RemoteProposal | InviteResponse | DTMFReceived
-             | AudioStatistics)
+             | AudioStatistics | KeepAliveResult)
 
 
 @dataclass(frozen=True)
