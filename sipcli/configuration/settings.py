@@ -43,7 +43,9 @@ class RTPSettings(SettingsGroup):
 
 
 class AudioSettings(SettingsGroup):
-    codec_list = Setting(AudioCodecList, default=("G722", "PCMU", "PCMA", "speex", "GSM", "iLBC"))
+    # Offered in this order. Three codecs every SIP phone has: each more (speex alone adds three clock rates, and a
+    # telephone-event format per rate) grows the INVITE, and past 1,300 bytes pjsip sends it over TCP instead of UDP.
+    codec_list = Setting(AudioCodecList, default=("G722", "PCMU", "PCMA"))
     sample_rate = Setting(SampleRate, default=16000)
     recordings_directory = Setting(Path, default="~/.local/share/sipcli/recordings")
 

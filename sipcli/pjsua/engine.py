@@ -343,6 +343,7 @@ class Engine(metaclass=Singleton):
         config.uaConfig.mainThreadOnly = True
         config.uaConfig.maxCalls = settings.max_calls
         config.uaConfig.userAgent = settings.user_agent
+        config.uaConfig.natTypeInSdp = 0  # no "a=X-nat:0" in every SDP
         for server in settings.nameservers:
             config.uaConfig.nameserver.append(server)
         config.medConfig.clockRate = settings.clock_rate

@@ -214,3 +214,24 @@ def test_slowloris_connections_are_timed_out(run, tmp_path):
         assert sent < len(request)  # closed before a whole request trickled in
         assert_call_succeeds(run, uris["tcp"])
     assert listener.process.poll() is None
+
+
+def test_own_invite_fits_udp(run):
+    """sipcli's INVITE (default codecs, SDES offered) stays under the 1,300 bytes past which pjsip switches to TCP.
+
+    It was 1,626 bytes: six codecs (speex at three rates, a telephone-event per rate), four SDES suites, a=X-nat,
+    bandwidth lines and a=ssrc."""
+    listener, uris = start_listener(run, "--count", "1")
+    call = run("call", uris["udp"], *LOOPBACK, "--duration", "0.5", "--trace", config="caller")
+    assert call.wait(20) == 0, call.stderr()[-2000:]
+    invites = [e["data"] for e in call.find("SIPEngineSIPTrace")
+               if e["data"]["direction"] == "outgoing" and e["data"]["data"].startswith("INVITE ")]
+    assert len(invites) == 1, [(invite["transport"], len(invite["data"])) for invite in invites]
+    invite = invites[0]
+    size = len(invite["data"].encode())
+    assert invite["transport"] == "udp" and size < 1300, size
+    body = invite["data"].split("\r\n\r\n", 1)[1]
+    assert "a=crypto:1 AES_CM_128_HMAC_SHA1_80 " in body and "a=crypto:2" not in body
+    assert not any(line.startswith(("a=X-nat", "b=", "a=ssrc")) for line in body.splitlines())
+    assert listener.wait() == 0
+    assert listener.find("SIPSessionDidStart")
