@@ -820,8 +820,10 @@ class Session:
             monitor.rtp_expected(audio is not None and audio.started and not self.on_hold, now)
             action = monitor.tick(now)
             if isinstance(action, Probe):
-                with contextlib.suppress(EngineError):
+                try:
                     await self._send(KeepAlive())
+                except EngineError as error:  # not even sent: as good as a transport failure
+                    monitor.probe_result(503, True, getattr(error, "reason", "") or str(error), time.monotonic())
             elif isinstance(action, PeerLost):
                 self._peer_lost(action.code, action.reason)
                 return
