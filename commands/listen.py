@@ -154,7 +154,8 @@ def command(cli: Any, choice: AccountChoice, engine: dict[str, Any], codecs: tup
     """Wait for incoming sessions (P2P on --port, or registered with an account) and report every event.
 
     Without --auto-answer or --reject, sessions ring and are reported, never answered. Exit codes: 0 after
-    --count sessions; 6 a media expectation failed in some session; 130 interrupted (sessions ended, the account
+    --count sessions; 6 a media expectation failed in some session; 4 a session's peer was lost mid-call
+    (--rtp-timeout); 3 an answered session was never ACKed; 130 interrupted (sessions ended, the account
     unregistered first); 1/3/4 when the account could not register.
     """
     if auto_answer is not None and reject is not None:

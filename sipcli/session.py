@@ -87,9 +87,9 @@ NO_AUDIO_TIMEOUT = 5.0
 STATS_INTERVAL = 1.0
 HANGUP_TIMEOUT = 2.0
 PROPOSAL_TIMEOUT = 30.0  # a remote proposal not accepted or rejected by then is rejected
-# An answered INVITE whose ACK has not come by then is ended (BYE), freeing its call slot. RFC 3261 (13.3.1.4) lets
-# the UAS end it after 64*T1 = 32 s; the 2xx retransmissions at 0.5, 1, 2 and 4 s give a lossy path four chances
-# well within 10 s, and four INVITEs that are never ACKed would otherwise hold all of pjsua's call slots.
+# An answered INVITE whose ACK has not come by then is ended (without a BYE: Hangup.abandon), freeing its call
+# slot. RFC 3261 (13.3.1.4) lets the UAS end it after 64*T1 = 32 s; the 2xx retransmissions at 0.5, 1, 2 and 4 s
+# give a lossy path four chances well within 10 s, and four INVITEs never ACKed would hold all of pjsua's slots.
 ACK_TIMEOUT = 10.0
 _REQUEST_LINE = re.compile(r"^\w+\s+(\S+)\s+SIP/2\.0", re.IGNORECASE)
 
