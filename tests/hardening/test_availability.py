@@ -195,6 +195,18 @@ def test_idle_tcp_connections_are_closed_and_tcp_callers_served_again(run, tmp_p
     assert listener.process.poll() is None
 
 
+def test_a_tcp_call_outlives_its_connection(run, tmp_path):
+    """The caller's connection is closed under a call that lasts longer: the call goes on, and ends with a BYE."""
+    short_connection_timeout(tmp_path, "listener", 2)
+    listener, uris = start_listener(run, "--count", "1")
+    call = run("call", uris["tcp"], *LOOPBACK, "--duration", "5", "--rtp-timeout", "3", config="caller")
+    assert call.wait(20) == 0, (call.summary, call.stderr()[-2000:])
+    assert listener.wait() == 0, listener.stderr()[-2000:]
+    assert listener.find("SIPSessionDidEnd")[0]["data"]["originator"] == "remote"
+    assert not call.find("SIPSessionDidFail") and not listener.find("SIPSessionDidFail")
+    assert call.summary["duration"] >= 5
+
+
 def test_slowloris_connections_are_timed_out(run, tmp_path):
     short_connection_timeout(tmp_path, "listener", 3)
     listener, uris = start_listener(run)
