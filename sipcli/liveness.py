@@ -9,7 +9,8 @@ last forever, holding one of the engine's few call slots. ``PeerMonitor`` declar
 - no RTP is expected (held, chat only): an in-dialog OPTIONS keep-alive goes out every ``timeout`` seconds, and
   a 408 or 481 answer, or a transport failure sending it, is a lost peer (any other answer proves it is there);
 - the engine lost a SIP connection: every session probes at once (a peer whose process died has closed its TCP
-  connection, and a new one to its contact is refused at once).
+  connection, and a new one to its contact is refused at once). Whoever opens and closes connections to us can
+  trigger this, so a session still has at most one keep-alive in flight and sends at most one per tick.
 
 The session feeds it (``rtp_expected``, ``packets``, ``probe_result``, ``connection_lost``) and calls ``tick``
 once a second; ``tick`` says what to do: nothing, ``Probe()`` (send a keep-alive) or ``PeerLost``.
