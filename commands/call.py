@@ -160,9 +160,9 @@ def command(cli: Any, uri: str, choice: AccountChoice, engine: dict[str, Any], c
     by mDNS within --timeout [default: 5 s]; only then does the call browse the link.
 
     Exit codes: 0 answered and ended as asked; 1 refused (the SIP code is in the JSON); 3 not answered within
-    --timeout (CANCEL sent), or no bonjour:NAME neighbour found within it; 4 transport failure; 6 a media
-    expectation failed (--expect-*: the failed one is named in SIPCLIDidEnd), or the audio failed mid-call (BYE
-    sent); 2 usage; 130 interrupted (BYE or CANCEL sent first).
+    --timeout (CANCEL sent), or no bonjour:NAME neighbour found within it; 4 transport failure, or the peer was
+    lost mid-call (--rtp-timeout); 6 a media expectation failed (--expect-*: the failed one is named in
+    SIPCLIDidEnd), or the audio failed mid-call (BYE sent); 2 usage; 130 interrupted (BYE or CANCEL sent first).
     """
     options = MediaOptions(play=play, record=record, dtmf=dtmf, dtmf_delay=dtmf_delay,
                            dtmf_method="info" if dtmf_info else "rfc2833", expect_dtmf=expect_dtmf,

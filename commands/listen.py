@@ -211,8 +211,9 @@ def command(cli: Any, choice: AccountChoice, engine: dict[str, Any], codecs: tup
 
     Exit codes: 0 after --count sessions; 1 a session failed on the caller's side (it cancelled while being
     answered, or refused a chat message; the SIP code is in the JSON), or it offered only streams not accepted
-    here (chat without --chat: declined with 603); 6 a media expectation (--expect-*) failed in some session;
-    130 interrupted (sessions ended, the account unregistered first); 1/3/4 when the account could not register.
+    here (chat without --chat: declined with 603); 3 an answered session was never ACKed; 4 a session's peer was
+    lost mid-call (--rtp-timeout); 6 a media expectation (--expect-*) failed in some session; 130 interrupted
+    (sessions ended, the account unregistered first); 1/3/4 when the account could not register.
     """
     if auto_answer is not None and reject is not None:
         raise click.UsageError("--auto-answer and --reject are exclusive")

@@ -96,8 +96,12 @@ class _ProposalAnswerer:
 
 
 def media_options(command: Callable) -> Callable:
-    """--play, --expect-dtmf, --expect-audio, --duration, --srtp, --codec, --port, --local-ip."""
+    """--play, --expect-dtmf, --expect-audio, --duration, --srtp, --codec, --port, --local-ip, --rtp-timeout."""
 
+    @click.option("--rtp-timeout", type=click.IntRange(0), default=None, metavar="SECONDS",
+                  help="End a session (exit 4) whose peer is lost: no RTP for this long while audio is expected, "
+                       "or a failed SIP keep-alive, sent this often while none is (hold, chat only); 0: never "
+                       "[default: setting rtp.timeout, 30].")
     @click.option("--local-ip", metavar="IP", help="Bind SIP and RTP to this address [default: all].")
     @click.option("--port", type=click.IntRange(0, 65535), default=0, show_default=True,
                   help="Local SIP port (UDP and TCP); 0: any free port.")
@@ -115,7 +119,11 @@ def media_options(command: Callable) -> Callable:
                   help="Play this WAV into the call, in a loop (any rate, mono or stereo, 8/16-bit).")
     @functools.wraps(command)
     def wrapper(*args: Any, local_ip: str | None, port: int, codecs: tuple[str, ...], srtp: str | None,
-                **kwargs: Any) -> Any:
+                rtp_timeout: int | None, **kwargs: Any) -> Any:
+        if rtp_timeout is not None:
+            from sipcli.session import SessionManager
+
+            SessionManager().rtp_timeout = rtp_timeout
         engine = dict(kwargs.pop("engine", {}))
         engine.update(udp_port=port, tcp_port=port, tls_port=None)
         if local_ip:
@@ -417,6 +425,9 @@ def _outcome(session: Any, options: MediaOptions, events: _Events) -> JobResult:
         data["quality"] = quality
     if events.audio_failure is not None:
         return JobResult(ExitCode.MEDIA, f"audio failed: {events.audio_failure}", data)
+    if events.failure is not None:  # established, then failed: the peer was lost (sipcli.liveness)
+        failure = events.failure
+        return JobResult(ExitCode.NETWORK, str(failure.reason), {**data, "code": int(failure.code or 0)})
     if options.expect_dtmf and not _subsequence(options.expect_dtmf.upper(), events.digits):
         return JobResult(ExitCode.MEDIA, f"expected DTMF {options.expect_dtmf!r}, received {events.digits!r}", data)
     if options.expect_audio and not session.audio_was_received:

@@ -36,6 +36,7 @@ def engine_settings_from(settings: Any, **overrides: Any) -> EngineSettings:
         "tls_certificate": settings.tls.certificate or None,
         "user_agent": str(settings.user_agent),
         "clock_rate": int(settings.audio.sample_rate),
+        "incoming_connection_timeout": float(settings.sip.incoming_connection_timeout),
     }
     values.update(overrides)
     return EngineSettings(**values)

@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 
 from sipcli.digest import foreign_realm_reason
 from sipcli.filenames import path_in, safe_token
+from sipcli.liveness import DEFAULT_TIMEOUT, PeerLost, PeerMonitor, Probe
 from sipcli.message import got_request
 from sipcli.notification import NotificationCenter, NotificationData
 from sipcli.pjsua import Engine, EngineError
@@ -40,6 +41,7 @@ from sipcli.pjsua.call import (
     ConnectMedia,
     Hangup,
     Hold,
+    KeepAlive,
     MakeCall,
     ReadStatistics,
     Reinvite,
@@ -56,6 +58,7 @@ from sipcli.pjsua.events import (
     IncomingCall,
     InfoResponse,
     InviteResponse,
+    KeepAliveResult,
     MediaChanged,
     MediaFailed,
     PagerRequest,
@@ -94,6 +97,10 @@ STATS_INTERVAL = 1.0
 HANGUP_TIMEOUT = 2.0
 PROPOSAL_TIMEOUT = 30.0  # a remote proposal not accepted or rejected by then is rejected
 MAX_REPORTED_OFFER = 4096  # characters of a refused offer's SDP put into its report
+# An answered INVITE whose ACK has not come by then is ended (without a BYE: Hangup.abandon), freeing its call
+# slot. RFC 3261 (13.3.1.4) lets the UAS end it after 64*T1 = 32 s; the 2xx retransmissions at 0.5, 1, 2 and 4 s
+# give a lossy path four chances well within 10 s, and four INVITEs never ACKed would hold all of pjsua's slots.
+ACK_TIMEOUT = 10.0
 _REQUEST_LINE = re.compile(r"^\w+\s+(\S+)\s+SIP/2\.0", re.IGNORECASE)
 
 
@@ -147,6 +154,11 @@ class Session:
         self.proposed_streams: list[str] = []
         self.dtmf_method = "rfc2833"
         self.proposal_timeout = PROPOSAL_TIMEOUT
+        self.ack_timeout = ACK_TIMEOUT
+        # Seconds without RTP (or between keep-alives when none is expected) before the peer counts as lost; 0: never
+        self.rtp_timeout = _rtp_timeout()
+        self._monitor: PeerMonitor | None = None
+        self._peer_gone = False  # lost (sipcli.liveness) or never ACKed: its BYE is not waited for
         self._remote_proposal_streams: list[str] = []  # what the pending remote proposal adds
         self._local_proposal_streams: list[str] = []  # what our pending proposal adds
         self._proposal_timer: asyncio.TimerHandle | None = None
@@ -164,6 +176,7 @@ class Session:
         self._stats_task: asyncio.Task | None = None
         self._offer_codecs: tuple[str, ...] | None = None  # what our offers list when not every codec fits
         self._routes: list[Route] = []  # connect()'s routes; self.route is the one being tried
+        self._monitor_task: asyncio.Task | None = None
 
     def __repr__(self) -> str:
         return f"<Session {self.notification_id} {self.direction} {self.state}>"
@@ -308,6 +321,7 @@ class Session:
         if self.chat is not None and not chat:
             self.chat.decline_on_start = True  # pjsua already answered it: removed by a re-INVITE after the ACK
         self._transition("accept")
+        self._timers.append(asyncio.get_running_loop().call_later(self.ack_timeout, self._ack_timed_out))
         return self._send(Answer(200))
 
     def reject(self, is_busy: bool = False) -> asyncio.Future:
@@ -333,7 +347,8 @@ class Session:
         self._transition("end")
         if unanswered:
             return self._send(Answer(486 if is_busy else 603))
-        return self._send(Hangup(cancel=self.direction == "outgoing" and self.start_time is None))
+        return self._send(Hangup(cancel=self.direction == "outgoing" and self.start_time is None,
+                                 abandon=self._peer_gone))
 
     def hold(self) -> asyncio.Future:
         """Put the session on hold (a re-INVITE with sendonly); GotHoldRequest(originator=local) follows."""
@@ -584,6 +599,8 @@ class Session:
             timer.cancel()
         if self._stats_task is not None:
             self._stats_task.cancel()
+        if self._monitor_task is not None:
+            self._monitor_task.cancel()
         if self.audio is not None and self.audio.recording_file_name is not None:
             file_name = self.audio.recording_file_name
             self._post("SIPSessionWillStopRecordingAudio", file_name=file_name)
@@ -649,6 +666,8 @@ class Session:
             self._audio_stats(event)
         elif isinstance(event, PagerRequest):  # a MESSAGE inside the call's dialog
             got_request(self.account, event.data, event.composing)
+        elif isinstance(event, KeepAliveResult) and self._monitor is not None:
+            self._monitor.probe_result(event.code, event.local, event.reason, time.monotonic())
 
     def _new_audio(self) -> AudioStream:
         return AudioStream(Engine().settings.clock_rate, f"{self.notification_id}/audio")
@@ -721,6 +740,7 @@ class Session:
                 self._streams_posted = self._active_streams()
                 self._post("SIPSessionDidStart", streams=list(self._streams_posted), **self._negotiated_audio())
                 self._stats_task = asyncio.get_running_loop().create_task(self._watch_audio())
+                self._monitor_task = asyncio.get_running_loop().create_task(self._watch_peer())
         elif state == "DISCONNECTED":
             if remote_response and code in (401, 407):  # unanswered: say so when it challenged another realm
                 reason = foreign_realm_reason(message, self.account.credentials.realm) or reason
@@ -940,6 +960,8 @@ class Session:
         stream.packets_received = max(stream.packets_received, statistics.packets)
         if statistics.figures is not None:
             stream.add_figures(statistics.figures, statistics.stream_ended)
+        if self._monitor is not None:  # raw counts: they restart at 0 when pjsua recreates the stream
+            self._monitor.packets(statistics.packets + statistics.rtcp_reports, time.monotonic())
         if statistics.address:
             stream.remote_rtp_address_received = statistics.address
             stream.remote_rtp_port_received = statistics.port
@@ -957,6 +979,39 @@ class Session:
                     time.monotonic() - started >= NO_AUDIO_TIMEOUT and not self.on_hold:
                 warned = True
                 self._post("SIPSessionGotNoAudio")
+
+
+    async def _watch_peer(self) -> None:
+        """While established: end the session when its peer is lost (sipcli.liveness)."""
+        monitor = self._monitor = PeerMonitor(self.rtp_timeout, time.monotonic())
+        while self.state not in ("TERMINATING", "TERMINATED"):
+            await asyncio.sleep(STATS_INTERVAL)
+            audio = self.audio
+            now = time.monotonic()
+            monitor.rtp_expected(audio is not None and audio.started and not self.on_hold, now)
+            action = monitor.tick(now)
+            if isinstance(action, Probe):
+                try:
+                    await self._send(KeepAlive())
+                except EngineError as error:  # not even sent: as good as a transport failure
+                    monitor.probe_result(503, True, getattr(error, "reason", "") or str(error), time.monotonic())
+            elif isinstance(action, PeerLost):
+                self._peer_lost(action.code, action.reason)
+                return
+
+    def _peer_lost(self, code: int, reason: str) -> None:
+        if self.state not in ("ESTABLISHED", "PROPOSING", "PROPOSED"):
+            return
+        log.info("%s: %s", self.notification_id, reason)
+        self._fail("local", code, reason)
+        self._peer_gone = True
+        self.end()
+
+    def _ack_timed_out(self) -> None:
+        if self.state == "ACCEPTING":
+            self._fail("local", 408, f"no ACK within {self.ack_timeout:g} s")
+            self._peer_gone = True
+            self.end()
 
 
 class _DriverHooks:
@@ -1009,6 +1064,7 @@ class SessionManager(metaclass=Singleton):
         self.codecs: list[str] | None = None  # set before start(): overrides SIPSimpleSettings.audio.codec_list
         self.codec_list: list[str] = []  # the codecs in use since start(), in order of preference
         self.sdp_buffer_size = SDP_BUFFER_SIZE  # what the engine hands to Python of an SDP (sipcli.pjsua.media)
+        self.rtp_timeout: float | None = None  # overrides setting rtp.timeout for new sessions
 
     def start(self) -> None:
         """Take incoming calls and apply the codec order (SIPSimpleSettings.audio.codec_list, or ``codecs``)."""
@@ -1019,6 +1075,7 @@ class SessionManager(metaclass=Singleton):
         engine.incoming_call_hook = self._incoming_call
         engine.rejected_call_hook = self._rejected_call
         engine.add_shutdown_hook(CallDriver.shutdown_all)
+        engine.connection_lost_hook = self._connection_lost
         # Before the first pj.Account is made: activation only queued its creation on the engine.
         engine.media_settings = MediaSettings(_rtp_port_range())
         codecs = self.codecs
@@ -1051,6 +1108,12 @@ class SessionManager(metaclass=Singleton):
     def sessions(self) -> list[Session]:
         """A copy of the list of active sessions (neither NULL nor TERMINATED), as the reference says."""
         return [session for session in self._sessions if session.state not in ("NULL", "TERMINATED")]
+
+    def _connection_lost(self) -> None:
+        """Engine hook (loop thread): a SIP connection closed; every established session checks its peer."""
+        for session in self.sessions:
+            if session._monitor is not None:
+                session._monitor.connection_lost()
 
     def _add(self, session: Session) -> None:
         if session not in self._sessions:
@@ -1123,6 +1186,19 @@ def _bounded(value: str | None, limit: int = 256) -> str | None:
 def _msrp_tls(account: Any) -> bool:
     """Whether the account's chats use MSRP over TLS (setting msrp.transport)."""
     return str(getattr(getattr(account, "msrp", None), "transport", "tcp")) == "tls"
+
+
+def _rtp_timeout() -> float:
+    """SessionManager.rtp_timeout, else setting rtp.timeout when the configuration is loaded."""
+    from sipcli.configuration import ConfigurationManager
+    from sipcli.configuration.settings import SIPSimpleSettings
+
+    override = SessionManager().rtp_timeout
+    if override is not None:
+        return float(override)
+    if not ConfigurationManager().started:
+        return DEFAULT_TIMEOUT
+    return float(SIPSimpleSettings().rtp.timeout)
 
 
 def _rtp_port_range() -> tuple[int, int] | None:

@@ -7,6 +7,7 @@ from sipcli.configuration import ConfigurationManager, Setting, SettingsGroup, S
 from sipcli.configuration.datatypes import (
     AudioCodecList,
     IPAddress,
+    NonNegativeInteger,
     Path,
     Port,
     PortRange,
@@ -24,6 +25,8 @@ class SIPSettings(SettingsGroup):
     udp_port = Setting(Port, default=0)  # 0: any free port
     tcp_port = Setting(Port, default=0)
     tls_port = Setting(Port, default=0)
+    # Seconds after which an accepted TCP/TLS connection is closed once no transaction uses it; 0: never.
+    incoming_connection_timeout = Setting(NonNegativeInteger, default=15)
 
 
 class TLSSettings(SettingsGroup):
@@ -34,10 +37,15 @@ class TLSSettings(SettingsGroup):
 
 class RTPSettings(SettingsGroup):
     port_range = Setting(PortRange, default="50000:50500")
+    # Seconds without RTP (while audio is expected) before a session's peer counts as lost; while no RTP is
+    # expected (hold, chat only), the interval of in-dialog keep-alives. 0: never (sipcli.liveness).
+    timeout = Setting(NonNegativeInteger, default=30)
 
 
 class AudioSettings(SettingsGroup):
-    codec_list = Setting(AudioCodecList, default=("G722", "PCMU", "PCMA", "speex", "GSM", "iLBC"))
+    # Offered in this order. Three codecs every SIP phone has: each more (speex alone adds three clock rates, and a
+    # telephone-event format per rate) grows the INVITE, and past 1,300 bytes pjsip sends it over TCP instead of UDP.
+    codec_list = Setting(AudioCodecList, default=("G722", "PCMU", "PCMA"))
     sample_rate = Setting(SampleRate, default=16000)
     recordings_directory = Setting(Path, default="~/.local/share/sipcli/recordings")
 

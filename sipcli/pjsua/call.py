@@ -14,6 +14,7 @@ call is over, and ``shutdown_all`` (an engine shutdown hook) hangs up and drops 
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import functools
 import gc
 import logging
@@ -32,6 +33,7 @@ from sipcli.pjsua.events import (
     DTMFReceived,
     InfoResponse,
     InviteResponse,
+    KeepAliveResult,
     MediaChanged,
     MediaFailed,
     ProposalDeclined,
@@ -45,7 +47,7 @@ from sipcli.sessiondescription import SessionDescription
 from sipcli.sipmessage import header, message_body
 
 __all__ = ["Answer", "AnswerProposal", "CallCommand", "CallDriver", "CallError", "CallHooks", "ConnectMedia",
-           "Hangup", "Hold", "MakeCall", "ReadStatistics", "Reinvite", "SendDTMF", "StartRecording",
+           "Hangup", "Hold", "KeepAlive", "MakeCall", "ReadStatistics", "Reinvite", "SendDTMF", "StartRecording",
            "StopRecording", "Unhold"]
 
 log = logging.getLogger(__name__)
@@ -106,9 +108,12 @@ class Answer:
 
 @dataclass(frozen=True)
 class Hangup:
-    """BYE, or CANCEL (cancel=True: an outgoing call not answered yet)."""
+    """BYE, or CANCEL (cancel=True: an outgoing call not answered yet). abandon: the peer is gone (lost, or it never
+    ACKed): end the INVITE session at once without a BYE, which nobody would answer while pjsip retransmits it for
+    64*T1 = 32 s over UDP, keeping the call slot."""
 
     cancel: bool = False
+    abandon: bool = False
 
 
 @dataclass(frozen=True)
@@ -163,8 +168,13 @@ class ReadStatistics:
     """Result: AudioStatistics or None (also reported as an event)."""
 
 
+@dataclass(frozen=True)
+class KeepAlive:
+    """An in-dialog OPTIONS; its final answer comes back as a KeepAliveResult event."""
+
+
 CallCommand = (MakeCall | Answer | Hangup | Hold | Unhold | Reinvite | AnswerProposal | SendDTMF | ConnectMedia
-               | StartRecording | StopRecording | ReadStatistics)
+               | StartRecording | StopRecording | ReadStatistics | KeepAlive)
 
 
 class CallDriver:
@@ -193,6 +203,8 @@ class CallDriver:
         self.answer: str | None = None
         self.audio_failure_pending = False
         self.audio_lines: set[int] = set()  # media indexes that carried audio at the last media update
+        self.keepalive_pending = False  # an OPTIONS of ours awaits its final answer (at most one at a time)
+        self.dialog: int | None = None  # the call's pjsip_dialog*, once a transaction of it was seen
 
     # -- loop thread ---------------------------------------------------------------------------------------------
 
@@ -284,6 +296,13 @@ class CallDriver:
         self._read_statistics()
         if command.cancel:
             CallDriver._cancelled_at = time.monotonic()
+        if command.abandon and self.dialog is not None:
+            # The call is active, so its INVITE session and the dialog that holds it exist.
+            library = _pjsip_library()
+            session = library.pjsip_dlg_get_inv_session(self.dialog)
+            if session:
+                library.pjsip_inv_terminate(session, 408, 1)  # DISCONNECTED (onCallState) before it returns
+                return
         call.hangup(pj.CallOpParam(True))
 
     def _hold(self, command: Hold) -> None:
@@ -442,17 +461,34 @@ class CallDriver:
                 host, _, port = source.rpartition(":")
                 statistics = AudioStatistics(int(stat.rtcp.rxStat.pkt), host or None,
                                              int(port) if port.isdigit() and int(port) else None,
-                                             _stream_figures(call, index, stat))
+                                             _stream_figures(call, index, stat),
+                                             rtcp_reports=int(stat.rtcp.txStat.updateCount))
                 self.post(statistics)
                 return statistics
         except Exception as error:  # the call ended meanwhile
             log.debug("stream statistics unavailable: %r", error)
         return None
 
+    def _keepalive(self, command: KeepAlive) -> None:
+        import pjsua2 as pj
+
+        call = self.call
+        if call is None or not call.isActive() or self.keepalive_pending:
+            return
+        param = pj.CallSendRequestParam()
+        param.method = "OPTIONS"
+        self.keepalive_pending = True
+        try:
+            call.sendRequest(param)
+        except Exception:
+            self.keepalive_pending = False
+            raise
+
     _handlers: ClassVar[dict[type, Callable[..., Any]]] = {
         MakeCall: _make_call, Answer: _answer, Hangup: _hangup, Hold: _hold, Unhold: _unhold, Reinvite: _reinvite,
         AnswerProposal: _answer_proposal, SendDTMF: _send_dtmf, ConnectMedia: _connect_media,
         StartRecording: _start_recording, StopRecording: _stop_recording, ReadStatistics: _read_statistics,
+        KeepAlive: _keepalive,
     }
 
     @classmethod
@@ -484,6 +520,21 @@ def _answer_param() -> Any:
     import pjsua2 as pj
 
     return pj.CallOpParam()  # useDefaultCallSetting=False: an empty CallSetting, passed to pjsua as NULL
+
+
+@functools.cache
+def _pjsip_library() -> Any:
+    """pjsip's C API in the loaded pjsua2 module, for what pjsua2 does not wrap: ending an INVITE session at once."""
+    import pjsua2 as pj
+
+    library = ctypes.CDLL(pj._pjsua2.__file__)
+    library.pjsip_tsx_get_dlg.argtypes = [ctypes.c_void_p]
+    library.pjsip_tsx_get_dlg.restype = ctypes.c_void_p
+    library.pjsip_dlg_get_inv_session.argtypes = [ctypes.c_void_p]
+    library.pjsip_dlg_get_inv_session.restype = ctypes.c_void_p
+    library.pjsip_inv_terminate.argtypes = [ctypes.c_void_p, ctypes.c_int, ctypes.c_int]
+    library.pjsip_inv_terminate.restype = ctypes.c_int
+    return library
 
 
 def _is_active(call: Any) -> bool:
@@ -639,10 +690,13 @@ def _pj_call_class() -> type:
 
         def onCallTsxState(self, prm: Any) -> None:
             """Final responses to our INVITEs (the answer SDP tells the chat stream what was accepted), to our
-            UPDATEs (pjsua's codec lock: they may carry the answer to an offer too) and to our DTMF INFO requests."""
+            UPDATEs (pjsua's codec lock: they may carry the answer to an offer too) and to our DTMF INFO requests;
+            and the outcome of our keep-alive, received or made up by pjsip (timeout, transport error)."""
             with contextlib.suppress(Exception):
                 event = prm.e
-                if event.type != pj.PJSIP_EVENT_TSX_STATE or event.body.tsxState.type != pj.PJSIP_EVENT_RX_MSG:
+                if event.type != pj.PJSIP_EVENT_TSX_STATE or self._our_request(event):
+                    return
+                if event.body.tsxState.type != pj.PJSIP_EVENT_RX_MSG:
                     return
                 message = str(event.body.tsxState.src.rdata.wholeMsg)
                 status = message.split("\r\n", 1)[0].split(" ", 2)
@@ -667,6 +721,22 @@ def _pj_call_class() -> type:
             without an event start."""
             if int(prm.method) == _DTMF_RFC2833 and int(prm.flags) == 0:
                 self.driver.post(DTMFReceived(str(prm.digit), _DTMF_METHODS[_DTMF_RFC2833]))
+
+        def _our_request(self, event: Any) -> bool:
+            """Notes the call's dialog (Hangup.abandon) from its INVITE transaction; and the final answer to our
+            keep-alive: whether event was that."""
+            tsx = event.body.tsxState.tsx
+            driver = self.driver
+            if driver.dialog is None and tsx.method == "INVITE" and tsx.state < pj.PJSIP_TSX_STATE_TERMINATED:
+                driver.dialog = _pjsip_library().pjsip_tsx_get_dlg(int(tsx.pjTransaction)) or None
+            if tsx.role != pj.PJSIP_ROLE_UAC:
+                return False
+            if tsx.method == "OPTIONS" and driver.keepalive_pending and int(tsx.statusCode) >= 200:
+                driver.keepalive_pending = False
+                local = event.body.tsxState.type != pj.PJSIP_EVENT_RX_MSG
+                driver.post(KeepAliveResult(int(tsx.statusCode), str(tsx.statusText), local))
+                return True
+            return False
 
         def onDtmfDigit(self, prm: Any) -> None:
             method = int(prm.method)

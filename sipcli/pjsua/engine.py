@@ -13,6 +13,7 @@ import asyncio
 import atexit
 import collections
 import contextlib
+import ctypes
 import functools
 import gc
 import logging
@@ -88,6 +89,11 @@ class EngineSettings:
     trace_sip: bool = False
     log_level: int = 0  # pjsip log level (0-6) forwarded to the "sipcli.pjsip" logger
     unregister_timeout: float = 2.0  # at stop, how long to wait for leftover unregistrations
+    # An accepted TCP/TLS connection is shut down this long after it was accepted (0: never): closed at once when no
+    # transaction uses it, else when the last one ends. pjsip keeps idle and half-open connections (and ones that
+    # trickle a request byte by byte) for many minutes, and its select() ioqueue has 64 handles for everything:
+    # ~60 such connections would refuse every other TCP caller.
+    incoming_connection_timeout: float = 15.0
 
 
 def _convert_error(error: BaseException) -> BaseException:
@@ -116,6 +122,7 @@ class Engine(metaclass=Singleton):
         self.incoming_call_hook = None
         self.rejected_call_hook = None
         self.media_settings = None
+        self.connection_lost_hook = None
         self._reset()
 
     def _reset(self) -> None:
@@ -135,6 +142,8 @@ class Engine(metaclass=Singleton):
         self._wake_address: tuple[str, int] | None = None
         self._started: asyncio.Future | None = None
         self._ended: asyncio.Future | None = None
+        self._connections: dict[int, tuple[Any, float]] = {}  # accepted connections: handle, when accepted
+        self._next_sweep = 0.0
         self._atexit_registered = getattr(self, "_atexit_registered", False)
 
     # -- loop-thread API -------------------------------------------------------------------------------------------
@@ -206,6 +215,8 @@ class Engine(metaclass=Singleton):
     rejected_call_hook: Callable[[RejectedCall], Any] | None
     # Set by the SessionManager before the first pj.Account is made: applied to every account's media config.
     media_settings: Any
+    # Set by the SessionManager: called on the loop thread when a SIP connection closes on error or by the peer.
+    connection_lost_hook: Callable[[], None] | None
 
     def add_shutdown_hook(self, fn: Callable[[], Any]) -> None:
         """fn runs on the pjsua thread at stop, before accounts are removed and before libDestroy (LIFO)."""
@@ -288,6 +299,35 @@ class Engine(metaclass=Singleton):
             while commands:
                 self._execute(*commands.popleft())
             endpoint.libHandleEvents(poll_ms)
+            if self._connections and time.monotonic() >= self._next_sweep:
+                self._sweep_connections()
+
+    def _transport_state(self, handle: Any, state: int) -> None:
+        """pjsua thread (onTransportState): track accepted connections; tell the loop about lost ones."""
+        import pjsua2 as pj
+
+        key = int(handle)
+        if state == pj.PJSIP_TP_STATE_CONNECTED:
+            # pjsip names a connection it accepted "tcps<address>"/"tlss<address>" (the first field of
+            # pjsip_transport, valid during this callback); those it dials are "tcpc"/"tlsc".
+            if self.settings.incoming_connection_timeout > 0 and ctypes.string_at(key, 4) in (b"tcps", b"tlss"):
+                self._connections[key] = (handle, time.monotonic())
+            return
+        self._connections.pop(key, None)  # shut down or destroyed: the handle must not be used again
+        if state == pj.PJSIP_TP_STATE_DISCONNECTED and self.connection_lost_hook is not None:
+            self.post(self.connection_lost_hook)
+
+    def _sweep_connections(self) -> None:
+        now = time.monotonic()
+        self._next_sweep = now + 1.0
+        limit = self.settings.incoming_connection_timeout
+        for key, (handle, accepted) in list(self._connections.items()):
+            if now - accepted >= limit:
+                del self._connections[key]
+                try:
+                    self.endpoint.transportShutdown(handle)
+                except Exception as error:
+                    log.debug("shutting down an idle connection failed: %r", _convert_error(error))
 
     def _execute(self, future: asyncio.Future, fn: Callable[..., Any], args: tuple) -> None:
         try:
@@ -301,13 +341,14 @@ class Engine(metaclass=Singleton):
         import pjsua2 as pj
 
         settings = self.settings
-        endpoint = _pj_endpoint_class()()
+        endpoint = _endpoint_class()(self)
         self.endpoint = endpoint
         config = pj.EpConfig()
         config.uaConfig.threadCnt = 0
         config.uaConfig.mainThreadOnly = True
         config.uaConfig.maxCalls = settings.max_calls
         config.uaConfig.userAgent = settings.user_agent
+        config.uaConfig.natTypeInSdp = 0  # no "a=X-nat:0" in every SDP
         for server in settings.nameservers:
             config.uaConfig.nameserver.append(server)
         config.medConfig.clockRate = settings.clock_rate
@@ -318,6 +359,9 @@ class Engine(metaclass=Singleton):
         # (RTP and RFC 4733 DTMF). pjsua closes an idle sound device after 1 s and reopens it only when something
         # is connected to slot 0, which sipcli never does: every call after the first idle second sent nothing.
         config.medConfig.sndAutoCloseTime = -1
+        # No silence suppression: with VAD, a silent pjsua sends about one RTP packet (and RTCP report) in 10 s, and
+        # the peer's RTP timeout (sipcli.liveness) could not tell a quiet call from a dead one for that long.
+        config.medConfig.noVad = True
         level = max(settings.log_level, 4 if settings.trace_sip else 0)
         config.logConfig.level = level
         config.logConfig.consoleLevel = level
@@ -416,6 +460,7 @@ class Engine(metaclass=Singleton):
 
         endpoint = self.endpoint
         self._accounts.clear()
+        self._connections.clear()
         # A traceback kept for the interactive interpreter holds pj objects alive and libDestroy then aborts.
         sys.last_type = sys.last_value = sys.last_traceback = None
         gc.collect()
@@ -473,6 +518,32 @@ class Engine(metaclass=Singleton):
             self._stopping = True
             self._wake()
             thread.join(5)
+
+
+@functools.cache
+def _endpoint_class() -> type:
+    import pjsua2 as pj
+
+    class PJEndpoint(pj.Endpoint):
+        """Reports transport state changes to the engine, and the INVITEs pjsua refuses on its own (no Python
+        callback runs for them) to its rejected_call_hook (pjsua thread)."""
+
+        def __init__(self, engine: Engine) -> None:
+            super().__init__()
+            self._engine = engine
+
+        def onTransportState(self, prm: Any) -> None:
+            self._engine._transport_state(prm.hnd, int(prm.state))
+
+        def onRejectedIncomingCall(self, prm: Any) -> None:
+            hook = self._engine.rejected_call_hook
+            if hook is None:
+                return
+            codecs = sorted({info.codecId.split("/", 1)[0] for info in self.codecEnum2() if info.priority})
+            self._engine.post(hook, RejectedCall(int(prm.statusCode), str(prm.reason), str(prm.rdata.wholeMsg),
+                                                 codecs))
+
+    return PJEndpoint
 
 
 class _captured_stdout:
@@ -546,21 +617,3 @@ def _post_trace(engine: Engine, direction: str, transport: str, peer: str, data:
     engine._notify("SIPEngineSIPTrace", direction="outgoing" if outgoing else "incoming", transport=transport,
                    source=local_address if outgoing else peer, destination=peer if outgoing else local_address,
                    data=data)
-
-
-@functools.cache
-def _pj_endpoint_class() -> type:
-    import pjsua2 as pj
-
-    class PJEndpoint(pj.Endpoint):
-        """The Endpoint, reporting the INVITEs pjsua refuses on its own (no Python callback runs for them)."""
-
-        def onRejectedIncomingCall(self, prm: Any) -> None:
-            engine = Engine()
-            hook = engine.rejected_call_hook
-            if hook is None:
-                return
-            codecs = sorted({info.codecId.split("/", 1)[0] for info in self.codecEnum2() if info.priority})
-            engine.post(hook, RejectedCall(int(prm.statusCode), str(prm.reason), str(prm.rdata.wholeMsg), codecs))
-
-    return PJEndpoint

@@ -9,9 +9,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 __all__ = ["AccountEvent", "AudioInfo", "AudioStatistics", "CallEvent", "CallStateChanged", "DTMFReceived",
-           "IncomingCall", "InfoResponse", "InviteResponse", "MediaChanged", "MediaFailed", "MessageStatus",
-           "PagerRequest", "ProposalDeclined", "RegistrationStateChanged", "RejectedCall", "RemoteProposal",
-           "StreamFigures"]
+           "IncomingCall", "InfoResponse", "InviteResponse", "KeepAliveResult", "MediaChanged", "MediaFailed",
+           "MessageStatus", "PagerRequest", "ProposalDeclined", "RegistrationStateChanged", "RejectedCall",
+           "RemoteProposal", "StreamFigures"]
 
 
 @dataclass(frozen=True)
@@ -128,13 +128,25 @@ class StreamFigures:
 @dataclass(frozen=True)
 class AudioStatistics:
     """RTP packets received so far, where they come from when known, and the stream's figures when read
-    (stream_ended: its last ones, read just before pjsua destroyed the stream)."""
+    (stream_ended: its last ones, read just before pjsua destroyed the stream); rtcp_reports: how many RTCP reports
+    about our stream the peer sent (every ~5 s while its stream lives, also in silence, when it sends little RTP)."""
 
     packets: int
     address: str | None
     port: int | None
     figures: StreamFigures | None = None
     stream_ended: bool = False
+    rtcp_reports: int = 0
+
+
+@dataclass(frozen=True)
+class KeepAliveResult:
+    """The final answer to our in-dialog keep-alive (OPTIONS); local: pjsip made it up (a timeout or a transport
+    error), no response was received."""
+
+    code: int
+    reason: str
+    local: bool
 
 
 @dataclass(frozen=True)
@@ -147,7 +159,7 @@ class PagerRequest:
 
 
 CallEvent = (IncomingCall | CallStateChanged | MediaChanged | MediaFailed | RemoteProposal | ProposalDeclined
-             | InviteResponse | InfoResponse | DTMFReceived | AudioStatistics | PagerRequest)
+             | InviteResponse | InfoResponse | DTMFReceived | AudioStatistics | KeepAliveResult | PagerRequest)
 
 
 @dataclass(frozen=True)
