@@ -92,9 +92,14 @@ def test_chat_through_kamailio_msrp_relay_both_registered(run, tmp_path):
         listener.wait_for("SIPCLIListenDidStart", 15)
         code, events, stderr = chat(tmp_path, f"sip:bob@{DOMAIN}", *LOOPBACK, "--from", f"alice@{DOMAIN}",
                                     "--password-env", "ALICE_PW", "--proxy", kamailio.proxy(),
-                                    "--relay", relay_uri,
+                                    "--relay", relay_uri, "--trace",
                                     "--message", "via the relay", "--duration", "1", env=env)
         assert code == 0, stderr[-3000:] + relay.log()[-2000:]
+        # the chat session's SRTP suites are set on the registered account around the INVITE: never re-REGISTERs
+        sent = [e["data"]["data"].split(" ", 1)[0] for e in named(events, "SIPEngineSIPTrace")
+                if e["data"]["direction"] == "outgoing" and not e["data"]["data"].startswith("SIP/2.0")]
+        assert "INVITE" in sent and "BYE" in sent
+        assert "REGISTER" not in sent[sent.index("INVITE"):sent.index("BYE")], sent
         started = named(events, "MediaStreamDidStart")[0]["data"]
         relay_prefix = f"msrp://127.0.0.1:{relay.tcp_port}/"
         assert started["local_path"][0].startswith(relay_prefix)

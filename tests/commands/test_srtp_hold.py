@@ -167,3 +167,48 @@ def test_after_unhold_audio_is_decrypted_with_the_key_the_peer_answered(run, sip
     else:
         assert code == 6 and caller.summary["audio_received"] is False
         assert rms(segment) < 50
+
+
+def offered_suites(offer: str) -> list[list[tuple[str, str]]]:
+    """The (tag, suite) crypto lines of each m-line of offer, in order."""
+    return [[(tag, suite) for tag, suite, _ in _CRYPTO.findall(section)]
+            for section in re.split(r"^m=", offer, flags=re.MULTILINE)[1:]]
+
+
+def test_a_session_with_chat_offers_the_rfc4568_suites_and_its_chat_works(run):
+    """Two audio lines with pjmedia's four suites each leave no room in pjsua2's 1024-byte SDP buffer: a session
+    that starts with chat offers AES_CM_128_HMAC_SHA1_80 and _32 (tags 1 and 2) on its audio line."""
+    listener = run("listen", *LOOPBACK, "--auto-answer", "--count", "1", "--chat", "--echo", "--srtp", "mandatory")
+    uri = listener.wait_for("SIPCLIListenDidStart")["data"]["uris"]["udp"]
+    caller = run("chat", uri, *LOOPBACK, "--audio", "--trace", "--srtp", "mandatory", "--message", "hello")
+    assert caller.wait() == 0, caller.stderr()[-2000:]
+    assert listener.wait() == 0, listener.stderr()[-2000:]
+    first = sent_invites(caller)[0]
+    assert "m=message" in first
+    assert offered_suites(first) == [[("1", "AES_CM_128_HMAC_SHA1_80"), ("2", "AES_CM_128_HMAC_SHA1_32")], []]
+    assert [d["data"]["content"] for d in caller.find("SIPSessionGotMessage")] == ["hello"]  # the echo
+    assert caller.wait_for("SIPSessionDidStart")["data"]["streams"] == ["audio", "chat"]
+    assert not caller.find("MediaStreamDidFail") and not listener.find("MediaStreamDidFail")
+
+
+def test_chat_added_to_an_srtp_call_then_hold_and_unhold(run):
+    """The call offers every suite; the re-INVITE that adds the chat line (its SRTP transport made with the two
+    RFC 4568 suites, so that the SDP fits) and the hold and unhold re-offers carry the audio key under the call's
+    four tags and keep the chat."""
+    listener = run("listen", *LOOPBACK, "--auto-answer", "--count", "1", "--chat", "--echo", "--srtp", "mandatory")
+    uri = listener.wait_for("SIPCLIListenDidStart")["data"]["uris"]["udp"]
+    caller = run("call", uri, *LOOPBACK, "--trace", "--srtp", "mandatory", "--add-chat-after", "0.2",
+                 "--hold-after", "0.6", "--unhold-after", "1", "--chat-message", "after unhold",
+                 "--chat-messages-after", "1.4", "--duration", "2")
+    assert caller.wait() == 0, caller.stderr()[-2000:]
+    assert listener.wait() == 0, listener.stderr()[-2000:]
+    first, add_chat, hold, unhold = sent_invites(caller)
+    assert [tag for tag, _ in offered_suites(first)[0]] == ["1", "2", "3", "4"]
+    assert "m=message" in add_chat and "m=message" in hold and "m=message" in unhold
+    for offer in (add_chat, hold, unhold):
+        (key,) = {(suite, key) for _, suite, key in _CRYPTO.findall(offer)}
+        assert [tag for tag, _ in offered_suites(offer)[0]] == ["1", "2", "3", "4"]
+        assert key[0] == offered_suites(first)[0][0][1]  # the suite the listener chose, in use
+    assert holds(caller) == [("SIPSessionGotHoldRequest", "local"), ("SIPSessionGotUnholdRequest", "local")]
+    assert [d["data"]["content"] for d in caller.find("SIPSessionGotMessage")] == ["after unhold"]
+    assert not caller.find("MediaStreamDidFail") and not listener.find("MediaStreamDidFail")
