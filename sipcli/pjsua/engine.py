@@ -143,6 +143,7 @@ class Engine(metaclass=Singleton):
         self._started: asyncio.Future | None = None
         self._ended: asyncio.Future | None = None
         self._connections: dict[int, tuple[Any, float]] = {}  # accepted connections: handle, when accepted
+        self._established: set[int] = set()  # connections, dialled or accepted, that reached CONNECTED
         self._next_sweep = 0.0
         self._atexit_registered = getattr(self, "_atexit_registered", False)
 
@@ -308,13 +309,19 @@ class Engine(metaclass=Singleton):
 
         key = int(handle)
         if state == pj.PJSIP_TP_STATE_CONNECTED:
+            self._established.add(key)
             # pjsip names a connection it accepted "tcps<address>"/"tlss<address>" (the first field of
             # pjsip_transport, valid during this callback); those it dials are "tcpc"/"tlsc".
             if self.settings.incoming_connection_timeout > 0 and ctypes.string_at(key, 4) in (b"tcps", b"tlss"):
                 self._connections[key] = (handle, time.monotonic())
             return
         self._connections.pop(key, None)  # shut down or destroyed: the handle must not be used again
-        if state == pj.PJSIP_TP_STATE_DISCONNECTED and self.connection_lost_hook is not None:
+        # Only a connection that was up can have lost a peer. pjsip also dials TCP on its own, e.g. for a request
+        # over 1,300 bytes to a UDP-only peer, and falls back to UDP when that connect() is refused: such an
+        # attempt ends DISCONNECTED without ever being CONNECTED and says nothing about any session's peer.
+        established = key in self._established
+        self._established.discard(key)
+        if state == pj.PJSIP_TP_STATE_DISCONNECTED and established and self.connection_lost_hook is not None:
             self.post(self.connection_lost_hook)
 
     def _sweep_connections(self) -> None:
@@ -461,6 +468,7 @@ class Engine(metaclass=Singleton):
         endpoint = self.endpoint
         self._accounts.clear()
         self._connections.clear()
+        self._established.clear()
         # A traceback kept for the interactive interpreter holds pj objects alive and libDestroy then aborts.
         sys.last_type = sys.last_value = sys.last_traceback = None
         gc.collect()

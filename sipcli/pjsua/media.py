@@ -23,13 +23,17 @@ SDP_BUFFER_SIZE = 1024
 # audio lines with four crypto lines each leave no room for codecs in pjsua2's SDP buffer.
 CHAT_SRTP_SUITES = ("AES_CM_128_HMAC_SHA1_80", "AES_CM_128_HMAC_SHA1_32")
 
-# Bytes of an SDP made by pjsua 2.15.1, measured with a 9-character address and 4-digit ports: the session
-# lines, each audio line without codecs, one a=crypto line, and each codec family's rtpmap/fmtp lines (and
-# telephone-event clock rates) per audio line.
-_SDP_SESSION = 87
-_SDP_AUDIO_LINE = 197
+# Bytes of an SDP as pjsua 2.15.1 prints it into that buffer (before any rewrite: b=AS, b=TIAS and a=ssrc are
+# dropped from what is sent only afterwards, sipcli.streams.audio), measured on loopback with a 9-character
+# address, 5-digit ports and natTypeInSdp 0 (no a=X-nat). Each figure is the largest the digits allow:
+# the session lines (10-digit o= ids, b=AS up to 4 digits); an audio line without codecs (m=, c=, b=TIAS up to
+# 7 digits, a=rtcp, a=sendrecv, the telephone-event rtpmap/fmtp at up to 5-digit rates, a=ssrc with a 10-digit
+# SSRC); one a=crypto line; each codec family's rtpmap/fmtp lines and format numbers, with the telephone-event
+# format of each clock rate it adds (speex two, L16 one), per audio line.
+_SDP_SESSION = 78
+_SDP_AUDIO_LINE = 201
 _SDP_CRYPTO = 84
-_SDP_CODEC = {"g722": 24, "pcmu": 23, "pcma": 23, "gsm": 22, "ilbc": 44, "l16": 57, "speex": 194}
+_SDP_CODEC = {"g722": 24, "pcmu": 24, "pcma": 24, "gsm": 22, "ilbc": 45, "l16": 111, "speex": 196}
 _SDP_UNKNOWN_CODEC = 200
 _MEASURED_ADDRESS = 9
 
@@ -48,8 +52,8 @@ def sdp_size(codecs: Sequence[str], media_lines: int, crypto_lines: int, address
     per_line = _SDP_AUDIO_LINE + crypto_lines * _SDP_CRYPTO + \
         sum(_SDP_CODEC.get(codec.lower(), _SDP_UNKNOWN_CODEC) for codec in codecs)
     address = max(0, address_length - _MEASURED_ADDRESS)
-    # the address is in o= once and in c= and a=rtcp of each line; 2 more port digits and 4 bytes of slack a line
-    return _SDP_SESSION + address + media_lines * (per_line + 2 * address + 6)
+    # the address is in o= once and in c= and a=rtcp of each line
+    return _SDP_SESSION + address + media_lines * (per_line + 2 * address)
 
 
 def fit_codecs(codecs: Sequence[str], media_lines: int, crypto_lines: int, limit: int = SDP_BUFFER_SIZE,

@@ -245,8 +245,8 @@ def test_re_offer_after_a_remote_added_chat_keeps_the_sessions_lines(run, sipp):
 
 
 def test_re_invite_whose_answer_pjsua2_cannot_print_is_refused_not_fatal(run, sipp):
-    """Fourteen lines: pjsua's answer exceeds pjsua2's 1024-byte SDP print buffer, so the held proposal can only
-    get a 488; the reason says so, and the call goes on to a normal end."""
+    """Sixteen lines: the offer fits pjsua2's 1024-byte SDP print buffer, pjsua's answer does not, so the held
+    proposal can only get a 488; the reason says so, and the call goes on to a normal end."""
     peer = sipp("uas_reinvite_many_lines")
     caller = run("call", peer.uri, *LOOPBACK, "--duration", "1.5")
     assert_ended_normally(caller, "local")

@@ -14,6 +14,8 @@ import contextlib
 import json
 import secrets
 import socket
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 
@@ -110,6 +112,62 @@ def test_held_call_with_a_live_peer_survives_its_keepalives(run):
     options = [e["data"] for e in call.find("SIPEngineSIPTrace") if e["data"]["data"].startswith("OPTIONS ")]
     assert len(options) >= 2
     assert listener.process.poll() is None and not listener.find("SIPSessionDidFail")
+
+
+CONNECTIONS_PEER = r"""
+import asyncio, json, socket, sys
+from sipcli.account import BonjourAccount
+from sipcli.application import SIPApplication
+from sipcli.configuration import MemoryStorage
+from sipcli.message import Message
+from sipcli.pjsua import Engine
+
+async def lost_after(uri, lost):
+    code = await Message(None, uri, None, "text/plain", "probe").send(5)
+    for _ in range(50):  # the state change was posted before the status, or comes when the peer closes
+        await Engine().run(lambda: None)
+        if lost:
+            break
+        await asyncio.sleep(0.02)
+    return code, len(lost)
+
+async def main():
+    await SIPApplication().start(MemoryStorage(), engine_options={"local_ip": "127.0.0.1"},
+                                 accounts=["bonjour@local"], sessions=False)
+    while BonjourAccount().pj_account is None:
+        await asyncio.sleep(0.01)
+    lost = []
+    Engine().connection_lost_hook = lambda: lost.append(1)
+    refused, listening = socket.socket(), socket.socket()
+    refused.bind(("127.0.0.1", 0))  # bound, never listening: connect() is refused
+    listening.bind(("127.0.0.1", 0))
+    listening.listen()
+
+    async def close_what_connects():
+        connection, _ = await asyncio.get_running_loop().sock_accept(listening)
+        connection.close()
+
+    listening.setblocking(False)
+    closer = asyncio.ensure_future(close_what_connects())
+    results = {"refused": await lost_after(f"sip:x@127.0.0.1:{refused.getsockname()[1]};transport=tcp", lost)}
+    results["closed"] = await lost_after(f"sip:x@127.0.0.1:{listening.getsockname()[1]};transport=tcp", lost)
+    await closer
+    await SIPApplication().stop()
+    print(json.dumps(results))
+
+asyncio.run(main())
+"""
+
+
+def test_only_a_connection_that_was_up_makes_sessions_probe():
+    """A held or chat-only session sends its keep-alive at once when one of the engine's connections closes; a
+    connection attempt that is refused is no such loss (pjsip dials TCP on its own for a request over 1,300 bytes,
+    then sends it over UDP: a chat re-INVITE to a UDP-only peer made every session send OPTIONS at once)."""
+    done = subprocess.run([sys.executable, "-c", CONNECTIONS_PEER], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr[-3000:]
+    results = json.loads(done.stdout.splitlines()[-1])
+    assert results["refused"] == [503, 0]  # the MESSAGE failed (connection refused), and nobody was told to probe
+    assert results["closed"] == [503, 1]  # the connection was up, then closed by the peer: sessions probe
 
 
 # -- item 5: call slots and connection handles ------------------------------------------------------------------

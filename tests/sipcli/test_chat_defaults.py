@@ -4,33 +4,37 @@ started by SIPApplication. Peers: two library-driven processes (tests/support/pe
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from sipcli.pjsua.media import SDP_BUFFER_SIZE, SDPTooLarge, fit_codecs, sdp_size
 from tests.support.peer import LibraryPeer
 
-DEFAULT_CODECS = ["G722", "PCMU", "PCMA", "speex", "GSM", "iLBC"]
+SIX_CODECS = ["G722", "PCMU", "PCMA", "speex", "GSM", "iLBC"]  # the default list before it became the first three
 
 
 def test_fit_keeps_the_preferred_codecs_that_fit():
-    assert fit_codecs(DEFAULT_CODECS, media_lines=1, crypto_lines=2) == DEFAULT_CODECS
-    with_chat = fit_codecs(DEFAULT_CODECS, media_lines=2, crypto_lines=2)
+    assert fit_codecs(SIX_CODECS, media_lines=1, crypto_lines=2) == SIX_CODECS
+    with_chat = fit_codecs(SIX_CODECS, media_lines=2, crypto_lines=2)
     assert with_chat == ["G722", "PCMU", "PCMA"]  # in order; each codec after them would overflow
     assert sdp_size(with_chat, 2, 2) <= SDP_BUFFER_SIZE
     assert all(sdp_size([*with_chat, codec], 2, 2) > SDP_BUFFER_SIZE for codec in ("speex", "GSM", "iLBC"))
     # without SRTP the small codecs after speex still fit: speex (three clock rates) is what is left out
-    assert fit_codecs(DEFAULT_CODECS, media_lines=2, crypto_lines=0) == ["G722", "PCMU", "PCMA", "GSM", "iLBC"]
+    assert fit_codecs(SIX_CODECS, media_lines=2, crypto_lines=0) == ["G722", "PCMU", "PCMA", "GSM", "iLBC"]
 
 
 def test_fit_follows_the_buffer_size():
-    assert fit_codecs(DEFAULT_CODECS, media_lines=2, crypto_lines=2, limit=4096) == DEFAULT_CODECS
+    assert fit_codecs(SIX_CODECS, media_lines=2, crypto_lines=2, limit=4096) == SIX_CODECS
     with pytest.raises(SDPTooLarge, match="600-byte"):
-        fit_codecs(DEFAULT_CODECS, media_lines=2, crypto_lines=2, limit=600)
+        fit_codecs(SIX_CODECS, media_lines=2, crypto_lines=2, limit=600)
 
 
-@pytest.fixture
-def peers(tmp_path):
+def start_peers(tmp_path, caller_settings: dict | None = None):
     pytest.importorskip("pjsua2")
+    if caller_settings is not None:
+        (tmp_path / "caller").mkdir()
+        (tmp_path / "caller" / "config.json").write_text(json.dumps(caller_settings))
     callee = LibraryPeer(tmp_path / "callee", "--auto-answer")
     caller = LibraryPeer(tmp_path / "caller")
     try:
@@ -41,6 +45,18 @@ def peers(tmp_path):
     finally:
         assert caller.stop() == 0
         assert callee.stop() == 0
+
+
+@pytest.fixture
+def peers(tmp_path):
+    yield from start_peers(tmp_path)
+
+
+@pytest.fixture
+def six_codec_peers(tmp_path):
+    """The caller configured with SIX_CODECS: an offer of them all
+    with a chat line overflows pjsua2's buffer (about 1,480 bytes with SRTP; three codecs make 953)."""
+    yield from start_peers(tmp_path, {"general": {"audio": {"codec_list": SIX_CODECS}}})
 
 
 @pytest.mark.peers
@@ -85,10 +101,22 @@ def test_a_session_whose_chat_cannot_fit_fails_before_any_invite(peers):
 
 
 @pytest.mark.peers
-def test_an_offer_that_still_overflows_fails_the_session(peers):
-    """Told the buffer is larger than it is, the library offers every codec: pjsua2 hands over no SDP to add the
-    chat line to, and the session fails instead of going on with audio only."""
-    caller, _callee, uri = peers
+def test_six_codecs_are_trimmed_to_an_offer_that_fits(six_codec_peers):
+    """The library offers only the codecs that fit next to the chat line: the session starts with chat."""
+    caller, callee, uri = six_codec_peers
+    caller.run(f"session = Session(account); result = session.connect({uri!r}, audio=True, chat=True)")
+    for peer in (caller, callee):
+        assert sorted(peer.wait_for("SIPSessionDidStart")["data"]["streams"]) == ["audio", "chat"]
+    assert not caller.find("SIPSessionDidFail")
+    caller.run("result = session.end()")
+    callee.wait_for("SIPSessionDidEnd")
+
+
+@pytest.mark.peers
+def test_an_offer_that_still_overflows_fails_the_session(six_codec_peers):
+    """Told the buffer is larger than it is, the library offers all six codecs: pjsua2 hands over no SDP to add
+    the chat line to, and the session fails instead of going on with audio only."""
+    caller, _callee, uri = six_codec_peers
     caller.run("from sipcli.session import SessionManager; SessionManager().sdp_buffer_size = 4096")
     caller.run(f"session = Session(account); result = session.connect({uri!r}, audio=True, chat=True)")
     failed = caller.wait_for("SIPSessionDidFail")
