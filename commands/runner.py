@@ -269,7 +269,7 @@ async def _main(cli: Any, job: Callable[[JobContext], Awaitable[JobResult]], cho
         except Exception as error:
             result = result_for(error)
         center.discard_observer(engine_watch, name="SIPEngineDidFail")
-        if engine_failure and not interrupted:
+        if engine_failure and job_task is not None and not interrupted:  # a failed start raised its own error
             result = JobResult(ExitCode.NETWORK, f"SIP engine: {engine_failure[0]}")
         with contextlib.suppress(Exception):
             await application.stop()

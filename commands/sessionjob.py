@@ -125,7 +125,10 @@ def media_options(command: Callable) -> Callable:
 
             SessionManager().rtp_timeout = rtp_timeout
         engine = dict(kwargs.pop("engine", {}))
-        engine.update(udp_port=port, tcp_port=port, tls_port=None)
+        # A TLS transport only when this run's proxy asks for one (--proxy sips:... or ;transport=tls)
+        proxy = str(getattr(kwargs.get("choice"), "proxy", None) or "").lower()
+        tls_port = 0 if proxy.startswith("sips:") or "transport=tls" in proxy else None
+        engine.update(udp_port=port, tcp_port=port, tls_port=tls_port)
         if local_ip:
             engine["local_ip"] = local_ip
         return command(*args, engine=engine, codecs=codecs, srtp=srtp, **kwargs)

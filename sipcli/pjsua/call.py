@@ -81,6 +81,10 @@ class CallHooks(Protocol):
     def prepare_proposal_answer(self, offer: str, chat: bool) -> None:
         """Before the answer to a held proposal is written: set the streams up (chat: whether it is accepted)."""
 
+    def answer_sdp(self) -> str | None:
+        """The whole answer to send with a 200 instead of pjsua's, or None: for an offer pjsua wrote no answer
+        for (another client's chat-only offer, accepted by sipcli's engine build)."""
+
     def media_output(self) -> tuple[str | None, bool]:
         """The WAV to play into the call (or None) and whether to echo the received audio."""
 
@@ -285,6 +289,10 @@ class CallDriver:
         param.statusCode = command.code
         if command.reason:
             param.reason = command.reason
+        if command.code == 200 and self.hooks is not None:
+            sdp = self.hooks.answer_sdp()
+            if sdp is not None:  # Call.answer parses it into a pool of its own (engine patch 0002)
+                param.sdp.wholeSdp = sdp
         self.call.answer(param)
 
     def _hangup(self, command: Hangup) -> None:
