@@ -296,7 +296,10 @@ class Registration:
         if route is None:
             transports = self.engine.transports
             local_ip = next(iter(transports.values()))[0] if transports else "127.0.0.1"
-            identity = f"sip:{account.contact.username}@{Hostname(local_ip).uri_form}"
+            # sips: with a TLS transport: pjsua then writes a sips: Contact on TLS, which a sips: call needs (RFC
+            # 5630; pjsip's callee answers 480 "SIPS Required" without it); on UDP/TCP the Contact stays sip:
+            scheme = "sips" if "tls" in transports else "sip"
+            identity = f"{scheme}:{account.contact.username}@{Hostname(local_ip).uri_form}"
         else:
             identity = f"sip:{account.id}"
         srtp = str(getattr(getattr(account, "rtp", None), "srtp_encryption", "disabled"))

@@ -258,10 +258,15 @@ class Session:
             raise SessionError("a session needs at least one stream")
         uri = SIPURI.parse(callee_uri) if isinstance(callee_uri, str) else callee_uri
         self._routes = list(routes)
-        capabilities = Engine().capabilities
+        engine = Engine()
+        capabilities = engine.capabilities
         if capabilities is not None and \
                 any(":" in host for host in (uri.host, *(r.address for r in self._routes[:1]))):
             capabilities.require_ipv6(f"calling {uri}")
+        first_hop = self._routes[0].transport if self._routes else _first_hop_transport(self.account, uri)
+        if first_hop == "tls" and engine.is_running and "tls" not in engine.transports:
+            raise SessionError(f"calling {uri} needs a TLS transport and the engine has none (setting "
+                               "sip.transport_list)")
         self.route = self._routes[0] if self._routes else None
         self.direction = "outgoing"
         self.remote_uri = uri
@@ -1212,6 +1217,19 @@ def _bounded(value: str | None, limit: int = 256) -> str | None:
 def _engine_has_ipv6() -> bool:
     capabilities = Engine().capabilities
     return capabilities is not None and capabilities.ipv6
+
+
+def _first_hop_transport(account: Any, uri: SIPURI) -> str | None:
+    """The transport an INVITE to uri leaves on without a route given: the account's outbound proxy's, the URI's
+    when the account has neither proxy nor registrar (P2P); None when its registrar's route decides."""
+    sip = getattr(account, "sip", None)
+    proxy = getattr(sip, "outbound_proxy", None)
+    if proxy:
+        try:
+            return SIPURI.parse(str(proxy)).transport
+        except ValueError:
+            return None
+    return None if getattr(sip, "register", False) else uri.transport
 
 
 def _msrp_tls(account: Any) -> bool:
