@@ -362,10 +362,12 @@ class CallDriver:
         offer, answer = proposal["offer"] or "", proposal["answer"]
         assert self.hooks is not None
         self.hooks.prepare_proposal_answer(offer, command.chat)
-        if not answer:  # pjsua2 prints SDPs into 1024 bytes: a longer answer reads as empty
+        if not answer:  # pjsua2 prints SDPs into a fixed buffer (Capabilities.sdp_buffer): a longer one reads empty
             param.statusCode = 488
             call.answer(param)
-            raise CallError("refused with 488: the answer exceeds pjsua2's 1024-byte SDP buffer")
+            capabilities = Engine().capabilities
+            size = capabilities.sdp_buffer if capabilities is not None else 0
+            raise CallError(f"refused with 488: the answer exceeds the engine's {size}-byte SDP buffer")
         param.statusCode = 200
         param.sdp.wholeSdp = self.hooks.rewrite_sdp(answer, offer)
         call.answer(param)
