@@ -25,6 +25,7 @@ from sipcli.commands.sessionjob import (
     media_options,
     prepare_account,
     proposal_options,
+    tls_transport,
     wait_ready,
 )
 
@@ -90,7 +91,8 @@ def run_call(cli: Any, uri: str, choice: AccountChoice, engine: dict[str, Any], 
         prepare = prepare_account(codecs, srtp)
     if neighbour_name is not None:
         prepare = _browsing(prepare)
-    run_job(cli, job, choice=choice, engine=engine, prepare=prepare, chat=with_chat)
+    run_job(cli, job, choice=choice, engine=engine, prepare=prepare, chat=with_chat,
+            engine_for=tls_transport(target))
 
 
 def _browsing(prepare: Callable[[Any], None]) -> Callable[[Any], None]:

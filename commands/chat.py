@@ -20,7 +20,13 @@ from sipcli.commands.runner import (
     parse_target,
     run_job,
 )
-from sipcli.commands.sessionjob import media_options, prepare_account, session_failure_result, wait_ready
+from sipcli.commands.sessionjob import (
+    media_options,
+    prepare_account,
+    session_failure_result,
+    tls_transport,
+    wait_ready,
+)
 
 from sipcli.notification import NotificationCenter
 
@@ -229,5 +235,5 @@ def command(cli: Any, uri: str, choice: AccountChoice, engine: dict[str, Any], c
         return await run_chat(session, target, audio, messages, content_type, cpim, duration, timeout)
 
     run_job(cli, job, choice=choice, engine=engine, prepare=chat_account(codecs, srtp, relay, msrp_tls),
-            chat=True)
+            chat=True, engine_for=tls_transport(target))
 

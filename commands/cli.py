@@ -33,6 +33,7 @@ SUBCOMMANDS = {
     "chat": ("chat", "Chat over MSRP: each stdin line is a message."),
     "demo": ("demo", "Call a listener on loopback: audio both ways, DTMF, no server needed."),
     "check": ("check", "Run the checks a file lists (TOML), each as its own sipcli process; JUnit report."),
+    "engine": ("engine", "Report what the installed SIP engine (pjsua2) can do."),
     "completion": ("completion", "Print the shell completion script (bash, zsh or fish)."),
 }
 
@@ -84,7 +85,7 @@ class LazyGroup(click.Group):
             return JobResult(_exit_code(done.code if isinstance(done.code, int) else ExitCode.USAGE), "exit")
         except BaseException as error:  # every ending becomes a summary and a code
             result = result_for(error)
-            if result.exit_code == ExitCode.USAGE:
+            if result.exit_code == ExitCode.USAGE and "missing_capability" not in result.data:  # not the user's slip
                 path = error.ctx.command_path if getattr(error, "ctx", None) is not None else state.command_path
                 click.echo(f"{path}: {result.reason} (see '{path} --help')", err=True)
             elif result.exit_code not in (ExitCode.OK, ExitCode.INTERRUPTED):

@@ -9,6 +9,7 @@ A command ends a run by returning, by raising ``JobFailed`` (any code, e.g. from
 from __future__ import annotations
 
 import logging
+import sys
 from dataclasses import dataclass, field
 from enum import IntEnum
 from typing import Any, NoReturn
@@ -91,6 +92,9 @@ def result_for(error: BaseException) -> JobResult:
         return JobResult(ExitCode.INTERRUPTED, "interrupted")
     if isinstance(error, click.ClickException):
         return JobResult(ExitCode.USAGE, error.format_message())
+    missing = getattr(sys.modules.get("sipcli.pjsua.capabilities"), "MissingCapabilityError", None)
+    if missing is not None and isinstance(error, missing):  # asked for what the installed engine cannot do
+        return JobResult(ExitCode.USAGE, str(error), {"missing_capability": error.capability})
     engine_error = _engine_error_type()
     if engine_error is not None and isinstance(error, engine_error):
         return JobResult(ExitCode.NETWORK, f"SIP engine: {error}")
@@ -101,7 +105,5 @@ def result_for(error: BaseException) -> JobResult:
 
 def _engine_error_type() -> type | None:
     """EngineError when the engine module is loaded (only session commands load it)."""
-    import sys
-
     engine = sys.modules.get("sipcli.pjsua.engine")
     return getattr(engine, "EngineError", None)

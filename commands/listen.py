@@ -21,6 +21,7 @@ from sipcli.commands.sessionjob import (
     prepare_account,
     proposal_options,
     recording_path,
+    tls_transport,
     wait_ready,
 )
 
@@ -191,6 +192,11 @@ def _advertising(prepare: Callable[[Any], None], name: str) -> Callable[[Any], N
 @click.option("--advertise", is_flag=False, flag_value="", default=None, metavar="[NAME]",
               help="P2P: advertise this listener on the link (mDNS/DNS-SD) as NAME [default: the host name], "
                    "for `sipcli neighbours` and `sipcli call bonjour:NAME`.")
+@click.option("--tls-certificate", type=click.Path(exists=True, dir_okay=False), default=None, metavar="PEM",
+              help="Accept SIP over TLS with this certificate and its key (one PEM) [default: setting "
+                   "tls.certificate; without one, no TLS listener].")
+@click.option("--tls-port", type=click.IntRange(0, 65535), default=0, show_default=True,
+              help="Local SIP port for TLS, when there is a certificate; 0: any free port.")
 @proposal_options
 @message_options
 @expectation_options
@@ -199,9 +205,9 @@ def _advertising(prepare: Callable[[Any], None], name: str) -> Callable[[Any], N
 def command(cli: Any, choice: AccountChoice, engine: dict[str, Any], codecs: tuple[str, ...], srtp: str | None,
             play: str | None, expect_dtmf: str, expect_audio: bool, duration: float | None,
             auto_answer: float | None, reject: str | None, count: int | None, record_dir: str | None,
-            echo: bool, chat: bool, relay: str | None, advertise: str | None, proposals: str,
-            proposal_timeout: float | None, messages: int | None, timeout: float | None,
-            expectations: Expectations, stats_interval: float | None) -> None:
+            echo: bool, chat: bool, relay: str | None, advertise: str | None, tls_certificate: str | None,
+            tls_port: int, proposals: str, proposal_timeout: float | None, messages: int | None,
+            timeout: float | None, expectations: Expectations, stats_interval: float | None) -> None:
     """Wait for incoming sessions (P2P on --port, or registered with an account) and report every event.
 
     Without --auto-answer or --reject, sessions ring and are reported, never answered. An offer this engine
@@ -267,4 +273,5 @@ def command(cli: Any, choice: AccountChoice, engine: dict[str, Any], codecs: tup
         prepare = prepare_account(codecs, srtp)
     if advertised_name is not None:
         prepare = _advertising(prepare, advertised_name)
-    run_job(cli, job, choice=choice, engine=engine, prepare=prepare, chat=chat)
+    run_job(cli, job, choice=choice, engine=engine, prepare=prepare, chat=chat,
+            engine_for=tls_transport(listen_port=tls_port, certificate=tls_certificate))

@@ -180,12 +180,14 @@ def _select_account(choice: AccountChoice, use_default: bool) -> Any:
 def run_job(cli: Any, job: Callable[[JobContext], Awaitable[JobResult]], *, choice: AccountChoice,
             engine: dict[str, Any] | None = None, options: dict[str, Any] | None = None,
             use_default_account: bool = False, prepare: Callable[[Any], None] | None = None,
-            sessions: bool = True, chat: bool = False) -> NoReturn:
+            engine_for: Callable[[Any], dict[str, Any]] | None = None, sessions: bool = True,
+            chat: bool = False) -> NoReturn:
     """Run job against a started SIPApplication and exit with its code (see the module docstring).
 
     choice: from @account_options (P2P BonjourAccount when empty, unless use_default_account picks the
     configured default). engine: EngineSettings overrides (from @engine_options, plus e.g. udp_port).
     prepare(account) runs before the application starts (and activates the account): in-memory tweaks.
+    engine_for(account), after it, returns EngineSettings overrides that depend on the account or the settings.
     sessions=False: the job places and takes no calls (see SIPApplication.start). chat: the application starts
     ChatSupport (MSRP) too; left out, a process with audio sessions only never loads MSRP.
     """
@@ -211,14 +213,15 @@ def run_job(cli: Any, job: Callable[[JobContext], Awaitable[JobResult]], *, choi
         # collection, the full one before libDestroy included (it took 10-20 ms with these ~28,000 objects).
         gc.freeze()
         result = asyncio.run(_main(cli, job, choice, engine_overrides, options or {}, use_default_account, prepare,
-                                   sessions, chat))
+                                   engine_for, sessions, chat))
     center.remove_observer(writer)
     raise JobEnded(result)
 
 
 async def _main(cli: Any, job: Callable[[JobContext], Awaitable[JobResult]], choice: AccountChoice,
                 engine_overrides: dict[str, Any], options: dict[str, Any], use_default: bool,
-                prepare: Callable[[Any], None] | None, sessions: bool, chat: bool) -> JobResult:
+                prepare: Callable[[Any], None] | None, engine_for: Callable[[Any], dict[str, Any]] | None,
+                sessions: bool, chat: bool) -> JobResult:
     from sipcli.application import SIPApplication
     from sipcli.configuration import ConfigurationManager, FileStorage
     from sipcli.configuration.settings import SIPSimpleSettings
@@ -258,6 +261,8 @@ async def _main(cli: Any, job: Callable[[JobContext], Awaitable[JobResult]], cho
             account = _select_account(choice, use_default)
             if prepare is not None:
                 prepare(account)
+            if engine_for is not None:
+                engine_overrides = {**engine_overrides, **engine_for(account)}
             await application.start(storage, engine_options=engine_overrides, accounts=[str(account.id)],
                                     sessions=sessions, chat=chat)
             if interrupted:
@@ -269,7 +274,7 @@ async def _main(cli: Any, job: Callable[[JobContext], Awaitable[JobResult]], cho
         except Exception as error:
             result = result_for(error)
         center.discard_observer(engine_watch, name="SIPEngineDidFail")
-        if engine_failure and not interrupted:
+        if engine_failure and job_task is not None and not interrupted:  # a failed start raised its own error
             result = JobResult(ExitCode.NETWORK, f"SIP engine: {engine_failure[0]}")
         with contextlib.suppress(Exception):
             await application.stop()

@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import functools
 import logging
+import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -24,7 +25,7 @@ from sipcli.filenames import path_in, safe_token
 from sipcli.notification import NotificationCenter
 
 __all__ = ["MediaOptions", "drive_session", "expected_code_result", "media_options", "prepare_account",
-           "proposal_options", "recording_path", "wait_ready"]
+           "proposal_options", "recording_path", "tls_transport", "wait_ready"]
 
 log = logging.getLogger("sipcli")
 
@@ -125,6 +126,7 @@ def media_options(command: Callable) -> Callable:
 
             SessionManager().rtp_timeout = rtp_timeout
         engine = dict(kwargs.pop("engine", {}))
+        # TLS only when the run needs it (tls_transport): every extra listener costs startup time
         engine.update(udp_port=port, tcp_port=port, tls_port=None)
         if local_ip:
             engine["local_ip"] = local_ip
@@ -151,6 +153,32 @@ def prepare_account(codecs: tuple[str, ...], srtp: str | None) -> Callable[[Any]
             SessionManager().codecs = [names[codec.lower()] for codec in codecs]
 
     return prepare
+
+
+def tls_transport(target: Any = None, listen_port: int | None = None,
+                  certificate: str | None = None) -> Callable[[Any], dict[str, Any]]:
+    """A runner ``engine_for`` hook: a TLS transport when the run needs one, verified as for register (setting
+    tls.verify_server, --tls-ca or tls.ca_list, else the system's CAs). Needed by a ``sips:`` or ``;transport=tls``
+    target, by an account whose outbound proxy (or --proxy) asks for TLS, and, with listen_port (listen), by a
+    certificate to accept TLS with (certificate, else setting tls.certificate): then it listens on listen_port."""
+
+    def engine_for(account: Any) -> dict[str, Any]:
+        from sipcli.configuration.settings import SIPSimpleSettings
+        from sipcli.uri import SIPURI
+
+        overrides: dict[str, Any] = {}
+        if certificate:
+            overrides["tls_certificate"] = os.path.abspath(certificate)
+        proxy = getattr(getattr(account, "sip", None), "outbound_proxy", None)
+        needed = (target is not None and target.transport == "tls") or \
+            (proxy is not None and SIPURI.parse(str(proxy)).transport == "tls")
+        if listen_port is not None and (certificate or SIPSimpleSettings().tls.certificate):
+            overrides["tls_port"] = listen_port
+        elif needed:
+            overrides["tls_port"] = 0
+        return overrides
+
+    return engine_for
 
 
 async def wait_ready(account: Any, timeout: float) -> None:

@@ -293,19 +293,33 @@ class JSONLinesWriter:
 
 class TextWriter(JSONLinesWriter):
     """The human view for ``--format text``: time, sender, name and compact data on one line; pager-mode
-    MESSAGEs and composing indications as chat lines."""
+    MESSAGEs and composing indications as chat lines. In a summary line (SIPCLIDidEnd), a mapping under one of
+    ``TABLES`` is shown as a two-column table below it."""
+
+    TABLES = ("capabilities",)
 
     def render(self, notification: Notification) -> str:
         if notification.name in _CHAT_LINES:
             stamp = notification.timestamp.strftime("%H:%M:%S")
             return f"{stamp} {_CHAT_LINES[notification.name](notification.data)}"
         record = notification_record(notification)
+        tables = {}
+        if record["name"] == "SIPCLIDidEnd":
+            tables = {k: v for k, v in record["data"].items() if k in self.TABLES and isinstance(v, dict)}
         if record["name"] == "SIPSessionGotAudioStatistics" and isinstance(record["data"], dict):
             data = _audio_statistics_text(record["data"])
         else:
-            data = " ".join(f"{k}={json.dumps(v, ensure_ascii=False)}" for k, v in record["data"].items())
+            data = " ".join(f"{k}={json.dumps(v, ensure_ascii=False)}" for k, v in record["data"].items()
+                            if k not in tables)
         stamp = notification.timestamp.strftime("%H:%M:%S.%f")[:-3]
-        return f"{stamp} {record['sender']:<24} {record['name']} {data}".rstrip()
+        lines = [f"{stamp} {record['sender']:<24} {record['name']} {data}".rstrip()]
+        for table in tables.values():
+            from tabulate import tabulate
+
+            rows = [(key, ", ".join(map(str, value)) if isinstance(value, list) else value)
+                    for key, value in table.items()]
+            lines.append(tabulate(rows, tablefmt="plain"))
+        return "\n".join(lines)
 
 
 def _who(header: str | None) -> str:

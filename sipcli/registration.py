@@ -18,6 +18,7 @@ import socket
 from dataclasses import dataclass, replace
 from typing import Any
 
+from sipcli.configuration.datatypes import Hostname
 from sipcli.digest import foreign_realm_reason
 from sipcli.lookup import DNSLookup, DNSLookupError
 from sipcli.message import got_request
@@ -176,7 +177,7 @@ class Registration:
         host, port = self.engine.transports[route.transport]
         # Bound to every interface, pjsua publishes one of them: name the one that reaches this route instead.
         local_ip = host if self.engine.settings.local_ip else source_address(route.address)
-        uri = f"sip:{self.account.contact.username}@{local_ip}:{port}"
+        uri = f"sip:{self.account.contact.username}@{Hostname(local_ip).uri_form}:{port}"
         return uri if route.transport == "udp" else f"{uri};transport={route.transport}"
 
     def _driver_event(self, event: AccountEvent) -> None:
@@ -295,7 +296,10 @@ class Registration:
         if route is None:
             transports = self.engine.transports
             local_ip = next(iter(transports.values()))[0] if transports else "127.0.0.1"
-            identity = f"sip:{account.contact.username}@{local_ip}"
+            # sips: with a TLS transport: pjsua then writes a sips: Contact on TLS, which a sips: call needs (RFC
+            # 5630; pjsip's callee answers 480 "SIPS Required" without it); on UDP/TCP the Contact stays sip:
+            scheme = "sips" if "tls" in transports else "sip"
+            identity = f"{scheme}:{account.contact.username}@{Hostname(local_ip).uri_form}"
         else:
             identity = f"sip:{account.id}"
         srtp = str(getattr(getattr(account, "rtp", None), "srtp_encryption", "disabled"))

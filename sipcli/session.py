@@ -67,7 +67,14 @@ from sipcli.pjsua.events import (
     RemoteProposal,
 )
 from sipcli.pjsua.media import CHAT_SRTP_SUITES, SDP_BUFFER_SIZE, MediaSettings, SDPTooLarge, fit_codecs, set_codecs
-from sipcli.sessiondescription import SessionDescription, audio_active, media_refusal, offered_chat, refusal_reason
+from sipcli.sessiondescription import (
+    SessionDescription,
+    audio_active,
+    chat_slot,
+    media_refusal,
+    offered_chat,
+    refusal_reason,
+)
 from sipcli.sessionstate import ALLOWED, STATES, next_state
 from sipcli.singleton import Singleton
 from sipcli.sipmessage import header, message_body
@@ -251,6 +258,15 @@ class Session:
             raise SessionError("a session needs at least one stream")
         uri = SIPURI.parse(callee_uri) if isinstance(callee_uri, str) else callee_uri
         self._routes = list(routes)
+        engine = Engine()
+        capabilities = engine.capabilities
+        if capabilities is not None and \
+                any(":" in host for host in (uri.host, *(r.address for r in self._routes[:1]))):
+            capabilities.require_ipv6(f"calling {uri}")
+        first_hop = self._routes[0].transport if self._routes else _first_hop_transport(self.account, uri)
+        if first_hop == "tls" and engine.is_running and "tls" not in engine.transports:
+            raise SessionError(f"calling {uri} needs a TLS transport and the engine has none (setting "
+                               "sip.transport_list)")
         self.route = self._routes[0] if self._routes else None
         self.direction = "outgoing"
         self.remote_uri = uri
@@ -1048,6 +1064,12 @@ class _DriverHooks:
         if stream is not None:
             stream.audio_inactive = "audio" not in session.streams
 
+    def answer_sdp(self) -> str | None:
+        chat = self.session.chat
+        if chat is not None and chat.chat_only_offer is not None:
+            return chat.pj_chat_only_answer()
+        return None
+
     def media_output(self) -> tuple[str | None, bool]:
         stream = self.session.audio
         return (stream.play_file, stream.echo) if stream is not None else (None, False)
@@ -1079,6 +1101,12 @@ class SessionManager(metaclass=Singleton):
         # Before the first pj.Account is made: activation only queued its creation on the engine.
         engine.media_settings = MediaSettings(_rtp_port_range())
         codecs = self.codecs
+        capabilities = engine.capabilities
+        if capabilities is not None:
+            if codecs is not None:
+                capabilities.require_codecs(codecs)
+            # the buffer measured in the loaded engine: 16 KB in sipcli's build (chat then keeps every codec)
+            self.sdp_buffer_size = max(self.sdp_buffer_size, capabilities.sdp_buffer)
         if codecs is None:
             from sipcli.configuration.settings import SIPSimpleSettings
 
@@ -1138,11 +1166,13 @@ class SessionManager(metaclass=Singleton):
             chat = ChatStream(session)
             if chat.pj_prepare_answer(account, offer):
                 session._add_stream(chat)
+                if chat_slot(message_body(message)) == 0:
+                    chat.chat_only_offer = offer
         session._driver = driver
         driver.attach(_DriverHooks(session), session._driver_event)
         if not self._started or not self._for_us(account, message):
             return 404 if self._started else 480
-        refusal = media_refusal(message_body(message))
+        refusal = media_refusal(message_body(message), _engine_has_ipv6())
         if refusal is not None:
             session._local_refusal = refusal  # set before the loop sees the session
             driver.post(IncomingCall(message))
@@ -1163,7 +1193,8 @@ class SessionManager(metaclass=Singleton):
         NotificationCenter().post_notification("SIPSessionManagerDidRefuseSession", sender=self, data=NotificationData(
             timestamp=datetime.now(UTC), caller=_bounded(header(message, "From", "f")),
             callee=_bounded(header(message, "To", "t")), user_agent=_bounded(header(message, "User-Agent")),
-            code=event.code, reason=refusal_reason(body, event.codecs) or event.reason, streams=streams,
+            code=event.code, reason=refusal_reason(body, event.codecs, _engine_has_ipv6()) or event.reason,
+            streams=streams,
             offer=body[:MAX_REPORTED_OFFER]))
 
     @staticmethod
@@ -1181,6 +1212,24 @@ class SessionManager(metaclass=Singleton):
 def _bounded(value: str | None, limit: int = 256) -> str | None:
     """A header value from the network, cut to limit characters for reporting."""
     return value[:limit] if value is not None else None
+
+
+def _engine_has_ipv6() -> bool:
+    capabilities = Engine().capabilities
+    return capabilities is not None and capabilities.ipv6
+
+
+def _first_hop_transport(account: Any, uri: SIPURI) -> str | None:
+    """The transport an INVITE to uri leaves on without a route given: the account's outbound proxy's, the URI's
+    when the account has neither proxy nor registrar (P2P); None when its registrar's route decides."""
+    sip = getattr(account, "sip", None)
+    proxy = getattr(sip, "outbound_proxy", None)
+    if proxy:
+        try:
+            return SIPURI.parse(str(proxy)).transport
+        except ValueError:
+            return None
+    return None if getattr(sip, "register", False) else uri.transport
 
 
 def _msrp_tls(account: Any) -> bool:

@@ -12,8 +12,9 @@ from dataclasses import dataclass, field
 
 from sipcli.msrp.sdp import MessageMedia, SDPError, find_message_media
 
-__all__ = ["CHAT_SLOT", "DISABLED_CHAT", "IPV6_MEDIA", "MediaSection", "SessionDescription", "audio_active",
-           "media_refusal", "offered_audio_codecs", "offered_chat", "refusal_reason", "splice_chat"]
+__all__ = ["CHAT_SLOT", "DISABLED_CHAT", "IPV6_MEDIA", "MediaSection", "SessionDescription",
+           "audio_active", "chat_slot", "media_refusal", "offered_audio_codecs", "offered_chat", "refusal_reason",
+           "splice_chat"]
 
 CHAT_SLOT = 1  # media position of a session's chat line (after the audio line)
 DISABLED_CHAT = "m=message 0 TCP/MSRP *"
@@ -135,11 +136,22 @@ def splice_chat(sdp: str, chat: str | None, slot: int = CHAT_SLOT) -> str:
     return str(description)
 
 
+def chat_slot(sdp: str) -> int:
+    """Where the chat line of a session is: CHAT_SLOT, or 0 when the SDP starts with it (another client's chat-only
+    offer, which sipcli's engine build accepts: Capabilities.chat_only_offers)."""
+    try:
+        media = SessionDescription.parse(sdp).media
+    except (SDPError, ValueError):
+        return CHAT_SLOT
+    return 0 if media and media[0].kind == "message" else CHAT_SLOT
+
+
 def offered_chat(sdp: str) -> MessageMedia | None:
     """The active m=message section at the chat slot of an SDP body, or None."""
+    slot = chat_slot(sdp)
     try:
         for index, media in find_message_media(sdp):
-            if index == CHAT_SLOT and media.port:
+            if index == slot and media.port:
                 return media
     except (SDPError, ValueError):
         return None
@@ -155,10 +167,12 @@ def audio_active(sdp: str) -> bool:
     return any(m.kind == "audio" and m.active and m.direction != "inactive" for m in description.media)
 
 
-def media_refusal(sdp: str) -> str | None:
+def media_refusal(sdp: str, ipv6: bool = False) -> str | None:
     """Why this engine cannot take an offer it would otherwise try (pjsua answers 200 and then fails with 488
-    "Unable to create media session"), or None. Today: an active audio line whose address is IPv6 (pjsua2 is
-    built without IPv6)."""
+    "Unable to create media session"), or None. Today: an active audio line whose address is IPv6 on an engine
+    without IPv6 (ipv6: Capabilities.ipv6; the PyPI wheel is built without it)."""
+    if ipv6:
+        return None
     try:
         description = SessionDescription.parse(sdp)
     except ValueError:
@@ -201,12 +215,12 @@ def offered_audio_codecs(sdp: str) -> list[str]:
     return names
 
 
-def refusal_reason(sdp: str, codecs: list[str]) -> str | None:
-    """Why an offer cannot be taken by an engine that has these audio codecs (names), or None when it looks
-    acceptable. For the 488s pjsua sends on its own, before the application sees the INVITE."""
+def refusal_reason(sdp: str, codecs: list[str], ipv6: bool = False) -> str | None:
+    """Why an offer cannot be taken by an engine that has these audio codecs (names) and IPv6 or not, or None
+    when it looks acceptable. For the 488s pjsua sends on its own, before the application sees the INVITE."""
     if not sdp.strip():
         return None
-    refusal = media_refusal(sdp)
+    refusal = media_refusal(sdp, ipv6)
     if refusal is not None:
         return refusal
     if not audio_active(sdp):

@@ -28,6 +28,23 @@ def descendants(pid: int) -> set[int]:
     return found
 
 
+def pytest_configure(config):
+    config.addinivalue_line("markers", "full_engine(*needs): needs what only sipcli's engine build has, e.g. "
+                                       "full_engine('ipv6', 'codec:opus', 'tls:TLSv1.3', 'calls:100'); skipped, with "
+                                       "the reason, on an engine that lacks it")
+
+
+def pytest_collection_modifyitems(config, items):
+    from tests.support.engine import missing
+
+    for item in items:
+        for marker in item.iter_markers("full_engine"):
+            lacking = missing(*marker.args)
+            if lacking:
+                item.add_marker(pytest.mark.skip(reason=f"the installed pjsua2 lacks {', '.join(lacking)} "
+                                                        "(sipcli's engine build has it: engine/build.py)"))
+
+
 @pytest.fixture(autouse=True)
 def no_process_left():
     """Fails a test that leaves a process running (wider-scoped fixtures' processes, started before, stay)."""

@@ -6,6 +6,8 @@
 - ``media``: codec priorities and the RTP settings of accounts.
 - ``pager``: pager-mode MESSAGEs (RFC 3428): sending through pj.Buddy, the pj.Account/pj.Call callbacks.
 - ``events``: the plain dataclasses this layer reports to the middleware, on the loop thread.
+- ``capabilities``: what the loaded pjsua2 can do (max calls, IPv6, TLS, codecs, SDP buffer...), read from it.
+- ``tls``: pjsip's TLS protocol bits and the version a cipher suite implies.
 
 This package never imports the middleware (sessions, accounts); the middleware talks to it only through the
 commands and events above. Importing it does not load pjsua2: that happens on the pjsua thread.

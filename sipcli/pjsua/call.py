@@ -81,6 +81,10 @@ class CallHooks(Protocol):
     def prepare_proposal_answer(self, offer: str, chat: bool) -> None:
         """Before the answer to a held proposal is written: set the streams up (chat: whether it is accepted)."""
 
+    def answer_sdp(self) -> str | None:
+        """The whole answer to send with a 200 instead of pjsua's, or None: for an offer pjsua wrote no answer
+        for (another client's chat-only offer, accepted by sipcli's engine build)."""
+
     def media_output(self) -> tuple[str | None, bool]:
         """The WAV to play into the call (or None) and whether to echo the received audio."""
 
@@ -294,6 +298,10 @@ class CallDriver:
         param.statusCode = command.code
         if command.reason:
             param.reason = command.reason
+        if command.code == 200 and self.hooks is not None:
+            sdp = self.hooks.answer_sdp()
+            if sdp is not None:  # Call.answer parses it into a pool of its own (engine patch 0002)
+                param.sdp.wholeSdp = sdp
         self.call.answer(param)
 
     def _hangup(self, command: Hangup) -> None:
@@ -365,10 +373,12 @@ class CallDriver:
         offer, answer = proposal["offer"] or "", proposal["answer"]
         assert self.hooks is not None
         self.hooks.prepare_proposal_answer(offer, command.chat)
-        if not answer:  # pjsua2 prints SDPs into 1024 bytes: a longer answer reads as empty
+        if not answer:  # pjsua2 prints SDPs into a fixed buffer (Capabilities.sdp_buffer): a longer one reads empty
             param.statusCode = 488
             call.answer(param)
-            raise CallError("refused with 488: the answer exceeds pjsua2's 1024-byte SDP buffer")
+            capabilities = Engine().capabilities
+            size = capabilities.sdp_buffer if capabilities is not None else 0
+            raise CallError(f"refused with 488: the answer exceeds the engine's {size}-byte SDP buffer")
         param.statusCode = 200
         param.sdp.wholeSdp = self.hooks.rewrite_sdp(answer, offer)
         call.answer(param)

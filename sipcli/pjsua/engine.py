@@ -28,7 +28,10 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVarTuple
 
 from sipcli.notification import NotificationCenter, NotificationData
+from sipcli.pjsua.capabilities import Capabilities
+from sipcli.pjsua.capabilities import probe as probe_capabilities
 from sipcli.pjsua.events import RejectedCall
+from sipcli.pjsua.tls import negotiated_version, protocol_names
 from sipcli.singleton import Singleton
 
 __all__ = ["Engine", "EngineError", "EngineSettings", "EngineStoppedError", "SIPCoreError"]
@@ -80,8 +83,9 @@ class EngineSettings:
     user_agent: str = "sipcli"
     nameservers: list[str] = field(default_factory=list)  # pjsip's resolver: bare IPs, port 53
     dns_nameservers: list[str] = field(default_factory=list)  # RFC 3263 lookups (sipcli.lookup): 'ip[:port]'
-    # pjsua-python 2.15.1 is built with PJSUA_MAX_CALLS 4: pjsua clamps to it and answers 486 beyond it.
-    max_calls: int = 4
+    # None: as many as the loaded engine was built for (Capabilities.max_calls: 4 in the PyPI wheel, 256 in
+    # sipcli's build); pjsua clamps a larger number to that and answers 486 beyond it.
+    max_calls: int | None = None
     clock_rate: int = 16000
     # Calls with audio: the null sound device (the conference bridge clock) and a media worker thread for RTP. A
     # process that carries no audio has neither, which spares libDestroy joining those threads (~10-20 ms).
@@ -129,6 +133,7 @@ class Engine(metaclass=Singleton):
         self.state = "stopped"
         self.settings = EngineSettings()
         self.endpoint: Any = None
+        self.capabilities: Capabilities | None = None  # what the loaded pjsua2 can do, once started
         self.transports: dict[str, tuple[str, int]] = {}
         self.transport_ids: dict[str, int] = {}
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -353,7 +358,8 @@ class Engine(metaclass=Singleton):
         config = pj.EpConfig()
         config.uaConfig.threadCnt = 0
         config.uaConfig.mainThreadOnly = True
-        config.uaConfig.maxCalls = settings.max_calls
+        if settings.max_calls is not None:
+            config.uaConfig.maxCalls = settings.max_calls
         config.uaConfig.userAgent = settings.user_agent
         config.uaConfig.natTypeInSdp = 0  # no "a=X-nat:0" in every SDP
         for server in settings.nameservers:
@@ -384,6 +390,7 @@ class Engine(metaclass=Singleton):
         if settings.log_level >= 4:
             for line in banner.text.splitlines():
                 pjsip_log.info("%s", line.rstrip())
+        self.capabilities = probe_capabilities(endpoint)
         self._create_transports(pj)
         endpoint.libStart()
         if settings.audio:
@@ -391,8 +398,12 @@ class Engine(metaclass=Singleton):
 
     def _create_transports(self, pj: Any) -> None:
         settings = self.settings
-        kinds = {"udp": (settings.udp_port, pj.PJSIP_TRANSPORT_UDP), "tcp": (settings.tcp_port, pj.PJSIP_TRANSPORT_TCP),
-                 "tls": (settings.tls_port, pj.PJSIP_TRANSPORT_TLS)}
+        ipv6 = bool(settings.local_ip and ":" in settings.local_ip)
+        if ipv6 and self.capabilities is not None:
+            self.capabilities.require_ipv6(f"--local-ip {settings.local_ip}")
+        suffix = "6" if ipv6 else ""
+        kinds = {name: (port, getattr(pj, f"PJSIP_TRANSPORT_{name.upper()}{suffix}"))
+                 for name, port in (("udp", settings.udp_port), ("tcp", settings.tcp_port), ("tls", settings.tls_port))}
         for name, (port, kind) in kinds.items():
             if port is None:
                 continue
@@ -417,8 +428,9 @@ class Engine(metaclass=Singleton):
             self.transport_ids[name] = transport_id
         if "udp" in self.transports:
             host, port = self.transports["udp"]
-            self._wake_address = ("127.0.0.1" if settings.local_ip in (None, "0.0.0.0") else host, port)
-            self._wake_socket = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+            loopback = "::1" if ipv6 else "127.0.0.1"
+            self._wake_address = (loopback if settings.local_ip in (None, "0.0.0.0", "::") else host, port)
+            self._wake_socket = socket.socket(socket.AF_INET6 if ipv6 else socket.AF_INET, socket.SOCK_DGRAM)
             self._wake_socket.setblocking(False)
 
     def _shutdown(self) -> None:
@@ -487,8 +499,10 @@ class Engine(metaclass=Singleton):
     def _did_start(self) -> None:
         if self.state == "starting":
             self.state = "started"
-        transports = {name: f"{host}:{port}" for name, (host, port) in self.transports.items()}
-        self._notify("SIPEngineDidStart", transports=transports)
+        transports = {name: f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+                      for name, (host, port) in self.transports.items()}
+        capabilities = self.capabilities.as_dict() if self.capabilities is not None else {}
+        self._notify("SIPEngineDidStart", transports=transports, capabilities=capabilities)
         _set_future(self._started, None, None)
 
     def _did_fail(self, error: BaseException) -> None:
@@ -533,8 +547,10 @@ def _endpoint_class() -> type:
     import pjsua2 as pj
 
     class PJEndpoint(pj.Endpoint):
-        """Reports transport state changes to the engine, and the INVITEs pjsua refuses on its own (no Python
-        callback runs for them) to its rejected_call_hook (pjsua thread)."""
+        """Reports transport state changes to the engine (each TLS connection made or taken as
+        SIPEngineTLSConnectionDidStart: local and remote addresses, cipher, tls_version from the cipher suite,
+        tls_enabled), and the INVITEs pjsua refuses on its own (no Python callback runs for them) to its
+        rejected_call_hook (pjsua thread)."""
 
         def __init__(self, engine: Engine) -> None:
             super().__init__()
@@ -542,6 +558,17 @@ def _endpoint_class() -> type:
 
         def onTransportState(self, prm: Any) -> None:
             self._engine._transport_state(prm.hnd, int(prm.state))
+            if prm.state != pj.PJSIP_TP_STATE_CONNECTED or "TLS" not in str(prm.type).upper():
+                return
+            info = prm.tlsInfo
+            if info.isEmpty() or not info.established:
+                return
+            cipher = str(info.cipherName)
+            # TlsInfo.protocol is the set the connection allowed, not the version it negotiated
+            data = {"local": str(info.localAddr), "remote": str(info.remoteAddr),
+                    "tls_version": negotiated_version(cipher), "cipher": cipher,
+                    "tls_enabled": protocol_names(int(info.protocol))}
+            self._engine.post(functools.partial(self._engine._notify, "SIPEngineTLSConnectionDidStart", **data))
 
         def onRejectedIncomingCall(self, prm: Any) -> None:
             hook = self._engine.rejected_call_hook

@@ -79,13 +79,18 @@ class MediaSettings:
 
 
 def apply_media_settings(config: Any, settings: MediaSettings, local_ip: str | None) -> None:
-    """RTP on the engine's address, in the port range; no re-INVITE to lock a codec when the answer lists several
-    (peers such as SIPp do not expect one). config: a pj.AccountConfig."""
+    """RTP on the engine's address (IPv6 too), in the port range; no re-INVITE to lock a codec when the answer
+    lists several (peers such as SIPp do not expect one). config: a pj.AccountConfig."""
     media = config.mediaConfig
     media.lockCodecEnabled = False
     if local_ip:
         media.transportConfig.boundAddress = local_ip
         media.transportConfig.publicAddress = local_ip
+        if ":" in local_ip:  # IPv6 RTP (the engine started its IPv6 transports only with the IPv6 capability)
+            import pjsua2 as pj
+
+            media.ipv6Use = pj.PJSUA_IPV6_ENABLED_USE_IPV6_ONLY
+            config.sipConfig.ipv6Use = pj.PJSUA_IPV6_ENABLED_USE_IPV6_ONLY
     if settings.rtp_port_range is not None:
         start, end = settings.rtp_port_range
         media.transportConfig.port = start

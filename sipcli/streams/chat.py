@@ -7,8 +7,11 @@ session keeps its audio line with a real port and ``a=inactive``: pjsua refuses 
 line (488) and gives up a call whose answer has no audio stream.
 
 Local MSRP URIs come from ``sipcli.chat.ChatSupport`` (dispatchers, spare relay grants). pjsua2 prints SDPs into
-a 1024-byte buffer: a session whose SDP is larger cannot be rewritten, so a session with chat offers only as many
-codecs as fit (``sipcli.pjsua.media.fit_codecs``); a session being set up fails when its SDP still overflows.
+a fixed buffer (1 KB in the PyPI wheel, 16 KB in sipcli's engine build: Capabilities.sdp_buffer): a session whose
+SDP is larger cannot be rewritten, so a session with chat offers only as many codecs as fit
+(``sipcli.pjsua.media.fit_codecs``); a session being set up fails when its SDP still overflows. With sipcli's
+engine build, another client's chat-only offer (its m=message line first, no audio) is accepted: its chat stays
+at slot 0.
 
 Connection direction: we offer ``a=setup:actpass`` and are ready both to connect and to be connected to; the
 answer's ``a=setup`` decides (``sipcli.msrp.sdp.connection_role``); behind a relay we are always connected.
@@ -39,7 +42,7 @@ from sipcli.msrp.sdp import OFFER_SETUP, MessageMedia, answer_setup, connection_
 from sipcli.msrp.uri import MSRPURI
 from sipcli.notification import NotificationCenter, NotificationData
 from sipcli.pjsua import Engine
-from sipcli.sessiondescription import CHAT_SLOT, SessionDescription, offered_chat, splice_chat
+from sipcli.sessiondescription import SessionDescription, chat_slot, offered_chat, splice_chat
 from sipcli.streams import SessionNotification, StreamEvent, StreamFailed, StreamsChanged
 
 __all__ = ["ACCEPT_TYPES", "DECLINED", "ChatMessage", "ChatStream"]
@@ -84,6 +87,7 @@ class ChatStream:
         self.cpim = cpim  # None: wrap when the peer accepts message/cpim
         self.enabled = True  # pjsua thread reads: offer/answer a chat line (else the disabled line)
         self.audio_inactive = False  # pjsua thread reads: mark the audio line a=inactive (chat-only)
+        self.chat_only_offer: MessageMedia | None = None  # pjsua thread: another client's offer without audio
         self.local_path: list[MSRPURI] | None = None  # pjsua thread reads: our a=path
         self.relay: RelayGrant | None = None
         self.remote: MessageMedia | None = None
@@ -149,6 +153,7 @@ class ChatStream:
         if not support.running:
             return False
         self.use_tls = offer.use_tls
+        self.chat_only_offer = None
         spare = support.take_spare(account) if getattr(getattr(account, "msrp", None), "relay", None) else None
         try:
             if spare is not None:
@@ -167,7 +172,7 @@ class ChatStream:
         assert self.local_path is not None
         media = MessageMedia(list(self.local_path), list(ACCEPT_TYPES), list(WRAPPED_TYPES), setup)
         m_line, *rest = media.to_sdp().rstrip("\r\n").split("\r\n")
-        return "\r\n".join([m_line, f"c=IN IP4 {host}", *rest])
+        return "\r\n".join([m_line, f"c=IN {'IP6' if ':' in host else 'IP4'} {host}", *rest])
 
     def rewrite_sdp(self, local: str, remote: str | None) -> str:
         """Put our chat section (or the disabled line) into slot 1 of every SDP pjsua makes for the session."""
@@ -175,9 +180,10 @@ class ChatStream:
             Engine().post(self._overflowed)
             return local
         description = SessionDescription.parse(local)
-        if len(description.media) <= CHAT_SLOT:
+        slot = chat_slot(local)
+        if len(description.media) <= slot:
             return local  # an answer to an offer without a chat slot
-        if self.audio_inactive:
+        if self.audio_inactive and slot:
             description.media[0] = description.media[0].with_direction("inactive")
         host = next((line.split()[-1] for m in description.media for line in m.lines if line.startswith("c=")),
                     "0.0.0.0")
@@ -194,7 +200,19 @@ class ChatStream:
                 Engine().post(self._answered, offer, setup)
             else:
                 Engine().post(self.removed)
-        return splice_chat(str(description), chat, CHAT_SLOT)
+        return splice_chat(str(description), chat, slot)
+
+    def pj_chat_only_answer(self) -> str:
+        """pjsua thread: the whole answer to another client's chat-only offer. pjsua wrote its own before the Call
+        existed (onCallSdpCreated never rewrites it), so Call.answer is given this one (engine patch 0002)."""
+        offer = self.chat_only_offer
+        assert offer is not None and self.local_path is not None
+        host = self.local_path[0].host
+        setup = answer_setup(offer.setup)
+        Engine().post(self._answered, offer, setup)
+        version = int(datetime.now(UTC).timestamp())
+        origin = f"o=- {version} {version} IN {'IP6' if ':' in host else 'IP4'} {host}"
+        return "\r\n".join(["v=0", origin, "s=-", "t=0 0", self._section(setup, host)]) + "\r\n"
 
     # -- negotiation results (loop thread) ---------------------------------------------------------------------
 

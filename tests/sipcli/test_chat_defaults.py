@@ -9,6 +9,7 @@ import json
 import pytest
 
 from sipcli.pjsua.media import SDP_BUFFER_SIZE, SDPTooLarge, fit_codecs, sdp_size
+from tests.support.engine import installed_capabilities
 from tests.support.peer import LibraryPeer
 
 SIX_CODECS = ["G722", "PCMU", "PCMA", "speex", "GSM", "iLBC"]  # the default list before it became the first three
@@ -113,6 +114,8 @@ def test_six_codecs_are_trimmed_to_an_offer_that_fits(six_codec_peers):
 
 
 @pytest.mark.peers
+@pytest.mark.skipif(installed_capabilities().get("sdp_buffer", 0) >= 8192,
+                    reason="the installed engine's SDP buffer holds every codec (test_full_engine)")
 def test_an_offer_that_still_overflows_fails_the_session(six_codec_peers):
     """Told the buffer is larger than it is, the library offers all six codecs: pjsua2 hands over no SDP to add
     the chat line to, and the session fails instead of going on with audio only."""

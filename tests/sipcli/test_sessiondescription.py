@@ -77,6 +77,8 @@ def test_media_refusal_names_ipv6_audio_at_session_or_media_level():
     assert media_refusal(_offer("m=audio 0 RTP/AVP 0", "c=IN IP6 ::1", "m=audio 4000 RTP/AVP 0",
                                 "c=IN IP4 192.0.2.1")) is None
     assert media_refusal("not sdp") is None
+    # an engine with IPv6 (Capabilities.ipv6, sipcli's engine build) takes it
+    assert media_refusal(_offer(audio, "c=IN IP6 ::1"), ipv6=True) is None
 
 
 def test_refusal_reason_for_pjsuas_own_488s():

@@ -58,13 +58,13 @@ class SIPp:
 
 
 def start_sipp(scenario: str, workdir: Path, target: str | None = None, calls: int | None = 1,
-               extra: list[str] | tuple[str, ...] = (), timeout: float = 5.0) -> SIPp:
-    """Start sipp with a scenario (ending after `calls` calls; None: never); a UAS (no target) is returned once
-    its UDP port listens."""
+               extra: list[str] | tuple[str, ...] = (), timeout: float = 5.0, address: str = "127.0.0.1") -> SIPp:
+    """Start sipp with a scenario (ending after `calls` calls; None: never) on address (e.g. "::1"); a UAS (no
+    target) is returned once its UDP port listens."""
     workdir.mkdir(parents=True, exist_ok=True)
     sipp = SIPp(scenario, workdir, free_port("udp"), free_port("udp"))
-    command = ["sipp", "-sf", str(SCENARIOS / f"{scenario}.xml"), "-i", "127.0.0.1", "-p", str(sipp.port),
-               "-mi", "127.0.0.1", "-mp", str(sipp.media_port), *(["-m", str(calls)] if calls else []), "-nostdin",
+    command = ["sipp", "-sf", str(SCENARIOS / f"{scenario}.xml"), "-i", address, "-p", str(sipp.port),
+               "-mi", address, "-mp", str(sipp.media_port), *(["-m", str(calls)] if calls else []), "-nostdin",
                "-trace_msg", "-message_file", str(workdir / f"{scenario}_{sipp.port}_messages.log"),
                "-trace_err", "-error_file", str(workdir / f"{scenario}_{sipp.port}_errors.log"), *extra]
     if target:
