@@ -57,8 +57,10 @@ async def _demo(context: JobContext, duration: float) -> JobResult:
         caller_tone, listener_tone = Path(workdir) / "caller-440hz.wav", Path(workdir) / "listener-880hz.wav"
         write_wav(caller_tone, sine(440, 2))
         write_wav(listener_tone, sine(880, 2))
+        # -P: the child must not import from the current directory (a source checkout's ./sipcli/ would shadow
+        # the installed package, which has sipcli.commands).
         process = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "sipcli.commands", "--config-dir", str(Path(workdir) / "config"), "listen",
+            sys.executable, "-P", "-m", "sipcli.commands", "--config-dir", str(Path(workdir) / "config"), "listen",
             "--local-ip", "127.0.0.1", "--auto-answer", "--count", "1", "--play", str(listener_tone),
             "--expect-dtmf", DIGITS, "--expect-audio", stdout=asyncio.subprocess.PIPE, stdin=asyncio.subprocess.DEVNULL)
         uri: asyncio.Future = asyncio.get_running_loop().create_future()
