@@ -104,4 +104,4 @@ def command(cli: Any, duration: float) -> None:
     async def job(context: JobContext) -> JobResult:
         return await _demo(context, duration)
 
-    run_job(cli, job, choice=AccountChoice(), engine=engine)
+    run_job(cli, job, choice=AccountChoice(p2p=True), engine=engine)

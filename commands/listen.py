@@ -3,20 +3,31 @@
 from __future__ import annotations
 
 import asyncio
-import os
+import contextlib
 import socket
 from collections.abc import Callable
 from typing import Any
 
 import click
+from sipcli.commands.chatjob import chat_account
 from sipcli.commands.exitcodes import ExitCode
-from sipcli.commands.runner import AccountChoice, JobContext, JobResult, account_options, engine_options, run_job
+from sipcli.commands.options import (
+    READY_TIMEOUT,
+    RELAY,
+    AccountChoice,
+    MediaSetup,
+    account_options,
+    engine_options,
+    media_options,
+    proposal_options,
+    writable_dir,
+)
+from sipcli.commands.runner import JobContext, JobFailed, JobResult, run_job
 from sipcli.commands.sessionjob import (
     MediaOptions,
+    check_codecs,
     drive_session,
-    media_options,
     prepare_account,
-    proposal_options,
     recording_path,
     wait_ready,
 )
@@ -40,6 +51,7 @@ class _Listener:
         self.record_dir = record_dir
         self.results: list[JobResult] = []
         self.tasks: set[asyncio.Task] = set()
+        self.sessions: set[Any] = set()  # those being handled
         self.done = asyncio.Event()
 
     def handle_notification(self, notification: Any) -> None:
@@ -47,6 +59,7 @@ class _Listener:
             return  # beyond --count: leave it ringing; the process is about to end
         task = asyncio.get_running_loop().create_task(self._handle(notification.sender))
         self.tasks.add(task)
+        self.sessions.add(notification.sender)
 
     async def _handle(self, session: Any) -> None:
         try:
@@ -54,6 +67,7 @@ class _Listener:
         except Exception as error:
             result = JobResult(ExitCode.NETWORK, f"{session.notification_id}: {error}")
         self.tasks.discard(asyncio.current_task())
+        self.sessions.discard(session)
         self.results.append(result)
         if self.count is not None and len(self.results) >= self.count:
             self.done.set()
@@ -136,43 +150,56 @@ def _advertising(prepare: Callable[[Any], None], name: str) -> Callable[[Any], N
 @click.option("--reject", type=click.Choice(["busy", "decline"]), default=None,
               help="Refuse every incoming session with 486 Busy Here or 603 Decline.")
 @click.option("--count", type=click.IntRange(1), default=None, help="Exit after this many sessions ended.")
-@click.option("--record", "record_dir", type=click.Path(file_okay=False), default=None,
+@click.option("--timeout", type=click.FloatRange(0, min_open=True), default=None,
+              help="Stop listening after this many seconds: exit 3 when no session arrived, else as after --count "
+                   "(sessions still going are ended first) [default: listen until --count or interrupted].")
+@click.option("--record", "record_dir", type=writable_dir, default=None,
               help="Record each session's received audio to a WAV file in this directory.")
 @click.option("--echo", is_flag=True, help="Send the received audio (and chat messages) back to the caller.")
 @click.option("--chat", is_flag=True, help="Accept chat (MSRP) streams too [implies a short codec list].")
-@click.option("--relay", metavar="URI", help="With --chat: take chats through this MSRP relay (account credentials).")
+@click.option("--relay", type=RELAY, metavar="URI",
+              help="With --chat: take chats through this MSRP relay (account credentials).")
 @click.option("--advertise", is_flag=False, flag_value="", default=None, metavar="[NAME]",
               help="P2P: advertise this listener on the link (mDNS/DNS-SD) as NAME [default: the host name], "
                    "for `sipcli neighbours` and `sipcli call bonjour:NAME`.")
 @proposal_options
 @click.pass_obj
-def command(cli: Any, choice: AccountChoice, engine: dict[str, Any], codecs: tuple[str, ...], srtp: str | None,
+def command(cli: Any, choice: AccountChoice, engine: dict[str, Any], media: MediaSetup,
             play: str | None, expect_dtmf: str, expect_audio: bool, duration: float | None,
-            auto_answer: float | None, reject: str | None, count: int | None, record_dir: str | None,
+            auto_answer: float | None, reject: str | None, count: int | None, timeout: float | None,
+            record_dir: str | None,
             echo: bool, chat: bool, relay: str | None, advertise: str | None, proposals: str,
             proposal_timeout: float | None) -> None:
     """Wait for incoming sessions (P2P on --port, or registered with an account) and report every event.
 
-    Without --auto-answer or --reject, sessions ring and are reported, never answered. Exit codes: 0 after
-    --count sessions; 6 a media expectation failed in some session; 130 interrupted (sessions ended, the account
-    unregistered first); 1/3/4 when the account could not register.
+    The account is chosen as for `call` (--account, --from, the default account, else P2P; --p2p forces P2P).
+    Without --auto-answer or --reject, sessions ring and are reported, never answered. An account that registers
+    must be registered within 30 s (exit 3 otherwise). Exit codes: 0 after --count sessions, or after --timeout
+    with at least one; 3 --timeout and no session arrived; 6 a media expectation failed in some session; 130
+    interrupted (sessions ended, the account unregistered first); 1/3/4 when the account could not register.
     """
     if auto_answer is not None and reject is not None:
         raise click.UsageError("--auto-answer and --reject are exclusive")
     if relay and not chat:
         raise click.UsageError("--relay goes with --chat")
-    if relay and choice.is_p2p:
+    if relay and choice.p2p:
         raise click.UsageError("--relay needs an account (--account or --from): it authenticates with it")
-    if advertise is not None and not choice.is_p2p:
+    if advertise is not None and choice.is_explicit:
         raise click.UsageError("--advertise is for P2P mode (no --account or --from)")
     advertised_name = _advertised_name(advertise)
-    if record_dir:
-        os.makedirs(record_dir, exist_ok=True)
+    if advertised_name is not None:
+        choice = AccountChoice(p2p=True)  # advertising is P2P, whatever the default account
     options = MediaOptions(play=play, expect_dtmf=expect_dtmf, expect_audio=expect_audio, duration=duration,
                            echo=echo, proposals=proposals, proposal_timeout=proposal_timeout)
 
     async def job(context: JobContext) -> JobResult:
-        await wait_ready(context.account, 30)
+        from sipcli.account import BonjourAccount
+
+        if relay and isinstance(context.account, BonjourAccount):
+            raise JobFailed(ExitCode.USAGE, "--relay needs an account (--account or --from): it authenticates "
+                                            "with it")
+        await check_codecs(media)
+        await wait_ready(context.account, READY_TIMEOUT)
         if chat:
             from sipcli.chat import ChatSupport
 
@@ -182,21 +209,27 @@ def command(cli: Any, choice: AccountChoice, engine: dict[str, Any], codecs: tup
         NotificationCenter().add_observer(listener, name="SIPSessionNewIncoming")
         _announce(context.account)
         try:
-            await listener.done.wait()
+            if timeout is None:
+                await listener.done.wait()
+            else:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(listener.done.wait(), timeout)
         finally:
             NotificationCenter().remove_observer(listener, name="SIPSessionNewIncoming")
+        if listener.tasks:  # --timeout: end the sessions still going, and take their outcomes
+            for session in list(listener.sessions):
+                with contextlib.suppress(Exception):
+                    session.end()
+            await asyncio.gather(*listener.tasks, return_exceptions=True)
         failed = [result for result in listener.results if result.exit_code != ExitCode.OK]
         sessions = len(listener.results)
+        if timeout is not None and sessions == 0:
+            return JobResult(ExitCode.TIMEOUT, f"no session arrived within {timeout:g} s", {"sessions": 0})
         if failed:
             return JobResult(failed[0].exit_code, failed[0].reason, {"sessions": sessions, "failed": len(failed)})
         return JobResult(ExitCode.OK, f"{sessions} session(s) handled", {"sessions": sessions})
 
-    if chat:
-        from sipcli.commands.chat import chat_account
-
-        prepare = chat_account(codecs, srtp, relay, False)
-    else:
-        prepare = prepare_account(codecs, srtp)
+    prepare = chat_account(media, relay, False) if chat else prepare_account(media)
     if advertised_name is not None:
         prepare = _advertising(prepare, advertised_name)
     run_job(cli, job, choice=choice, engine=engine, prepare=prepare)

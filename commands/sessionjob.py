@@ -9,21 +9,21 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
+import dataclasses
 import logging
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-import click
 from sipcli.commands.exitcodes import ExitCode, registration_failure_code
+from sipcli.commands.options import MediaSetup
 from sipcli.commands.runner import JobFailed, JobResult
 
-from sipcli.notification import NotificationCenter
+from sipcli.notification import NotificationCenter, NotificationData
 
-__all__ = ["MediaOptions", "drive_session", "media_options", "prepare_account", "proposal_options", "recording_path",
-           "wait_ready"]
+__all__ = ["MediaOptions", "browse_account", "check_codecs", "drive_session", "expectations", "prepare_account",
+           "recording_path", "run_audio_script", "session_failure_result", "started_services", "wait_ready"]
 
 log = logging.getLogger("sipcli")
 
@@ -33,6 +33,7 @@ log = logging.getLogger("sipcli")
 class MediaOptions:
     """The per-session options of the audio commands."""
 
+    audio: bool = True  # the session has audio (False: chat only)
     play: str | None = None
     record: str | None = None
     dtmf: str = ""
@@ -50,17 +51,6 @@ class MediaOptions:
     chat_messages_after: float | None = None  # None: as soon as the chat is connected
     proposals: str = "accept"  # what to do with the remote party's stream proposals: accept, reject, ignore
     proposal_timeout: float | None = None
-
-
-def proposal_options(command: Callable) -> Callable:
-    """--proposals and --proposal-timeout: how a session answers the remote party adding streams mid-call."""
-    command = click.option("--proposal-timeout", type=click.FloatRange(0, min_open=True), default=None,
-                           help="Reject a stream proposal not decided within this many seconds [default: 30].")(command)
-    return click.option("--proposals", type=click.Choice(["accept", "reject", "ignore"]), default="accept",
-                        show_default=True,
-                        help="When the remote party proposes to add a stream (audio, or chat with --chat): accept "
-                             "it, reject it (a 200 OK that declines it), or leave it undecided until "
-                             "--proposal-timeout.")(command)
 
 
 class _ProposalAnswerer:
@@ -92,78 +82,58 @@ class _ProposalAnswerer:
             self.session.reject_proposal()
 
 
-def media_options(command: Callable) -> Callable:
-    """--play, --expect-dtmf, --expect-audio, --duration, --srtp, --codec, --port, --local-ip."""
-
-    @click.option("--local-ip", metavar="IP", help="Bind SIP and RTP to this address [default: all].")
-    @click.option("--port", type=click.IntRange(0, 65535), default=0, show_default=True,
-                  help="Local SIP port (UDP and TCP); 0: any free port.")
-    @click.option("--codec", "codecs", multiple=True, metavar="NAME",
-                  help="Offer/accept only these codecs, in this order (repeatable): G722, PCMU, PCMA, speex, GSM, "
-                       "iLBC, L16 [default: setting audio.codec_list].")
-    @click.option("--srtp", type=click.Choice(["disabled", "optional", "mandatory"]), default=None,
-                  help="SRTP (SDES) for the audio [default: the account's rtp.srtp_encryption].")
-    @click.option("--duration", type=click.FloatRange(0), default=None,
-                  help="Hang up this many seconds after the session starts (0: at once) [default: never].")
-    @click.option("--expect-audio", is_flag=True, help="Exit 6 unless RTP audio was received.")
-    @click.option("--expect-dtmf", metavar="DIGITS", default="",
-                  help="Exit 6 unless these DTMF digits were received, in this order.")
-    @click.option("--play", type=click.Path(exists=True, dir_okay=False), default=None,
-                  help="Play this WAV into the call, in a loop (any rate, mono or stereo, 8/16-bit).")
-    @functools.wraps(command)
-    def wrapper(*args: Any, local_ip: str | None, port: int, codecs: tuple[str, ...], srtp: str | None,
-                **kwargs: Any) -> Any:
-        engine = dict(kwargs.pop("engine", {}))
-        engine.update(udp_port=port, tcp_port=port, tls_port=None)
-        if local_ip:
-            engine["local_ip"] = local_ip
-        return command(*args, engine=engine, codecs=codecs, srtp=srtp, **kwargs)
-
-    return wrapper
-
-
-def prepare_account(codecs: tuple[str, ...], srtp: str | None) -> Callable[[Any], None]:
-    """A runner ``prepare`` hook: this run's SRTP mode and codec order (in memory, never saved)."""
+def prepare_account(media: MediaSetup) -> Callable[[Any], None]:
+    """A runner ``prepare`` hook: this run's SRTP mode, codec order and RTP ports (in memory, never saved)."""
 
     def prepare(account: Any) -> None:
         from sipcli.configuration.datatypes import AudioCodec
         from sipcli.session import SessionManager
 
-        if srtp is not None:
-            account.rtp.srtp_encryption = srtp
-        if codecs:
+        if media.srtp is not None:
+            account.rtp.srtp_encryption = media.srtp
+        if media.rtp_ports is not None:
+            from sipcli.configuration.settings import SIPSimpleSettings
+
+            SIPSimpleSettings().rtp.port_range = "{}:{}".format(*media.rtp_ports)
+        if media.codecs:
             names = {name.lower(): name for name in AudioCodec.values}
-            unknown = [codec for codec in codecs if codec.lower() not in names]
+            unknown = [codec for codec in media.codecs if codec.lower() not in names]
             if unknown:
                 raise JobFailed(ExitCode.USAGE, f"--codec: unknown codec {unknown[0]!r} "
                                                 f"(known: {', '.join(AudioCodec.values)})")
-            SessionManager().codecs = [names[codec.lower()] for codec in codecs]
+            SessionManager().codecs = [names[codec.lower()] for codec in media.codecs]
 
     return prepare
 
 
-async def wait_ready(account: Any, timeout: float) -> None:
-    """Wait until the account can place and take calls: its pjsua account exists and, when it registers, the
-    registration succeeded. JobFailed when refused or not done in time."""
-    from sipcli.registration import registration_of
-
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while account.pj_account is None:  # created on the pjsua thread just after activation
-        if loop.time() > deadline:
-            raise JobFailed(ExitCode.NETWORK, f"account {account.id} could not be activated")
-        await asyncio.sleep(0.005)
-    if not getattr(getattr(account, "sip", None), "register", False):
+async def check_codecs(media: MediaSetup) -> None:
+    """JobFailed (exit 2) when a --codec is not in the running engine: before any call is placed or taken."""
+    if not media.codecs:
         return
+    from sipcli.session import SessionManager
+
+    available = await SessionManager().available_codecs()
+    missing = [codec for codec in media.codecs if codec.lower() not in {name.lower() for name in available}]
+    if missing:
+        raise JobFailed(ExitCode.USAGE, f"--codec: {missing[0]} is not available in this SIP engine "
+                                        f"(available: {', '.join(available)})")
+
+
+async def wait_ready(account: Any, timeout: float) -> None:
+    """Wait until the account can place and take calls (see Registration.wait_ready); JobFailed when it was
+    refused, failed or was not done in time (the failure was reported as SIPAccountRegistrationDidFail)."""
+    from sipcli.registration import RegistrationFailed, registration_of
+
     registration = registration_of(account)
-    while registration is not None and registration.state != "registered":
-        failure = registration.last_failure
-        if registration.state == "failed" and failure is not None:
-            raise JobFailed(registration_failure_code(failure.kind),
-                            f"registration failed: {failure.reason}", code=failure.code)
-        if loop.time() > deadline:
-            raise JobFailed(ExitCode.TIMEOUT, f"registration not confirmed within {timeout:g} s")
-        await asyncio.sleep(0.01)
+    if registration is None:
+        raise JobFailed(ExitCode.NETWORK, f"account {account.id} is not active")
+    try:
+        await registration.wait_ready(timeout)
+    except RegistrationFailed as error:
+        failure = error.failure
+        what = "registration failed" if registration.register else f"account {account.id} could not be activated"
+        raise JobFailed(registration_failure_code(failure.kind), f"{what}: {failure.reason}",
+                        code=failure.code) from None
 
 
 class _Events:
@@ -173,6 +143,7 @@ class _Events:
         self.session = session
         self.queue: asyncio.Queue = asyncio.Queue()
         self.digits = ""
+        self.digits_sent = ""
         self.failure: Any = None
         self.not_delivered: list[Any] = []
         self.ended_by_remote = False
@@ -181,6 +152,8 @@ class _Events:
     def handle_notification(self, notification: Any) -> None:
         if notification.name == "SIPSessionGotDTMF":
             self.digits += notification.data.digit
+        elif notification.name == "SIPCLIDidSendDTMF":
+            self.digits_sent = notification.data.sent
         elif notification.name == "SIPSessionDidFail":
             self.failure = notification.data
         elif notification.name == "SIPSessionDidNotDeliverMessage":
@@ -250,6 +223,11 @@ async def drive_session(session: Any, options: MediaOptions, *, answer_timeout: 
         proposals.close()
 
 
+def run_audio_script(session: Any, options: MediaOptions) -> asyncio.Future:
+    """The scripted audio actions (record, DTMF, hold) of an established session that something else ends."""
+    return asyncio.ensure_future(_established(session, dataclasses.replace(options, duration=None)))
+
+
 async def _established(session: Any, options: MediaOptions) -> None:
     """Run the scripted actions of an established session until it ends (or --duration passes)."""
     tasks = []
@@ -268,11 +246,15 @@ async def _established(session: Any, options: MediaOptions) -> None:
                 log.warning("%s: %s", session.notification_id, error)
 
     async def send_digits() -> None:
+        sent = ""
         for digit in options.dtmf:
             if session.state != "ESTABLISHED":
                 return
             await session.send_dtmf(digit)
-            await asyncio.sleep(0.25)
+            await asyncio.sleep(0.25)  # the RFC 4733 event (or INFO) is on its way: report it as sent
+            sent += digit
+            NotificationCenter().post_notification("SIPCLIDidSendDTMF", sender=session, data=NotificationData(
+                digit=digit, sent=sent, remaining=options.dtmf[len(sent):], method=options.dtmf_method))
 
     if options.dtmf:
         session.dtmf_method = options.dtmf_method
@@ -320,19 +302,30 @@ class _ChatSender:
             self.session.send_message(text)
 
 
+def expectations(session: Any, options: MediaOptions, digits: str) -> JobResult | None:
+    """Exit 6 when --expect-dtmf or --expect-audio was not met, else None."""
+    if options.expect_dtmf and not _subsequence(options.expect_dtmf.upper(), digits):
+        return JobResult(ExitCode.MEDIA, f"expected DTMF {options.expect_dtmf!r}, received {digits!r}")
+    if options.expect_audio and not session.audio_was_received:
+        return JobResult(ExitCode.MEDIA, "no audio was received")
+    return None
+
+
 def _outcome(session: Any, options: MediaOptions, events: _Events) -> JobResult:
-    data: dict[str, Any] = {"session": session.notification_id, "dtmf_received": events.digits,
-                            "audio_received": session.audio_was_received}
+    data: dict[str, Any] = {"session": session.notification_id, "audio_received": session.audio_was_received}
+    if events.digits or options.expect_dtmf:
+        data["dtmf_received"] = events.digits
+    if options.dtmf:
+        data["dtmf_sent"] = events.digits_sent
     if events.refused:
         first = events.refused[0]
         return JobResult(ExitCode.REFUSED, f"chat message not delivered: {first.code} {first.reason or ''}".strip(),
                          {**data, "code": first.code})
     if session.start_time and session.stop_time:
         data["duration"] = round((session.stop_time - session.start_time).total_seconds(), 3)
-    if options.expect_dtmf and not _subsequence(options.expect_dtmf.upper(), events.digits):
-        return JobResult(ExitCode.MEDIA, f"expected DTMF {options.expect_dtmf!r}, received {events.digits!r}", data)
-    if options.expect_audio and not session.audio_was_received:
-        return JobResult(ExitCode.MEDIA, "no audio was received", data)
+    failed = expectations(session, options, events.digits)
+    if failed is not None:
+        return JobResult(failed.exit_code, failed.reason, data)
     return JobResult(ExitCode.OK, "session ended", data)
 
 
@@ -340,3 +333,21 @@ def recording_path(directory: str, session: Any) -> str:
     """One WAV per session in directory."""
     remote = session.remote_uri.user if session.remote_uri is not None and session.remote_uri.user else "unknown"
     return os.path.join(directory, f"{session.notification_id.replace('/', '-')}-{remote}.wav")
+
+
+def browse_account(account: Any) -> None:
+    """A runner ``prepare`` hook: the P2P account browses for neighbours this run (in memory, never saved)."""
+    account.discovery.browse = True
+
+
+async def started_services(account: Any) -> Any:
+    """The account's running BonjourServices; JobFailed (exit 4) when mDNS could not start."""
+    from sipcli import bonjour
+
+    services = bonjour.services_of(account)
+    if services is None:
+        raise JobFailed(ExitCode.NETWORK, "neighbour discovery did not start")
+    await services.wait_started()
+    if services.error:
+        raise JobFailed(ExitCode.NETWORK, services.error)
+    return services

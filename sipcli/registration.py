@@ -24,7 +24,7 @@ from sipcli.pjsua.account import AccountDriver, AccountParams
 from sipcli.pjsua.events import RegistrationStateChanged
 from sipcli.uri import SIPURI, Route, is_ip_address
 
-__all__ = ["Registration", "RegistrationFailure", "activate", "deactivate", "registration_of"]
+__all__ = ["Registration", "RegistrationFailed", "RegistrationFailure", "activate", "deactivate", "registration_of"]
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +40,14 @@ class RegistrationFailure:
     kind: str
     reason: str
     code: int | None = None
+
+
+class RegistrationFailed(Exception):
+    """Raised by Registration.wait_ready: the account could not be made ready (failure says why)."""
+
+    def __init__(self, failure: RegistrationFailure) -> None:
+        super().__init__(failure.reason)
+        self.failure = failure
 
 
 def contact_uris(message: str) -> list[str]:
@@ -95,6 +103,8 @@ class Registration:
         self._task: asyncio.Task | None = None
         self._stopping: asyncio.Future | None = None
         self._ended: asyncio.Future | None = None
+        self._created = False  # loop thread: the pj.Account of a non-registering account exists
+        self._waiters: list[asyncio.Future] = []  # wait_ready() calls: resolved with None or a failure
 
     def __repr__(self) -> str:
         return f"<Registration {self.notification_id} {self.account.id} {self.state}>"
@@ -113,7 +123,40 @@ class Registration:
             self._stopping = asyncio.ensure_future(self._stop(timeout))
         return self._stopping
 
+    @property
+    def ready(self) -> bool:
+        """The account can place and take calls: its pj.Account exists and, when registering, it is registered."""
+        return self.state == "registered" if self.register else self._created
+
+    async def wait_ready(self, timeout: float) -> None:
+        """Until ready. RegistrationFailed at the first failure; when timeout passes first, a registration still
+        waiting for its registrar is reported as failed (SIPAccountRegistrationDidFail, code 408) and
+        RegistrationFailed raised with kind 'timeout'."""
+        if self.ready:
+            return
+        waiter = asyncio.get_running_loop().create_future()
+        self._waiters.append(waiter)
+        try:
+            failure = await asyncio.wait_for(asyncio.shield(waiter), timeout)
+        except TimeoutError:
+            where = f" from {self.route.address}:{self.route.port} ({self.route.transport})" if self.route else ""
+            failure = RegistrationFailure("timeout", f"no response{where} within {timeout:g} s", 408)
+            if self.register and self.state == "registering":
+                self._post("SIPAccountRegistrationDidFail", code=408, reason=failure.reason, registration=self,
+                           next_route=None, delay=None)
+        finally:
+            if waiter in self._waiters:
+                self._waiters.remove(waiter)
+        if failure is not None:
+            raise RegistrationFailed(failure)
+
     # -- internals ---------------------------------------------------------------------------------------------
+
+    def _wake(self, failure: RegistrationFailure | None) -> None:
+        for waiter in self._waiters:
+            if not waiter.done():
+                waiter.set_result(failure)
+        self._waiters.clear()
 
     def _post(self, name: str, **data: Any) -> None:
         NotificationCenter().post_notification(name, sender=self.account, data=NotificationData(**data))
@@ -122,6 +165,8 @@ class Registration:
         try:
             if not self.register:
                 await self.engine.run(self._driver.create, self._params(None, None))
+                self._created = True
+                self._wake(None)
                 return
             await self._attempt()
         except asyncio.CancelledError:
@@ -192,6 +237,7 @@ class Registration:
             registered = contact_uris(message)
             self._post("SIPAccountRegistrationDidSucceed", code=code, reason=reason, contact_uri=self.contact_uri,
                        contact_uri_list=registered, expires=expiration, registration=self)
+            self._wake(None)
             if first:
                 log.info("%s registered at %s for %d s", self.account.id, self.route, expiration)
             return
@@ -240,6 +286,8 @@ class Registration:
         if failure.code is not None:
             data = {"code": failure.code, **data}
         self._post("SIPAccountRegistrationDidFail", **data)
+        if next_route is None:  # failover goes on: not a failure for those waiting yet
+            self._wake(failure)
         if retry and self._stopping is None:
             loop = asyncio.get_running_loop()
             self._retry = loop.call_later(delay, lambda: loop.create_task(self._attempt()))

@@ -54,7 +54,7 @@ from sipcli.pjsua.events import (
     MediaChanged,
     RemoteProposal,
 )
-from sipcli.pjsua.media import MediaSettings, set_codecs
+from sipcli.pjsua.media import MediaSettings, codec_names, set_codecs
 from sipcli.sessiondescription import SessionDescription, audio_active, offered_chat
 from sipcli.sessionstate import ALLOWED, STATES, next_state
 from sipcli.singleton import Singleton
@@ -853,7 +853,13 @@ class SessionManager(metaclass=Singleton):
             from sipcli.configuration.settings import SIPSimpleSettings
 
             codecs = [str(codec) for codec in SIPSimpleSettings().audio.codec_list]
-        engine.run(set_codecs, list(codecs))
+        # None of them available: every call then fails and says so; callers that want to fail earlier ask
+        # available_codecs() first.
+        engine.run(set_codecs, list(codecs)).add_done_callback(_log_codec_failure)
+
+    async def available_codecs(self) -> list[str]:
+        """The audio codec names the running engine has (e.g. PCMU, G722, speex), each once."""
+        return await Engine().run(codec_names)
 
     async def stop(self, timeout: float = HANGUP_TIMEOUT) -> None:
         """End every session (CANCEL, BYE or a refusal) and wait for them to end."""
@@ -915,6 +921,11 @@ class SessionManager(metaclass=Singleton):
 def _msrp_tls(account: Any) -> bool:
     """Whether the account's chats use MSRP over TLS (setting msrp.transport)."""
     return str(getattr(getattr(account, "msrp", None), "transport", "tcp")) == "tls"
+
+
+def _log_codec_failure(future: asyncio.Future) -> None:
+    if not future.cancelled() and future.exception() is not None:
+        log.info("%s", future.exception())
 
 
 def _rtp_port_range() -> tuple[int, int] | None:

@@ -7,7 +7,7 @@ from typing import Any
 
 from sipcli.pjsua.engine import Engine, EngineError
 
-__all__ = ["CodecError", "MediaSettings", "apply_media_settings", "set_codecs"]
+__all__ = ["CodecError", "MediaSettings", "apply_media_settings", "codec_names", "set_codecs"]
 
 
 class CodecError(EngineError):
@@ -34,6 +34,12 @@ def apply_media_settings(config: Any, settings: MediaSettings, local_ip: str | N
         media.transportConfig.port = start
         media.transportConfig.portRange = end - start
         media.transportConfig.randomizePort = True
+
+
+def codec_names() -> list[str]:
+    """pjsua thread: the engine's audio codec names, each once, in the engine's order."""
+    names = [info.codecId.split("/", 1)[0] for info in Engine().endpoint.codecEnum2()]
+    return list(dict.fromkeys(names))
 
 
 def set_codecs(names: list[str]) -> list[str]:

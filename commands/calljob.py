@@ -1,0 +1,117 @@
+"""The one outgoing-session job of `call`, `record` and `chat`: they differ only in their default streams.
+
+Audio only: drive_session (play, record, DTMF, hold, hang up after --duration). With chat (`call --chat`,
+`chat`, `chat --audio`): run_chat, which runs the same audio script when the session has audio.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import click
+from sipcli.commands.chatjob import ChatOptions, chat_account, run_chat
+from sipcli.commands.exitcodes import ExitCode
+from sipcli.commands.options import NEIGHBOUR_TIMEOUT, READY_TIMEOUT, AccountChoice, MediaSetup, Target
+from sipcli.commands.runner import JobContext, JobFailed, JobResult, run_job
+from sipcli.commands.sessionjob import (
+    MediaOptions,
+    browse_account,
+    check_codecs,
+    drive_session,
+    prepare_account,
+    started_services,
+    wait_ready,
+)
+
+__all__ = ["run_session"]
+
+
+def run_session(cli: Any, target: Target, choice: AccountChoice, engine: dict[str, Any], media: MediaSetup,
+                options: MediaOptions, timeout: float | None, chat: ChatOptions | None = None,
+                relay: str | None = None, msrp_tls: bool = False) -> None:
+    """Check the options together, run the session job and exit with its code (chat: None for audio only)."""
+    explicit_p2p = choice.p2p
+    if target.neighbour is not None and choice.is_explicit:
+        raise click.UsageError("URI: bonjour:NAME is for P2P mode (no --account or --from)")
+    if not options.audio and chat is None and options.add_chat_after is None:
+        raise click.UsageError("--no-audio needs --chat: a session needs a stream")
+    if options.unhold_after is not None and options.hold_after is None:
+        raise click.UsageError("--unhold-after goes with --hold-after")
+    if options.remove_chat_after is not None and (options.add_chat_after is None or
+                                                  options.remove_chat_after <= options.add_chat_after):
+        raise click.UsageError("--remove-chat-after goes with an earlier --add-chat-after")
+    if options.chat_messages and options.add_chat_after is None and chat is None:
+        raise click.UsageError("--chat-message goes with --chat or --add-chat-after")
+    if chat is not None and options.add_chat_after is not None:
+        raise click.UsageError("--add-chat-after is for a call without --chat")
+    if relay and explicit_p2p:
+        raise click.UsageError("--relay needs an account (--account or --from): it authenticates with it")
+    if target.neighbour is not None:
+        choice = AccountChoice(p2p=True)  # a neighbour is called in P2P mode, whatever the default account
+    with_chat = chat is not None or options.add_chat_after is not None
+
+    async def job(context: JobContext) -> JobResult:
+        from sipcli.account import BonjourAccount
+        from sipcli.session import Session
+
+        uri = target.uri
+        if isinstance(context.account, BonjourAccount) and uri is not None and not uri.port and not uri.user:
+            raise JobFailed(ExitCode.USAGE, f"URI: {target.text} has no user or port; in P2P mode call "
+                                            "sip:user@host:port")
+        if relay and isinstance(context.account, BonjourAccount):
+            raise JobFailed(ExitCode.USAGE, "--relay needs an account (--account or --from): it authenticates "
+                                            "with it")
+        await check_codecs(media)
+        await wait_ready(context.account, READY_TIMEOUT)
+        chat_support = None
+        if with_chat:
+            from sipcli.chat import ChatSupport  # only a session with chat loads MSRP
+
+            chat_support = ChatSupport()
+            await chat_support.start()
+        try:
+            session = Session(context.account)
+            if uri is None:
+                uri = await _neighbour_uri(context.account, target.neighbour or "", timeout)
+            if chat is not None:
+                return await run_chat(session, uri, options, chat, timeout)
+            session.connect(uri)
+            return await drive_session(session, options, answer_timeout=timeout)
+        finally:
+            if chat_support is not None:
+                await chat_support.stop()
+
+    prepare = chat_account(media, relay, msrp_tls) if with_chat else prepare_account(media)
+    if target.neighbour is not None:
+        prepare = _browsing(prepare)
+    run_job(cli, job, choice=choice, engine=engine, prepare=prepare)
+
+
+def _browsing(prepare: Callable[[Any], None]) -> Callable[[Any], None]:
+    """prepare, and then: the P2P account browses for neighbours this run (only for bonjour:NAME targets)."""
+
+    def browse(account: Any) -> None:
+        prepare(account)
+        browse_account(account)
+
+    return browse
+
+
+async def _neighbour_uri(account: Any, name: str, timeout: float | None) -> Any:
+    """The SIPURI of the neighbour called name, on a transport we have (udp, tcp, tls); exit 3 when not found."""
+    from sipcli.bonjour import SERVICE_TYPES, find_neighbour
+    from sipcli.uri import SIPURI
+
+    await started_services(account)
+    wait = timeout or NEIGHBOUR_TIMEOUT
+    neighbour = await find_neighbour(account, name, wait)
+    if neighbour is None:
+        raise JobFailed(ExitCode.TIMEOUT, f"no neighbour called {name!r} found within {wait:g} s")
+    usable = [neighbour.uris[t] for t in SERVICE_TYPES if t in neighbour.uris and t in account.contact.transports]
+    if not usable:
+        raise JobFailed(ExitCode.NETWORK, f"neighbour {name!r} listens on {', '.join(neighbour.uris)} only")
+    try:
+        return SIPURI.parse(usable[0])
+    except ValueError as error:
+        raise JobFailed(ExitCode.REFUSED, f"neighbour {name!r} advertises a bad URI: {error}") from None
