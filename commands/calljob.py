@@ -74,10 +74,12 @@ def run_session(cli: Any, target: Target, choice: AccountChoice, engine: dict[st
             session = Session(context.account)
             if uri is None:
                 uri = await _neighbour_uri(context.account, target.neighbour or "", timeout)
-            if chat is not None:
-                return await run_chat(session, uri, options, chat, timeout)
-            session.connect(uri)
-            return await drive_session(session, options, answer_timeout=timeout)
+            if not isinstance(context.account, BonjourAccount) or target.neighbour is not None:
+                if chat is not None:
+                    return await run_chat(session, uri, options, chat, timeout)
+                session.connect(uri)
+                return await drive_session(session, options, answer_timeout=timeout)
+            return await _p2p_session(context.account, session, uri, options, chat, timeout)
         finally:
             if chat_support is not None:
                 await chat_support.stop()
@@ -86,6 +88,53 @@ def run_session(cli: Any, target: Target, choice: AccountChoice, engine: dict[st
     if target.neighbour is not None:
         prepare = _browsing(prepare)
     run_job(cli, job, choice=choice, engine=engine, prepare=prepare)
+
+
+def _transport_failure(result: JobResult) -> bool:
+    """The session failed before any response from the peer (transport trouble or no response): another
+    address may do better (RFC 3263 section 4.3)."""
+    return result.exit_code == ExitCode.NETWORK or (result.exit_code == ExitCode.TIMEOUT and
+                                                    result.data.get("code") == 408)
+
+
+async def _routes(uri: Any) -> list[Any]:
+    """Where a P2P session to uri goes: RFC 3263 (NAPTR, SRV, A) for a domain, through sipcli.lookup."""
+    import asyncio
+
+    from sipcli.lookup import DNSLookup, DNSLookupError
+    from sipcli.pjsua import Engine
+
+    engine = Engine()
+    lookup = DNSLookup(engine.settings.dns_nameservers)
+    supported = tuple(transport for transport in ("udp", "tcp", "tls") if transport in engine.transports)
+    try:
+        return await asyncio.get_running_loop().run_in_executor(None, lookup.lookup_sip_proxy, uri, supported)
+    except (DNSLookupError, ValueError) as error:
+        reason = str(error).removeprefix(f"{uri.host}: ")
+        raise JobFailed(ExitCode.NETWORK, f"no SIP server for {uri.host}: {reason}") from None
+
+
+async def _p2p_session(account: Any, session: Any, uri: Any, options: MediaOptions, chat: ChatOptions | None,
+                       timeout: float | None) -> JobResult:
+    """A P2P session: to each route of uri in turn while the previous one failed at the transport; every
+    failure names the address and transport that failed."""
+    from sipcli.session import Session
+
+    routes = await _routes(uri)
+    result = JobResult(ExitCode.NETWORK, f"no SIP server for {uri.host}")
+    for index, route in enumerate(routes):
+        if index:
+            session = Session(account)
+        if chat is not None:
+            result = await run_chat(session, uri, options, chat, timeout, routes=[route])
+        else:
+            session.connect(uri, routes=[route])
+            result = await drive_session(session, options, answer_timeout=timeout)
+        if not _transport_failure(result):
+            return result
+        result = JobResult(result.exit_code, f"{route.address}:{route.port} ({route.transport}) for {uri.host}: "
+                                             f"{result.reason}", result.data)
+    return result
 
 
 def _browsing(prepare: Callable[[Any], None]) -> Callable[[Any], None]:

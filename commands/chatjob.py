@@ -162,7 +162,7 @@ class _Digits:
 
 
 async def run_chat(session: Any, target: Any, options: MediaOptions, chat_options: ChatOptions,
-                   timeout: float | None) -> JobResult:
+                   timeout: float | None, routes: list[Any] | None = None) -> JobResult:
     """Connect a chat session (with audio when options.audio), send, wait for the delivery reports, hang up;
     the outcome as a JobResult. With audio, the audio options (play, DTMF, hold, expectations) apply too."""
     chat = _Chat(session)
@@ -170,7 +170,7 @@ async def run_chat(session: Any, target: Any, options: MediaOptions, chat_option
     digits = _Digits(session) if options.audio else None
     script: asyncio.Future | None = None
     try:
-        session.connect(target, audio=options.audio, chat=True)
+        session.connect(target, routes=routes or (), audio=options.audio, chat=True)
         session.chat.cpim = chat_options.cpim
         if options.audio and options.play:
             session.play_audio(options.play)

@@ -31,6 +31,10 @@ class _Listener:
     notification_id = "demo/listener"
 
 
+class _Demo:
+    notification_id = "demo"
+
+
 async def _relay(process: asyncio.subprocess.Process, uri: asyncio.Future) -> None:
     """Relay each JSON line of the listener; resolve port once it takes calls (SIPCLIListenDidStart)."""
     assert process.stdout is not None
@@ -53,6 +57,10 @@ async def _demo(context: JobContext, duration: float) -> JobResult:
     from sipcli.session import Session
     from sipcli.wav import sine, write_wav
 
+    NotificationCenter().post_notification("SIPCLIDemoWillStart", sender=_Demo(), data=NotificationData(
+        does=f"start `sipcli listen` on loopback and call it for {duration:g} s: a 440 Hz tone to it, an 880 Hz "
+             f"tone back, DTMF {DIGITS} to it; no server, no configuration",
+        success=f"audio received on both sides and the listener got {DIGITS}: exit 0"))
     with tempfile.TemporaryDirectory(prefix="sipcli-demo-") as workdir:
         caller_tone, listener_tone = Path(workdir) / "caller-440hz.wav", Path(workdir) / "listener-880hz.wav"
         write_wav(caller_tone, sine(440, 2))

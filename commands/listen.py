@@ -98,18 +98,39 @@ class _Listener:
 
 
 def echo_messages(session: Any) -> None:
-    """Send every chat message the session receives back to its sender."""
+    """Send every chat message the session receives back to its sender. Through a relay a message can arrive
+    before this side's chat stream is connected (MediaStreamDidStart): it is echoed once it is."""
 
     class Echo:
+        def __init__(self) -> None:
+            self.waiting: list[tuple[Any, str]] = []
+
         def handle_notification(self, notification: Any) -> None:
             if notification.name == "SIPSessionDidEnd":
                 NotificationCenter().purge_observer(self)
-            elif session.state == "ESTABLISHED":
-                session.send_message(notification.data.content, notification.data.content_type)
+            elif notification.name in ("MediaStreamDidStart", "SIPSessionDidStart"):
+                if notification.sender in (session, session.chat):
+                    waiting, self.waiting = self.waiting, []
+                    for content, content_type in waiting:
+                        self.echo(content, content_type)
+            else:
+                self.echo(notification.data.content, notification.data.content_type)
+
+        def echo(self, content: Any, content_type: str) -> None:
+            if session.state in ("TERMINATING", "TERMINATED"):
+                return
+            try:
+                session.send_message(content, content_type)
+            except SessionError:  # not established or not connected yet
+                self.waiting.append((content, content_type))
+
+    from sipcli.session import SessionError
 
     echo = Echo()
     NotificationCenter().add_observer(echo, name="SIPSessionGotMessage", sender=session)
     NotificationCenter().add_observer(echo, name="SIPSessionDidEnd", sender=session)
+    NotificationCenter().add_observer(echo, name="SIPSessionDidStart", sender=session)
+    NotificationCenter().add_observer(echo, name="MediaStreamDidStart")
 
 
 def _announce(account: Any) -> None:

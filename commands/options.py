@@ -43,11 +43,15 @@ class CLIContext:
     command_path: str = "sipcli"  # the subcommand that runs, for messages
 
     def writer(self) -> Any:
-        """A JSONLinesWriter (or TextWriter for --format text) on this run's output."""
-        from sipcli.jsonlines import JSONLinesWriter, TextWriter
-
+        """A JSONLinesWriter (or the human view, commands/textview.py, for --format text) on this run's output."""
         out = self.out if self.out is not None else sys.stdout
-        return TextWriter(out) if self.output_format == "text" else JSONLinesWriter(out)
+        if self.output_format == "text":
+            from sipcli.commands.textview import HumanView
+
+            return HumanView(out, self.verbose)
+        from sipcli.jsonlines import JSONLinesWriter
+
+        return JSONLinesWriter(out)
 
     def finish(self, result: JobResult) -> None:
         """Write the run's last line: SIPCLIDidEnd with outcome, exit_code, reason and the result's data."""

@@ -24,7 +24,7 @@ from typing import IO, Any
 
 from sipcli.notification import Notification, NotificationData, UnknownSender
 
-__all__ = ["SCHEMA_VERSION", "JSONLinesWriter", "LineSink", "TextWriter", "format_notification", "sender_id",
+__all__ = ["SCHEMA_VERSION", "JSONLinesWriter", "LineSink", "format_notification", "notification_record", "sender_id",
            "to_jsonable"]
 
 SCHEMA_VERSION = 1
@@ -290,12 +290,3 @@ class JSONLinesWriter:
         """Write the run's last line, which is never the one dropped when the buffer is full."""
         self.out.write_final(self.render(notification))
 
-
-class TextWriter(JSONLinesWriter):
-    """The human view for ``--format text``: time, sender, name and compact data on one line."""
-
-    def render(self, notification: Notification) -> str:
-        record = notification_record(notification)
-        data = " ".join(f"{k}={json.dumps(v, ensure_ascii=False)}" for k, v in record["data"].items())
-        stamp = notification.timestamp.strftime("%H:%M:%S.%f")[:-3]
-        return f"{stamp} {record['sender']:<24} {record['name']} {data}".rstrip()

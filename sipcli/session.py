@@ -58,7 +58,7 @@ from sipcli.pjsua.media import MediaSettings, codec_names, set_codecs
 from sipcli.sessiondescription import SessionDescription, audio_active, offered_chat
 from sipcli.sessionstate import ALLOWED, STATES, next_state
 from sipcli.singleton import Singleton
-from sipcli.sipmessage import header, message_body
+from sipcli.sipmessage import display_name_of, header, message_body
 from sipcli.streams import MediaStream, SessionNotification, StreamEvent, StreamsChanged
 from sipcli.streams.audio import AudioStream
 from sipcli.uri import SIPURI, Route
@@ -100,6 +100,14 @@ def check_transition(method: str, state: str) -> None:
     if state not in ALLOWED[method]:
         allowed = " or ".join(sorted(ALLOWED[method]))
         raise IllegalStateError(f"Session.{method}() is not allowed in state {state} (only in {allowed})")
+
+
+def _request_uri(callee: SIPURI, route: Route) -> str:
+    """The Request-URI of an INVITE to callee sent along route: the route's address, port and transport, while
+    To keeps the URI called (RFC 3263 resolved the callee's domain to route)."""
+    host = f"[{route.address}]" if ":" in route.address else route.address
+    return str(dataclasses.replace(callee, host=host, port=route.port,
+                                   parameters={**callee.parameters, "transport": route.transport}))
 
 
 def _uri_of(value: str | None) -> SIPURI | None:
@@ -254,8 +262,8 @@ class Session:
             await self._send(self._make_call(uri))
 
     def _make_call(self, uri: str) -> MakeCall:
-        return MakeCall(self.account, uri, str(self.route.uri) if self.route is not None else None,
-                        "chat" in self.streams)
+        target = _request_uri(SIPURI.parse(uri), self.route) if self.route is not None else None
+        return MakeCall(self.account, uri, target, "chat" in self.streams)
 
     def accept(self, audio: bool = True, chat: bool = False) -> asyncio.Future:
         """Answer an incoming session with 200 OK (state ACCEPTING, then ESTABLISHED on ACK)."""
@@ -606,7 +614,13 @@ class Session:
             self._add_stream(self._new_audio())
         SessionManager()._add(self)
         self._transition("incoming")
-        self._post("SIPSessionNewIncoming", streams=list(self.proposed_streams))
+        from_header, to_header = header(request, "From", "f"), header(request, "To", "t")
+        call_id = "".join(c for c in (header(request, "Call-ID", "i") or "") if c.isprintable())[:256]
+        user_agent = "".join(c for c in (self.remote_user_agent or "") if c.isprintable())[:256]
+        self._post("SIPSessionNewIncoming", streams=list(self.proposed_streams), remote_uri=self.remote_uri,
+                   remote_display_name=display_name_of(from_header), local_uri=self.local_uri,
+                   local_display_name=display_name_of(to_header), call_id=call_id or None,
+                   user_agent=user_agent or None)
 
     def _call_state(self, event: CallStateChanged) -> None:
         state, code, reason, local_uri = event.state, event.code, event.reason, event.local_uri
@@ -634,7 +648,11 @@ class Session:
                 self.start_time = datetime.now(UTC)
                 self._transition("confirmed")
                 self._streams_posted = self._active_streams()
-                self._post("SIPSessionDidStart", streams=list(self._streams_posted))
+                audio = None
+                if self.audio is not None and self.audio.codec:
+                    audio = {"codec": self.audio.codec, "sample_rate": self.audio.sample_rate,
+                             "srtp": self.audio.srtp_active}
+                self._post("SIPSessionDidStart", streams=list(self._streams_posted), audio=audio)
                 self._stats_task = asyncio.get_running_loop().create_task(self._watch_audio())
         elif state == "DISCONNECTED":
             self._disconnected(code, reason, remote_response)

@@ -79,11 +79,12 @@ class CallHooks(Protocol):
 @dataclass(frozen=True)
 class MakeCall:
     """account: the middleware's account; its ``pj_account`` slot is read when the command runs (it is filled
-    on this thread by a queued activation). chat_slot: a second media slot for the chat line."""
+    on this thread by a queued activation). target_uri: the INVITE's Request-URI when it is not uri (To keeps
+    uri). chat_slot: a second media slot for the chat line."""
 
     account: Any
     uri: str
-    route_uri: str | None = None
+    target_uri: str | None = None
     chat_slot: bool = False
 
 
@@ -227,11 +228,9 @@ class CallDriver:
         param = pj.CallOpParam(True)
         if command.chat_slot:
             param.opt.audioCount = 2  # the second audio slot becomes the m=message line (sipcli.chat)
-        if command.route_uri is not None:
-            header = pj.SipHeader()
-            header.hName = "Route"
-            header.hValue = f"<{command.route_uri}>"
-            param.txOption.headers.append(header)
+        if command.target_uri is not None:
+            # pjsip sends a request where its Request-URI points (a Route header set here is not consulted).
+            param.txOption.targetUri = command.target_uri
         try:
             self.call.makeCall(command.uri, param)
         except Exception:

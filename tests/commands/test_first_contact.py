@@ -126,3 +126,66 @@ def test_the_default_account_is_used_unless_p2p_is_asked(run, tmp_path):
         assert not p2p.find("SIPAccountRegistrationDidSucceed")
     finally:
         server.stop()
+
+
+def test_demo_text_view_reads_like_a_story(run, tmp_path):
+    import os
+    import subprocess
+
+    from tests.support.sipcli import SIPCLI
+
+    result = subprocess.run([*SIPCLI, "--format", "text", "demo", "--duration", "2"], capture_output=True, text=True,
+                            timeout=60, env={**os.environ, "SIPCLI_CONFIG_DIR": str(tmp_path / "config")})
+    assert result.returncode == 0, result.stderr
+    lines = [line.split("  ", 1)[1] for line in result.stdout.splitlines()]
+    assert not any("{" in line for line in lines), result.stdout  # no raw JSON, the listener's included
+    assert lines[0] == "P2P mode (no account)" and lines[1].startswith("demo: start `sipcli listen` on loopback")
+    assert "Success: audio received on both sides and the listener got 1234#: exit 0" in lines[1]
+    for expected in ("ringing", "[listener] DTMF # received", "DTMF 1234# sent", "hung up",
+                     "[listener] hung up by remote"):
+        assert expected in lines, result.stdout
+    assert any(line.startswith("answered: ") and "kHz, SRTP" in line for line in lines)
+    assert any(line.startswith("[listener] incoming audio from sip:") for line in lines)
+    assert lines[-1].startswith("done: ok: session ended; lasted ") and "audio received" in lines[-1]
+    assert lines[-1].endswith("-> exit 0 (the job did what was asked)") and "DTMF received" not in lines[-1]
+
+
+def test_incoming_session_names_the_caller(run):
+    listener, uri = listen(run)
+    caller = run("call", uri, *LOOPBACK, "--duration", "0.2")
+    assert caller.wait() == 0
+    assert listener.wait() == 0
+    incoming = listener.find("SIPSessionNewIncoming")[0]["data"]
+    assert incoming["remote_uri"].startswith("sip:") and incoming["local_uri"].startswith(uri.split("@")[0] + "@")
+    assert incoming["call_id"] and incoming["user_agent"].startswith("sipcli ")
+
+
+def test_p2p_to_a_domain_uses_rfc3263_with_failover(run):
+    from tests.support.dns import DNSServer
+    from tests.support.ports import free_port
+
+    listener, _ = listen(run)
+    tcp_port = int(listener.find("SIPCLIListenDidStart")[0]["data"]["uris"]["tcp"].split(":")[2].split(";")[0])
+    closed = free_port("tcp")
+    records = {("_sip._tcp.example.test", "SRV"): [f"10 0 {closed} dead.example.test.",
+                                                   f"20 0 {tcp_port} live.example.test."],
+               ("dead.example.test", "A"): ["127.0.0.1"], ("live.example.test", "A"): ["127.0.0.1"]}
+    with DNSServer(records) as dns:
+        caller = run("call", "bob@example.test", "--p2p", *LOOPBACK, "--nameserver", dns.nameserver,
+                     "--duration", "0.2")
+        assert caller.wait(40) == 0, caller.stderr()
+    assert listener.wait() == 0
+    assert ("_sip._tcp.example.test", "SRV") in dns.queries
+    failed = caller.find("SIPSessionDidFail")
+    assert len(failed) == 1  # the dead address, then the live one answered
+    assert len(caller.find("SIPSessionNewOutgoing")) == 2 and caller.find("SIPSessionDidStart")
+
+
+def test_p2p_to_a_domain_without_dns_records_names_the_host(run):
+    from tests.support.dns import DNSServer
+
+    with DNSServer({}) as dns:
+        caller = run("call", "bob@nowhere.test", "--p2p", *LOOPBACK, "--nameserver", dns.nameserver)
+        assert caller.wait(30) == 4
+    assert caller.summary["reason"] == "no SIP server for nowhere.test: NXDOMAIN"
+    assert "PJ_EEOF" not in caller.stderr()

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from sipcli.configuration import MemoryStorage, SettingsStore
 from sipcli.configuration.datatypes import Password, Port, SIPAddress, SIPProxyAddress
-from sipcli.jsonlines import SCHEMA_VERSION, JSONLinesWriter, TextWriter, format_notification, to_jsonable
+from sipcli.jsonlines import SCHEMA_VERSION, JSONLinesWriter, format_notification, to_jsonable
 from sipcli.notification import Notification, NotificationData
 
 
@@ -151,14 +151,6 @@ def test_writer_survives_broken_pipe():
             raise BrokenPipeError
 
     JSONLinesWriter(Broken()).handle_notification(Notification("X"))
-
-
-def test_text_writer():
-    stream = FlushCounter()
-    TextWriter(stream).handle_notification(Notification("SIPSessionDidEnd", Named(), NotificationData(code=200)))
-    text = stream.getvalue()
-    assert "session/1" in text and "SIPSessionDidEnd" in text and "code=200" in text
-    assert stream.flushes == 1 and text.count("\n") == 1
 
 
 def test_line_sink_never_blocks_drops_beyond_its_bound_and_keeps_the_summary():
