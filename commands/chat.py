@@ -50,7 +50,8 @@ def command(cli: Any, uri: Target, choice: AccountChoice, engine: dict[str, Any]
             relay: str | None, msrp_tls: bool, audio: bool, record: str | None, expect_messages: int) -> None:
     """Chat with URI over MSRP: each stdin line (or --message) is a message; received messages and delivery
     reports are JSON lines. Ends after stdin EOF (or the last --message) once everything was delivered, or after
-    --duration. The account is chosen as for `call`.
+    --duration. The account is chosen as for `call`, and the waits are those of `call`: an account that registers
+    must be registered within 30 s; a peer that never responds fails after 32 s (exit 3).
 
     Exit codes: 0 everything sent was delivered; 1 a message (or the session) was refused; 3 --timeout (the chat
     was not up in time); 4 the MSRP connection failed; 6 (with --audio) a media expectation failed; 2 usage;

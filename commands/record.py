@@ -35,7 +35,8 @@ def command(cli: Any, uri: Target, file: str, choice: AccountChoice, engine: dic
             expect_audio: bool, duration: float | None, timeout: float | None, hold_after: float | None,
             unhold_after: float | None) -> None:
     """Call URI and record what the remote party sends to FILE (WAV, mono 16-bit), until either side hangs up
-    or --duration passes. The account, waits and exit codes are those of `call`."""
+    or --duration passes. The account and exit codes are those of `call`; so are the waits: an account that
+    registers must be registered within 30 s, a peer that never responds fails after 32 s (exit 3)."""
     options = MediaOptions(play=play, record=file, dtmf=dtmf, dtmf_delay=dtmf_delay,
                            dtmf_method="info" if dtmf_info else "rfc2833", expect_dtmf=expect_dtmf,
                            expect_audio=expect_audio, duration=duration, hold_after=hold_after,

@@ -9,6 +9,7 @@ import click
 from sipcli.commands.exitcodes import ExitCode, registration_failure_code
 from sipcli.commands.options import account_options, engine_options
 from sipcli.commands.runner import AccountChoice, JobContext, JobResult, run_job
+from sipcli.commands.sessionjob import show_progress
 
 from sipcli.notification import NotificationCenter
 
@@ -58,13 +59,19 @@ async def _register(context: JobContext, watcher: _RegistrationWatcher) -> JobRe
         if registration_of(account) is None:
             return JobResult(ExitCode.CONFIG, f"account {account.id} did not activate")
         loop = asyncio.get_running_loop()
+        registration = registration_of(account)
+        progress = show_progress(lambda elapsed: f"no response from the registrar {registration.route or ''} "
+                                                 f"yet, {elapsed:.0f} s (gives up after {timeout:g} s)")
         try:  # until registered, or a failure with no other route to try (a timeout is reported as one)
-            await registration_of(account).wait_ready(timeout)
+            await registration.wait_ready(timeout)
         except RegistrationFailed as error:
             failed = error.failure
             code = failed.code if failed.kind == "response" or failed.kind == "timeout" else None
             reason = f"registration failed: {code} {failed.reason}" if code else f"registration failed: {failed.reason}"
             return JobResult(registration_failure_code(failed.kind), reason, {"code": code} if code else {})
+        finally:
+            if progress is not None:
+                progress.cancel()
         failure: Any = None
         if duration > 0:
             end = loop.time() + duration

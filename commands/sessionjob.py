@@ -12,6 +12,7 @@ import contextlib
 import dataclasses
 import logging
 import os
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -22,8 +23,20 @@ from sipcli.commands.runner import JobFailed, JobResult
 
 from sipcli.notification import NotificationCenter, NotificationData
 
-__all__ = ["MediaOptions", "browse_account", "check_codecs", "drive_session", "expectations", "prepare_account",
-           "recording_path", "run_audio_script", "session_failure_result", "started_services", "wait_ready"]
+__all__ = [
+    "MediaOptions",
+    "browse_account",
+    "check_codecs",
+    "drive_session",
+    "expectations",
+    "prepare_account",
+    "recording_path",
+    "run_audio_script",
+    "session_failure_result",
+    "show_progress",
+    "started_services",
+    "wait_ready",
+]
 
 log = logging.getLogger("sipcli")
 
@@ -127,6 +140,9 @@ async def wait_ready(account: Any, timeout: float) -> None:
     registration = registration_of(account)
     if registration is None:
         raise JobFailed(ExitCode.NETWORK, f"account {account.id} is not active")
+    progress = show_progress(lambda elapsed: f"no response from the registrar {registration.route or ''} yet, "
+                                             f"{elapsed:.0f} s (gives up after {timeout:g} s)") \
+        if registration.register else None
     try:
         await registration.wait_ready(timeout)
     except RegistrationFailed as error:
@@ -134,6 +150,36 @@ async def wait_ready(account: Any, timeout: float) -> None:
         what = "registration failed" if registration.register else f"account {account.id} could not be activated"
         raise JobFailed(registration_failure_code(failure.kind), f"{what}: {failure.reason}",
                         code=failure.code) from None
+    finally:
+        if progress is not None:
+            progress.cancel()
+
+
+def show_progress(describe: Callable[[float], str]) -> asyncio.Task | None:
+    """While a wait lasts (cancel the task when it ends): on a terminal, say on stderr what is awaited, after 2 s
+    and then every 2 s (every 5 s after 10 s). Nothing when stderr is not a terminal (scripts read the JSON)."""
+    if not sys.stderr.isatty():
+        return None
+
+    async def report() -> None:
+        loop = asyncio.get_running_loop()
+        start = loop.time()
+        while True:
+            elapsed = loop.time() - start
+            await asyncio.sleep(2 if elapsed < 10 else 5)
+            sys.stderr.write(f"sipcli: {describe(loop.time() - start)}\n")
+            sys.stderr.flush()
+
+    return asyncio.ensure_future(report())
+
+
+def _peer(session: Any) -> str:
+    """Where an outgoing session's INVITE went: its route, else the URI's host[:port]."""
+    route = getattr(session, "route", None)
+    if route is not None:
+        return f"{route.address}:{route.port}"
+    uri = session.remote_uri
+    return f"{uri.host}:{uri.port}" if uri is not None and uri.port else str(getattr(uri, "host", "the peer"))
 
 
 class _Events:
@@ -147,6 +193,7 @@ class _Events:
         self.failure: Any = None
         self.not_delivered: list[Any] = []
         self.ended_by_remote = False
+        self.ringing = False
         NotificationCenter().add_observer(self, sender=session)
 
     def handle_notification(self, notification: Any) -> None:
@@ -160,6 +207,8 @@ class _Events:
             self.not_delivered.append(notification.data)
         elif notification.name == "SIPSessionDidEnd":
             self.ended_by_remote = notification.data.originator == "remote"
+        elif notification.name == "SIPSessionGotRingIndication":
+            self.ringing = True
         self.queue.put_nowait(notification.name)
 
     @property
@@ -207,12 +256,19 @@ async def drive_session(session: Any, options: MediaOptions, *, answer_timeout: 
         if accept is not None:
             accept()
         waiting = events.wait_for("SIPSessionDidStart", "SIPSessionDidEnd")
+        progress = None
+        if accept is None:
+            progress = show_progress(lambda elapsed: f"ringing at {_peer(session)}, no answer yet, {elapsed:.0f} s"
+                                     if events.ringing else f"no response from {_peer(session)} yet, {elapsed:.0f} s")
         try:
             first = await asyncio.wait_for(waiting, answer_timeout) if answer_timeout else await waiting
         except TimeoutError:
             session.end()
             await session.wait_ended()
             return JobResult(ExitCode.TIMEOUT, f"no answer within {answer_timeout:g} s", {"code": 487})
+        finally:
+            if progress is not None:
+                progress.cancel()
         if first == "SIPSessionDidEnd":
             return session_failure_result(events.failure)
         await _established(session, options)

@@ -189,3 +189,50 @@ def test_p2p_to_a_domain_without_dns_records_names_the_host(run):
         assert caller.wait(30) == 4
     assert caller.summary["reason"] == "no SIP server for nowhere.test: NXDOMAIN"
     assert "PJ_EEOF" not in caller.stderr()
+
+
+def test_waits_say_what_is_happening_on_a_terminal(tmp_path):
+    """stderr a terminal: a call to a silent peer and a registration to a silent registrar report their wait."""
+    import os
+    import signal
+
+    import pexpect
+
+    from tests.support.sipcli import SIPCLI
+
+    silent = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    silent.bind(("127.0.0.1", 0))
+    port = silent.getsockname()[1]
+    env = {**os.environ, "SIPCLI_CONFIG_DIR": str(tmp_path / "config")}
+    try:
+        call = pexpect.spawn(SIPCLI[0], [*SIPCLI[1:], "call", f"sip:bob@127.0.0.1:{port}", *LOOPBACK], env=env,
+                             encoding="utf-8", timeout=15)
+        call.expect(rf"sipcli: no response from 127\.0\.0\.1:{port} yet, 2 s")
+        call.expect(rf"sipcli: no response from 127\.0\.0\.1:{port} yet, 4 s")
+        call.kill(signal.SIGINT)
+        call.expect(pexpect.EOF)
+        call.close()
+        assert call.exitstatus == 130
+        register = pexpect.spawn(SIPCLI[0], [*SIPCLI[1:], "register", "--from", "a@example.test", "--proxy",
+                                             f"sip:127.0.0.1:{port}", "--local-ip", "127.0.0.1", "--timeout", "3"],
+                                 env=env, encoding="utf-8", timeout=15)
+        register.expect(rf"no response from the registrar 127\.0\.0\.1:{port};transport=udp yet, 2 s "
+                        r"\(gives up after 3 s\)")
+        register.expect(pexpect.EOF)
+        register.close()
+        assert register.exitstatus == 3
+    finally:
+        silent.close()
+
+
+def test_help_documents_every_default_wait():
+    import subprocess
+
+    from tests.support.sipcli import SIPCLI
+
+    for command, waits in {"call": ("32 s", "30 s"), "record": ("32 s", "30 s"), "chat": ("32 s", "30 s"),
+                           "listen": ("30 s",), "register": ("[default: 30",)}.items():
+        out = subprocess.run([*SIPCLI, command, "--help"], capture_output=True, text=True, timeout=30).stdout
+        flat = " ".join(out.split())
+        for wait in waits:
+            assert wait in flat, (command, wait)
