@@ -52,9 +52,13 @@ class _Listener:
         self.results: list[JobResult] = []
         self.tasks: set[asyncio.Task] = set()
         self.sessions: set[Any] = set()  # those being handled
+        self.over_limit = 0  # INVITEs pjsua refused (486) because its call limit was reached
         self.done = asyncio.Event()
 
     def handle_notification(self, notification: Any) -> None:
+        if notification.name == "SIPEngineDidRefuseIncomingCall":  # over the engine's call limit: reported
+            self.over_limit += 1
+            return
         if self.count is not None and len(self.results) + len(self.tasks) >= self.count:
             return  # beyond --count: leave it ringing; the process is about to end
         task = asyncio.get_running_loop().create_task(self._handle(notification.sender))
@@ -228,6 +232,7 @@ def command(cli: Any, choice: AccountChoice, engine: dict[str, Any], media: Medi
             await ChatSupport().keep_spare(context.account)
         listener = _Listener(options, auto_answer, reject, count, record_dir, chat)
         NotificationCenter().add_observer(listener, name="SIPSessionNewIncoming")
+        NotificationCenter().add_observer(listener, name="SIPEngineDidRefuseIncomingCall")
         _announce(context.account)
         try:
             if timeout is None:
@@ -236,7 +241,7 @@ def command(cli: Any, choice: AccountChoice, engine: dict[str, Any], media: Medi
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(listener.done.wait(), timeout)
         finally:
-            NotificationCenter().remove_observer(listener, name="SIPSessionNewIncoming")
+            NotificationCenter().purge_observer(listener)
         if listener.tasks:  # --timeout: end the sessions still going, and take their outcomes
             for session in list(listener.sessions):
                 with contextlib.suppress(Exception):
@@ -244,11 +249,12 @@ def command(cli: Any, choice: AccountChoice, engine: dict[str, Any], media: Medi
             await asyncio.gather(*listener.tasks, return_exceptions=True)
         failed = [result for result in listener.results if result.exit_code != ExitCode.OK]
         sessions = len(listener.results)
+        data = {"sessions": sessions, **({"refused_over_limit": listener.over_limit} if listener.over_limit else {})}
         if timeout is not None and sessions == 0:
-            return JobResult(ExitCode.TIMEOUT, f"no session arrived within {timeout:g} s", {"sessions": 0})
+            return JobResult(ExitCode.TIMEOUT, f"no session arrived within {timeout:g} s", data)
         if failed:
-            return JobResult(failed[0].exit_code, failed[0].reason, {"sessions": sessions, "failed": len(failed)})
-        return JobResult(ExitCode.OK, f"{sessions} session(s) handled", {"sessions": sessions})
+            return JobResult(failed[0].exit_code, failed[0].reason, {**data, "failed": len(failed)})
+        return JobResult(ExitCode.OK, f"{sessions} session(s) handled", data)
 
     prepare = chat_account(media, relay, False) if chat else prepare_account(media)
     if advertised_name is not None:
