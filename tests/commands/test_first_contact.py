@@ -236,3 +236,17 @@ def test_help_documents_every_default_wait():
         flat = " ".join(out.split())
         for wait in waits:
             assert wait in flat, (command, wait)
+
+
+def test_rtp_ports_come_from_the_given_range(run):
+    import re
+
+    listener, uri = listen(run, "--rtp-ports", "41000-41009")
+    caller = run("call", uri, *LOOPBACK, "--rtp-ports", "42000-42009", "--trace", "--duration", "0.2")
+    assert caller.wait() == 0, caller.stderr()
+    assert listener.wait() == 0
+    sdps = [e["data"]["data"] for e in caller.find("SIPEngineSIPTrace") if "m=audio " in e["data"]["data"]]
+    ours = [int(m) for sdp in sdps if sdp.startswith("INVITE ") for m in re.findall(r"m=audio (\d+)", sdp)]
+    theirs = [int(m) for sdp in sdps if sdp.startswith("SIP/2.0 200") for m in re.findall(r"m=audio (\d+)", sdp)]
+    assert ours and all(42000 <= port <= 42009 for port in ours), ours
+    assert theirs and all(41000 <= port <= 41009 for port in theirs), theirs
