@@ -12,6 +12,7 @@ import click
 from sipcli.commands.chatjob import chat_account
 from sipcli.commands.exitcodes import ExitCode
 from sipcli.commands.options import (
+    DTMF,
     READY_TIMEOUT,
     RELAY,
     AccountChoice,
@@ -180,6 +181,10 @@ def _advertising(prepare: Callable[[Any], None], name: str) -> Callable[[Any], N
                    "(sessions still going are ended first) [default: listen until --count or interrupted].")
 @click.option("--record", "record_dir", type=writable_dir, default=None,
               help="Record each session's received audio to a WAV file in this directory.")
+@click.option("--dtmf", type=DTMF, metavar="DIGITS", default="",
+              help="Send these DTMF digits in each answered session (each is reported as it is sent).")
+@click.option("--dtmf-delay", type=click.FloatRange(0), default=1.0, show_default=True,
+              help="Seconds after a session starts before sending --dtmf.")
 @click.option("--echo", is_flag=True, help="Send the received audio (and chat messages) back to the caller.")
 @click.option("--chat", is_flag=True, help="Accept chat (MSRP) streams too [implies a short codec list].")
 @click.option("--relay", type=RELAY, metavar="URI",
@@ -192,7 +197,7 @@ def _advertising(prepare: Callable[[Any], None], name: str) -> Callable[[Any], N
 def command(cli: Any, choice: AccountChoice, engine: dict[str, Any], media: MediaSetup,
             play: str | None, expect_dtmf: str, expect_audio: bool, duration: float | None,
             auto_answer: float | None, reject: str | None, count: int | None, timeout: float | None,
-            record_dir: str | None,
+            record_dir: str | None, dtmf: str, dtmf_delay: float,
             echo: bool, chat: bool, relay: str | None, advertise: str | None, proposals: str,
             proposal_timeout: float | None) -> None:
     """Wait for incoming sessions (P2P on --port, or registered with an account) and report every event.
@@ -214,7 +219,8 @@ def command(cli: Any, choice: AccountChoice, engine: dict[str, Any], media: Medi
     advertised_name = _advertised_name(advertise)
     if advertised_name is not None:
         choice = AccountChoice(p2p=True)  # advertising is P2P, whatever the default account
-    options = MediaOptions(play=play, expect_dtmf=expect_dtmf, expect_audio=expect_audio, duration=duration,
+    options = MediaOptions(play=play, dtmf=dtmf, dtmf_delay=dtmf_delay, expect_dtmf=expect_dtmf,
+                           expect_audio=expect_audio, duration=duration,
                            echo=echo, proposals=proposals, proposal_timeout=proposal_timeout)
 
     async def job(context: JobContext) -> JobResult:

@@ -8,11 +8,15 @@ there first as stand-ins. Every README example must be listed here, so a new one
 
 from __future__ import annotations
 
+import contextlib
+import json
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -61,8 +65,10 @@ ELSEWHERE = {
     "bash .ci/run": "CI itself",
 }
 BENCH = re.compile(r"^python bench/\w+\.py")
-# Examples that need a registrar and DNS for example.com: not yet run by this test (see the issue's report).
+# Examples that need a registrar for example.com: run against kamailio at 10.0.0.1:5060 (proxy.example.com in a
+# DNS server on the namespace's 127.0.0.1:53, its resolv.conf), where bob answers with a tone and DTMF 42.
 NEED_REGISTRAR = ("alice@example.com", "bob@example.com")
+REGISTRAR_USERS = {"alice": "secret", "bob": "bob-secret"}
 
 
 def _sipcli_path(tmp_path: Path) -> str:
@@ -75,7 +81,7 @@ def _sipcli_path(tmp_path: Path) -> str:
     return f"{bindir}:{os.environ['PATH']}"
 
 
-def _run(prefix: tuple[str, ...], example: str, tmp_path: Path, timeout: float = 60) -> subprocess.CompletedProcess:
+def _run(prefix: tuple[str, ...], example: str, tmp_path: Path, timeout: float = 90) -> subprocess.CompletedProcess:
     env = {**os.environ, "PATH": _sipcli_path(tmp_path), "SIPCLI_CONFIG_DIR": str(tmp_path / "config"),
            "ALICE_PW": "secret"}
     # Listeners an example leaves in the background (`... &`) are stopped when it is done.
@@ -84,21 +90,88 @@ def _run(prefix: tuple[str, ...], example: str, tmp_path: Path, timeout: float =
                           capture_output=True, text=True, timeout=timeout)
 
 
-def _stand_in(prefix: tuple[str, ...], tmp_path: Path, *args: str) -> subprocess.Popen:
-    env = {**os.environ, "SIPCLI_CONFIG_DIR": str(tmp_path / "stand-in")}
-    process = subprocess.Popen([*prefix, sys.executable, "-m", "sipcli.commands", *args], stdout=subprocess.PIPE,
-                               stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL, text=True, env=env, cwd=ROOT)
+def _stand_in(prefix: tuple[str, ...], tmp_path: Path, *args: str,
+              env: dict[str, str] | None = None) -> subprocess.Popen:
+    env = {**os.environ, "SIPCLI_CONFIG_DIR": str(tmp_path / "stand-in"), **(env or {})}
+    errors = tmp_path / "stand-in.err"
+    with open(errors, "w") as stderr:
+        process = subprocess.Popen([*prefix, sys.executable, "-m", "sipcli.commands", *args], stdout=subprocess.PIPE,
+                                   stderr=stderr, stdin=subprocess.DEVNULL, text=True, env=env, cwd=ROOT)
     assert process.stdout is not None
+    seen = []
     for line in process.stdout:  # until it takes calls
         if '"SIPCLIListenDidStart"' in line:
             return process
-    raise AssertionError(f"stand-in {args} did not start")
+        seen.append(line)
+    raise AssertionError(f"stand-in {args} did not start: {''.join(seen)[-2000:]}{errors.read_text()[-2000:]}")
 
 
 def _stop(process: subprocess.Popen) -> None:
     if process.poll() is None:
         process.send_signal(signal.SIGTERM)
         process.wait(10)
+
+
+def _wait_for(prefix: tuple[str, ...], host: str, port: int) -> None:
+    """Until host:port accepts TCP connections inside the namespace."""
+    probe = (f"import socket,time\nfor _ in range(200):\n    try: socket.create_connection(('{host}', {port}), 1)"
+             f".close(); break\n    except OSError: time.sleep(0.05)\nelse: raise SystemExit(1)")
+    subprocess.run([*prefix, sys.executable, "-c", probe], check=True, timeout=30)
+
+
+@contextlib.contextmanager
+def _registrar(prefix: tuple[str, ...], tmp_path: Path) -> Iterator[None]:
+    """kamailio for example.com on 10.0.0.1:5060 (UDP, TCP) and a DNS server for the namespace's resolv.conf."""
+    from tests.support.kamailio import Kamailio, registrar_config
+
+    netns = prefix[-1]
+    subprocess.run(["ip", "-n", netns, "addr", "add", "10.0.0.1/32", "dev", "lo"], check=True)
+    etc = Path("/etc/netns") / netns  # `ip netns exec` mounts these over /etc/resolv.conf
+    etc.mkdir(parents=True)
+    (etc / "resolv.conf").write_text("nameserver 127.0.0.1\n")
+    records = {"proxy.example.com A": ["10.0.0.1"], "example.com A": ["10.0.0.1"]}
+    dns_server = subprocess.Popen([*prefix, sys.executable, "-m", "tests.support.dns", "53", json.dumps(records)],
+                                  cwd=ROOT, stdout=subprocess.PIPE, text=True)
+    (tmp_path / "kamailio").mkdir()
+    k = Kamailio(tmp_path / "kamailio", 5060, 5060, None, REGISTRAR_USERS, domain="example.com")
+    config = registrar_config(k).replace("127.0.0.1", "10.0.0.1")
+    (k.workdir / "kamailio.cfg").write_text(config)
+    log = open(k.workdir / "kamailio.log", "w")  # noqa: SIM115 - owned by the process
+    k.process = subprocess.Popen([*prefix, "kamailio", "-DD", "-E", "-f", str(k.workdir / "kamailio.cfg"), "-m", "64",
+                                  "-M", "8", "-Y", str(k.workdir), "-w", str(k.workdir)],
+                                 stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
+    try:
+        assert dns_server.stdout is not None and dns_server.stdout.readline().strip() == "ready"
+        _wait_for(prefix, "10.0.0.1", 5060)
+        yield
+    finally:
+        k.stop()
+        dns_server.terminate()
+        dns_server.wait(5)
+        shutil.rmtree(etc, ignore_errors=True)
+
+
+def test_readme_registrar_examples_run_as_printed_in_order(tmp_path):
+    """In README order, sharing one configuration: the account the first example adds is used by the next ones."""
+    sine_wav(tmp_path / "hello.wav", 440, seconds=1, rate=8000)
+    tone = sine_wav(tmp_path / "bob.tone.wav", 700, seconds=1, rate=8000)
+    registrar_examples = [example for example in examples() if any(name in example for name in NEED_REGISTRAR)]
+    assert registrar_examples
+    with private_netns() as prefix, _registrar(prefix, tmp_path):
+        bob = _stand_in(prefix, tmp_path, "listen", "--from", "bob@example.com", "--password-env", "BOB_PW",
+                        "--proxy", "sip:10.0.0.1:5060", "--auto-answer", "--play", str(tone), "--dtmf", "42",
+                        "--dtmf-delay", "0.3", env={"BOB_PW": REGISTRAR_USERS["bob"]})
+        try:
+            for example in registrar_examples:
+                result = _run(prefix, example, tmp_path)
+                assert result.returncode == 0, f"{example}\n{result.stdout[-3000:]}\n{result.stderr[-2000:]}"
+                jobs = sum(1 for line in example.splitlines() if "sipcli " in line and "sipcli accounts" not in line)
+                assert result.stdout.count('"name":"SIPCLIDidEnd"') == jobs, result.stdout[-2000:]
+                if "sipcli register" in example:
+                    assert '"name":"SIPAccountRegistrationDidSucceed"' in result.stdout
+        finally:
+            _stop(bob)
+    assert (tmp_path / "bob.wav").stat().st_size > 44
 
 
 def test_every_readme_example_is_known():
