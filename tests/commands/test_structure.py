@@ -6,7 +6,7 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
-from sipcli.commands import SUBCOMMANDS
+from sipcli.commands.cli import SUBCOMMANDS
 
 COMMANDS = Path(__file__).resolve().parents[2] / "commands"
 
