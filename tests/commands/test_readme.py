@@ -1,10 +1,10 @@
 """The README's shell examples, run exactly as printed.
 
 Each example (the command lines of a ``::`` literal block up to a blank line, continuation lines joined; a
-``.. code-block:: text`` diagram is no example) runs with bash
-inside a private network namespace, where the fixed ports and documentation addresses the README uses
-(127.0.0.1:5070, 192.0.2.7:5060) are free and reach nothing outside; the peers an example talks to are started
-there first as stand-ins. Every README example must be listed here, so a new one fails until it is run.
+``.. code-block:: text`` diagram is none) runs with bash inside a private network namespace, where the fixed ports
+and documentation addresses the README uses (127.0.0.1:5070, 192.0.2.7:5060) are free and reach nothing outside;
+the peers an example talks to are started there first as stand-ins. Every README example must be listed here, so
+a new one fails until it is run.
 """
 
 from __future__ import annotations

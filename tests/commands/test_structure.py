@@ -35,3 +35,13 @@ def test_shared_modules_import_no_subcommand():
         if f"sipcli.commands.{path.stem}" in subcommands or path.stem in ("__init__", "__main__"):
             continue
         assert not imported_modules(path) & subcommands, path.name
+
+
+def test_setup_installs_every_package():
+    """A package missing from setup.py works from the checkout but not installed (.ci/installed-demo found one)."""
+    root = COMMANDS.parent
+    call = next(node for node in ast.walk(ast.parse((root / "setup.py").read_text(encoding="utf-8")))
+                if isinstance(node, ast.Call) and getattr(node.func, "id", None) == "setup")
+    packages = ast.literal_eval(next(k.value for k in call.keywords if k.arg == "packages"))
+    found = {".".join(path.parent.relative_to(root).parts) for path in (root / "sipcli").rglob("__init__.py")}
+    assert found | {"sipcli.commands"} == set(packages)
