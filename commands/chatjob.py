@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import sys
 import threading
 from collections.abc import Callable
@@ -43,8 +42,8 @@ def chat_account(media: MediaSetup, relay: str | None, msrp_tls: bool) -> Callab
     saved)."""
     from sipcli.chat import CHAT_CODECS
 
-    prepare_media = prepare_account(dataclasses.replace(media, codecs=media.codecs or tuple(CHAT_CODECS),
-                                                        srtp=media.srtp or "disabled"))
+    prepare_media = prepare_account(media._replace(codecs=media.codecs or tuple(CHAT_CODECS),
+                                                  srtp=media.srtp or "disabled"))
 
     def prepare(account: Any) -> None:
         prepare_media(account)

@@ -15,7 +15,7 @@ import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import click
 from click.shell_completion import CompletionItem
@@ -233,8 +233,7 @@ class SIPURIType(click.ParamType):
         return uri
 
 
-@dataclass(frozen=True)
-class Target:
+class Target(NamedTuple):
     """What a session command calls: a SIP URI, or (P2P) the neighbour advertised as ``bonjour:NAME``."""
 
     text: str
@@ -407,8 +406,7 @@ def engine_options(command: Callable) -> Callable:
     return wrapper
 
 
-@dataclass(frozen=True)
-class MediaSetup:
+class MediaSetup(NamedTuple):
     """This run's codec order, SRTP mode and RTP port range (applied in memory, never saved)."""
 
     codecs: tuple[str, ...] = ()
