@@ -139,7 +139,9 @@ def test_outgoing_call_start_to_remote_hangup(fake_driver):
         assert observer.names()[:6] == ["SIPSessionNewOutgoing", "SIPSessionChangedState",
                                         "SIPSessionGotRingIndication", "SIPSessionWillStart",
                                         "SIPSessionChangedState", "SIPSessionDidStart"]
-        assert observer.data("SIPSessionDidStart") == {"streams": ["audio"]}
+        # DidStart names the audio codec (the text view's "answered: PCMU 8 kHz, SRTP off")
+        assert observer.data("SIPSessionDidStart") == {"streams": ["audio"],
+                                                       "audio": {"codec": "PCMU", "sample_rate": 8000, "srtp": False}}
         driver.on_event(call_state("DISCONNECTED", 200, "Normal call clearing", True))
         assert session.state == "TERMINATED" and driver.released
         assert observer.states() == ["CALLING", "ESTABLISHED", "TERMINATING", "TERMINATED"]
