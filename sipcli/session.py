@@ -63,11 +63,19 @@ from sipcli.pjsua.events import (
     RejectedCall,
     RemoteProposal,
 )
-from sipcli.pjsua.media import SDP_BUFFER_SIZE, SRTP_SUITES, MediaSettings, SDPTooLarge, fit_codecs, set_codecs
+from sipcli.pjsua.media import (
+    SDP_BUFFER_SIZE,
+    SRTP_SUITES,
+    MediaSettings,
+    SDPTooLarge,
+    codec_names,
+    fit_codecs,
+    set_codecs,
+)
 from sipcli.sessiondescription import SessionDescription, audio_active, media_refusal, offered_chat, refusal_reason
 from sipcli.sessionstate import ALLOWED, STATES, next_state
 from sipcli.singleton import Singleton
-from sipcli.sipmessage import header, message_body
+from sipcli.sipmessage import display_name_of, header, message_body
 from sipcli.streams import MediaStream, SessionNotification, StreamEvent, StreamFailed, StreamsChanged
 from sipcli.streams.audio import AudioStream
 from sipcli.uri import SIPURI, Route
@@ -688,7 +696,13 @@ class Session:
             self._add_stream(self._new_audio())
         SessionManager()._add(self)
         self._transition("incoming")
-        self._post("SIPSessionNewIncoming", streams=list(self.proposed_streams))
+        from_header, to_header = header(request, "From", "f"), header(request, "To", "t")
+        call_id = "".join(c for c in (header(request, "Call-ID", "i") or "") if c.isprintable())[:256]
+        user_agent = "".join(c for c in (self.remote_user_agent or "") if c.isprintable())[:256]
+        self._post("SIPSessionNewIncoming", streams=list(self.proposed_streams), remote_uri=self.remote_uri,
+                   remote_display_name=display_name_of(from_header), local_uri=self.local_uri,
+                   local_display_name=display_name_of(to_header), call_id=call_id or None,
+                   user_agent=user_agent or None)
         if self._local_refusal is not None:  # answered 488 already (SessionManager._incoming_call)
             self._end_requested = True
             self._transition("end")
@@ -1027,7 +1041,13 @@ class SessionManager(metaclass=Singleton):
 
             codecs = [str(codec) for codec in SIPSimpleSettings().audio.codec_list]
         self.codec_list = list(codecs)
-        engine.run(set_codecs, list(codecs))
+        # None of them available: every call then fails and says so; callers that want to fail earlier ask
+        # available_codecs() first.
+        engine.run(set_codecs, list(codecs)).add_done_callback(_log_codec_failure)
+
+    async def available_codecs(self) -> list[str]:
+        """The audio codec names the running engine has (e.g. PCMU, G722, speex), each once."""
+        return await Engine().run(codec_names)
 
     async def stop(self, timeout: float = HANGUP_TIMEOUT) -> None:
         """End every session (CANCEL, BYE or a refusal) and wait for them to end."""
@@ -1123,6 +1143,11 @@ def _bounded(value: str | None, limit: int = 256) -> str | None:
 def _msrp_tls(account: Any) -> bool:
     """Whether the account's chats use MSRP over TLS (setting msrp.transport)."""
     return str(getattr(getattr(account, "msrp", None), "transport", "tcp")) == "tls"
+
+
+def _log_codec_failure(future: asyncio.Future) -> None:
+    if not future.cancelled() and future.exception() is not None:
+        log.info("%s", future.exception())
 
 
 def _rtp_port_range() -> tuple[int, int] | None:

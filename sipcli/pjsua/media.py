@@ -11,7 +11,7 @@ from typing import Any
 from sipcli.pjsua.engine import Engine, EngineError
 
 __all__ = ["SDP_BUFFER_SIZE", "SRTP_SUITES", "CodecError", "MediaSettings", "SDPTooLarge", "apply_media_settings",
-           "call_codecs", "fit_codecs", "set_codecs"]
+           "call_codecs", "codec_names", "fit_codecs", "set_codecs"]
 
 # pjsua2 prints every SDP it makes into a buffer of this size for onCallSdpCreated; a larger SDP reads as empty
 # and cannot be rewritten (the chat line cannot be added).
@@ -88,6 +88,12 @@ def apply_media_settings(config: Any, settings: MediaSettings, local_ip: str | N
 
 
 _configured: list[str] = []  # pjsua thread: what set_codecs last applied, restored after call_codecs
+
+
+def codec_names() -> list[str]:
+    """pjsua thread: the engine's audio codec names, each once, in the engine's order."""
+    names = [info.codecId.split("/", 1)[0] for info in Engine().endpoint.codecEnum2()]
+    return list(dict.fromkeys(names))
 
 
 def set_codecs(names: list[str]) -> list[str]:

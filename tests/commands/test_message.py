@@ -76,7 +76,7 @@ def test_text_format_shows_a_chat(run, tmp_path):
                                 env={**os.environ, "SIPCLI_CONFIG_DIR": str(tmp_path / "l")})
     try:
         line = ""
-        while "SIPCLIListenDidStart" not in line:
+        while "listening at " not in line:  # the human view of SIPCLIListenDidStart
             line = listener.stdout.readline()
             assert line, "the listener ended early"
         sender = run("message", f"sip:someone@127.0.0.1:{port}", EMOJI, *LOOPBACK, "--cpim")
