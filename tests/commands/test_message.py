@@ -277,8 +277,8 @@ def test_unregistered_account_routes_by_rfc3263_through_kamailio(run, tmp_path):
             config = {**os.environ, "SIPCLI_CONFIG_DIR": str(tmp_path / "alice"), **env}
             subprocess.run([*accounts, "add", "alice@example.test", "--password-env", "ALICE_PW"], env=config,
                            check=True, capture_output=True, timeout=30)
-            subprocess.run([*accounts, "set", "alice@example.test", "registration.enabled=false"], env=config, check=True,
-                           capture_output=True, timeout=30)
+            subprocess.run([*accounts, "set", "alice@example.test", "registration.enabled=false"], env=config,
+                           check=True, capture_output=True, timeout=30)
             listener = run("listen", *LOOPBACK, "--from", "bob@example.test", "--password-env", "BOB_PW", "--proxy",
                            server.proxy("udp"), "--messages", "1", "--timeout", "30", env=env)
             listener.wait_for("SIPCLIListenDidStart")
