@@ -89,8 +89,7 @@ class CallHooks(Protocol):
 @dataclass(frozen=True)
 class MakeCall:
     """account: the middleware's account; its ``pj_account`` slot is read when the command runs (it is filled
-    on this thread by a queued activation). target_uri: the INVITE's Request-URI when it is not uri (To keeps
-    uri). chat_slot: a second media slot for the chat line."""
+    on this thread by a queued activation). chat_slot: a second media slot for the chat line."""
 
     account: Any
     uri: str
