@@ -304,7 +304,3 @@ def test_message_inside_a_call_is_reported(run, sipp):  # noqa: F811
     assert listener.wait() == 0, listener.stderr()
     (got,) = (e["data"] for e in listener.find("SIPEngineGotMessage"))
     assert got["body"].rstrip() == "inside the call" and got["account"] == "account/bonjour@local"
-
-
-def test_listen_timeout_goes_with_messages(run):
-    assert run("listen", *LOOPBACK, "--timeout", "1").wait() == 2

@@ -176,6 +176,21 @@ def test_readme_registrar_examples_run_as_printed_in_order(tmp_path):
     assert (tmp_path / "bob.wav").stat().st_size > 44
 
 
+def test_the_readme_check_file_is_valid(tmp_path):
+    """The check file example (a TOML code-block, not a shell example) loads as `sipcli check` reads it."""
+    from sipcli.commands.check import load_checks
+
+    text = README.read_text(encoding="utf-8")
+    block = text.split(".. code-block:: toml\n\n", 1)[1]
+    block = re.split(r"\n(?=\S)", block, maxsplit=1)[0]
+    path = tmp_path / "checks.toml"
+    path.write_text("\n".join(line[4:] for line in block.splitlines()), encoding="utf-8")
+    checks = load_checks(path, {"PROXY": "sip:127.0.0.1:5060", "ALICE_PW": "secret"})
+    assert [(check.name, check.command) for check in checks] == [
+        ("register alice", "register"), ("bob answers in PCMU", "call"), ("carol is busy", "call")]
+    assert "sip:127.0.0.1:5060" in checks[0].argv and "--expect-code" in checks[2].argv
+
+
 def test_every_readme_example_is_known():
     for example in examples():
         known = example in ELSEWHERE or BENCH.match(example) or any(name in example for name in NEED_REGISTRAR) \
