@@ -32,6 +32,10 @@ class _Listener:
     notification_id = "demo/listener"
 
 
+class _Demo:
+    notification_id = "demo"
+
+
 async def _relay(process: asyncio.subprocess.Process, uri: asyncio.Future) -> None:
     """Relay each JSON line of the listener; resolve port once it takes calls (SIPCLIListenDidStart)."""
     assert process.stdout is not None
@@ -54,12 +58,18 @@ async def _demo(context: JobContext, duration: float) -> JobResult:
     from sipcli.session import Session
     from sipcli.wav import sine, write_wav
 
+    NotificationCenter().post_notification("SIPCLIDemoWillStart", sender=_Demo(), data=NotificationData(
+        does=f"start `sipcli listen` on loopback and call it for {duration:g} s: a 440 Hz tone to it, an 880 Hz "
+             f"tone back, DTMF {DIGITS} to it; no server, no configuration",
+        success=f"audio received on both sides and the listener got {DIGITS}: exit 0"))
     with tempfile.TemporaryDirectory(prefix="sipcli-demo-") as workdir:
         caller_tone, listener_tone = Path(workdir) / "caller-440hz.wav", Path(workdir) / "listener-880hz.wav"
         write_wav(caller_tone, sine(440, 2))
         write_wav(listener_tone, sine(880, 2))
+        # -P: the child must not import from the current directory (a source checkout's ./sipcli/ would shadow
+        # the installed package, which has sipcli.commands).
         process = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "sipcli.commands", "--config-dir", str(Path(workdir) / "config"), "listen",
+            sys.executable, "-P", "-m", "sipcli.commands", "--config-dir", str(Path(workdir) / "config"), "listen",
             "--local-ip", "127.0.0.1", "--auto-answer", "--count", "1", "--play", str(listener_tone),
             "--expect-dtmf", DIGITS, "--expect-audio", stdout=asyncio.subprocess.PIPE, stdin=asyncio.subprocess.DEVNULL)
         uri: asyncio.Future = asyncio.get_running_loop().create_future()
@@ -104,4 +114,4 @@ def command(cli: Any, duration: float) -> None:
     async def job(context: JobContext) -> JobResult:
         return await _demo(context, duration)
 
-    run_job(cli, job, choice=AccountChoice(), engine=engine)
+    run_job(cli, job, choice=AccountChoice(p2p=True), engine=engine)

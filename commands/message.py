@@ -9,17 +9,9 @@ from datetime import UTC, datetime
 from typing import Any
 
 import click
-from sipcli.commands.exitcodes import ExitCode
-from sipcli.commands.runner import (
-    AccountChoice,
-    JobContext,
-    JobResult,
-    account_options,
-    engine_options,
-    fail_usage,
-    parse_target,
-    run_job,
-)
+from sipcli.commands.exitcodes import ExitCode, fail_usage
+from sipcli.commands.options import SIP_URI, AccountChoice, account_options, engine_options
+from sipcli.commands.runner import JobContext, JobFailed, JobResult, run_job
 from sipcli.commands.sessionjob import wait_ready
 
 __all__ = ["command"]
@@ -50,7 +42,7 @@ def _outcome_code(code: int, originator: str) -> ExitCode:
 
 
 @click.command("message")
-@click.argument("uri")
+@click.argument("uri", type=SIP_URI)
 @click.argument("text", required=False)
 @account_options
 @engine_options
@@ -66,7 +58,7 @@ def _outcome_code(code: int, originator: str) -> ExitCode:
 @click.option("--timeout", type=click.FloatRange(0, min_open=True), default=32.0, show_default=True,
               help="Seconds to wait for each message's final response (exit 3 when none came).")
 @click.pass_obj
-def command(cli: Any, uri: str, text: str | None, choice: AccountChoice, engine: dict[str, Any],
+def command(cli: Any, uri: Any, text: str | None, choice: AccountChoice, engine: dict[str, Any],
             messages: tuple[str, ...], content_type: str, cpim: bool, composing: bool, local_ip: str | None, port: int,
             timeout: float) -> None:
     """Send each message to URI as a SIP MESSAGE (pager mode) and report each outcome as a JSON line.
@@ -75,18 +67,20 @@ def command(cli: Any, uri: str, text: str | None, choice: AccountChoice, engine:
     got a 2xx; 1 one was refused (its SIP code is in its SIPMessageDidFail line); 3 no final response within
     --timeout; 4 transport failure (or a message larger than the SIP engine can send).
     """
-    target = parse_target(uri)
-    if choice.is_p2p and not target.port and not target.user:
-        fail_usage(f"URI: {uri} has no user or port; in P2P mode message sip:user@host:port")
+    target = uri
     if "/" not in content_type or any(c in content_type for c in "\r\n"):
         fail_usage(f"--content-type: not a MIME type: {content_type!r}")
     texts = ((text,) if text is not None else ()) + messages
 
     async def job(context: JobContext) -> JobResult:
+        from sipcli.account import BonjourAccount
         from sipcli.cpim import CPIM_TYPE, encode_cpim, format_address
         from sipcli.message import COMPOSING_TYPE, Message, build_iscomposing
 
         account = context.account
+        if isinstance(account, BonjourAccount) and not target.port and not target.user:
+            raise JobFailed(ExitCode.USAGE, f"URI: {target} has no user or port; in P2P mode message "
+                                            "sip:user@host:port")
         await wait_ready(account, timeout)
         sender = f"sip:{account.id}" if hasattr(account, "sip") else f"sip:{account.contact}"
         slots = asyncio.Semaphore(WINDOW)

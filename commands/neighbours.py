@@ -7,29 +7,12 @@ from typing import Any
 
 import click
 from sipcli.commands.exitcodes import ExitCode
-from sipcli.commands.runner import AccountChoice, JobContext, JobFailed, JobResult, run_job
+from sipcli.commands.runner import AccountChoice, JobContext, JobResult, run_job
+from sipcli.commands.sessionjob import browse_account, started_services
 
 from sipcli.notification import NotificationCenter
 
-__all__ = ["browse_account", "command"]
-
-
-def browse_account(account: Any) -> None:
-    """A runner ``prepare`` hook: the P2P account browses for neighbours this run (in memory, never saved)."""
-    account.discovery.browse = True
-
-
-async def started_services(account: Any) -> Any:
-    """The account's running BonjourServices; JobFailed (exit 4) when mDNS could not start."""
-    from sipcli import bonjour
-
-    services = bonjour.services_of(account)
-    if services is None:
-        raise JobFailed(ExitCode.NETWORK, "neighbour discovery did not start")
-    await services.wait_started()
-    if services.error:
-        raise JobFailed(ExitCode.NETWORK, services.error)
-    return services
+__all__ = ["command"]
 
 
 @click.command("neighbours")
@@ -88,4 +71,4 @@ def command(cli: Any, timeout: float, expect: int | None, local_ip: str | None) 
     engine = {"udp_port": 0, "tcp_port": None, "tls_port": None}
     if local_ip:
         engine["local_ip"] = local_ip
-    run_job(cli, job, choice=AccountChoice(), engine=engine, prepare=browse_account, sessions=False)
+    run_job(cli, job, choice=AccountChoice(p2p=True), engine=engine, prepare=browse_account, sessions=False)

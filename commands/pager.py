@@ -1,4 +1,5 @@
-"""What `listen` adds for pager mode (RFC 3428 MESSAGE): --messages N and --timeout, and counting what came.
+"""What `listen` adds for pager mode (RFC 3428 MESSAGE): --messages N and --timeout (which also bounds a listen
+for sessions), and counting what came.
 
 Every incoming MESSAGE is printed whatever the options (the engine posts SIPEngineGotMessage and every
 notification is a line); this only decides when a listener has received enough of them.
@@ -24,11 +25,11 @@ def message_options(command: Callable) -> Callable:
     @click.option("--messages", type=click.IntRange(1), default=None, metavar="N",
                   help="Exit 0 after N incoming MESSAGEs (pager mode).")
     @click.option("--timeout", type=click.FloatRange(0, min_open=True), default=None,
-                  help="With --messages: give up after this many seconds (exit 3 when fewer came).")
+                  help="Stop listening after this many seconds: exit 3 when no session arrived (with --messages: "
+                       "when fewer MESSAGEs came), else as after --count (sessions still going are ended first) "
+                       "[default: listen until --count, --messages or interrupted].")
     @functools.wraps(command)
     def wrapper(*args: Any, messages: int | None, timeout: float | None, **kwargs: Any) -> Any:
-        if timeout is not None and messages is None:
-            raise click.UsageError("--timeout goes with --messages")
         return command(*args, messages=messages, timeout=timeout, **kwargs)
 
     return wrapper

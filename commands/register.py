@@ -7,20 +7,13 @@ from typing import Any
 
 import click
 from sipcli.commands.exitcodes import ExitCode, registration_failure_code
-from sipcli.commands.options import junit_option
-from sipcli.commands.runner import (
-    AccountChoice,
-    JobContext,
-    JobResult,
-    account_options,
-    engine_options,
-    run_job,
-)
+from sipcli.commands.options import account_options, engine_options, junit_option
+from sipcli.commands.runner import AccountChoice, JobContext, JobResult, run_job
+from sipcli.commands.sessionjob import show_progress
 
 from sipcli.notification import NotificationCenter
 
 __all__ = ["command"]
-
 
 
 class _RegistrationWatcher:
@@ -68,7 +61,7 @@ def _failure_result(notification: Any) -> JobResult:
 
 
 async def _register(context: JobContext, watcher: _RegistrationWatcher) -> JobResult:
-    from sipcli.registration import deactivate, registration_of
+    from sipcli.registration import RegistrationFailed, deactivate, registration_of
 
     options = context.options
     account = context.account
@@ -77,15 +70,19 @@ async def _register(context: JobContext, watcher: _RegistrationWatcher) -> JobRe
         if registration_of(account) is None:
             return JobResult(ExitCode.CONFIG, f"account {account.id} did not activate")
         loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout
-        while True:  # until registered, or a failure with no other route to try
-            event = await watcher.next_event(deadline)
-            if event is None:
-                return JobResult(ExitCode.TIMEOUT, f"registration not confirmed within {timeout:g} s")
-            if event.name == "SIPAccountRegistrationDidSucceed":
-                break
-            if event.name == "SIPAccountRegistrationDidFail" and event.data.next_route is None:
-                return _failure_result(event)
+        registration = registration_of(account)
+        progress = show_progress(lambda elapsed: f"no response from the registrar {registration.route or ''} "
+                                                 f"yet, {elapsed:.0f} s (gives up after {timeout:g} s)")
+        try:  # until registered, or a failure with no other route to try (a timeout is reported as one)
+            await registration.wait_ready(timeout)
+        except RegistrationFailed as error:
+            failed = error.failure
+            code = failed.code if failed.kind == "response" or failed.kind == "timeout" else None
+            reason = f"registration failed: {code} {failed.reason}" if code else f"registration failed: {failed.reason}"
+            return JobResult(registration_failure_code(failed.kind), reason, {"code": code} if code else {})
+        finally:
+            if progress is not None:
+                progress.cancel()
         failure: Any = None
         if duration > 0:
             end = loop.time() + duration
@@ -103,18 +100,21 @@ async def _register(context: JobContext, watcher: _RegistrationWatcher) -> JobRe
 
 
 @click.command("register")
-@account_options
+@account_options(p2p=False)
 @engine_options
 @click.option("--expires", type=click.IntRange(1, 86400), default=None,
               help="Requested registration lifetime in seconds [default: the account's register_interval].")
 @click.option("--duration", type=click.FloatRange(0), default=0, show_default=True,
               help="Stay registered this many seconds (refreshing), then unregister; 0: unregister at once.")
+@click.option("--local-ip", metavar="IP", help="Bind SIP to this address [default: all].")
+@click.option("--port", type=click.IntRange(0, 65535), default=0, show_default=True,
+              help="Local SIP port; 0: any free port.")
 @click.option("--timeout", type=click.FloatRange(0, min_open=True), default=30, show_default=True,
               help="Give up (exit 3) when the registration is not confirmed within this many seconds.")
 @junit_option
 @click.pass_obj
 def command(cli: Any, choice: AccountChoice, engine: dict[str, Any], expires: int | None, duration: float,
-            timeout: float) -> None:
+            local_ip: str | None, port: int, timeout: float) -> None:
     """Register with the registrar, print every event as a JSON line, then unregister.
 
     Exit codes: 0 registered and unregistered; 1 refused (e.g. 401 with the password given, 403, 404); 3 no
@@ -122,10 +122,15 @@ def command(cli: Any, choice: AccountChoice, engine: dict[str, Any], expires: in
     130 interrupted (after unregistering).
     """
     engine = dict(engine)
+    if local_ip:
+        engine["local_ip"] = local_ip
     transport = _proxy_transport(choice.proxy)
     if transport is not None:
         # Only the transports this job can use: every extra listener costs startup time.
-        engine.update({name + "_port": (0 if name in ("udp", transport) else None) for name in ("udp", "tcp", "tls")})
+        engine.update({name + "_port": (port if name in ("udp", transport) else None)
+                       for name in ("udp", "tcp", "tls")})
+    elif port:
+        engine.update(udp_port=port, tcp_port=port)
 
     watchers: list[_RegistrationWatcher] = []
 
@@ -140,7 +145,7 @@ def command(cli: Any, choice: AccountChoice, engine: dict[str, Any], expires: in
         if expires is not None:
             account.sip.register_interval = expires
 
-    run_job(cli, job, choice=choice, engine=engine, use_default_account=True, prepare=prepare,
+    run_job(cli, job, choice=choice, engine=engine, require_account=True, prepare=prepare,
             options={"timeout": timeout, "duration": duration}, sessions=False)
 
 

@@ -11,40 +11,28 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 import gc
 import logging
-import os
 import signal
 import sys
 import types
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, NoReturn
 
-import click
 from sipcli.commands import route_signals
-from sipcli.commands.exitcodes import ExitCode, JobEnded, JobFailed, JobResult, fail_usage, result_for
+from sipcli.commands.exitcodes import ExitCode, JobEnded, JobFailed, JobResult, result_for
+from sipcli.commands.options import AccountChoice
 
-from sipcli.notification import NotificationCenter
+from sipcli.notification import NotificationCenter, NotificationData
 
-__all__ = ["AccountChoice", "JobContext", "JobFailed", "JobResult", "account_options", "engine_options",
-           "fail_usage", "parse_target", "run_job"]
+__all__ = ["AccountChoice", "JobContext", "JobFailed", "JobResult", "run_job"]
 
 log = logging.getLogger("sipcli")
 
-@dataclass
-class AccountChoice:
-    """What the account options asked for: a configured account, an ad hoc one, or none (P2P)."""
 
-    account_id: str | None = None
-    from_address: str | None = None
-    password: str | None = field(default=None, repr=False)
-    proxy: str | None = None
-
-    @property
-    def is_p2p(self) -> bool:
-        return self.account_id is None and self.from_address is None
+class _Selection:
+    notification_id = "sipcli"
 
 
 @dataclass
@@ -58,100 +46,22 @@ class JobContext:
     options: dict[str, Any]
 
 
-def parse_target(uri: str) -> Any:
-    """The SIPURI a session command targets (``user@host`` gets ``sip:``); a malformed one is a usage error."""
-    from sipcli.uri import SIPURI
-
-    text = uri if uri.lower().startswith(("sip:", "sips:")) else f"sip:{uri}"
-    try:
-        return SIPURI.parse(text)
-    except ValueError as error:
-        fail_usage(f"URI: {error}")
-
-
-def _read_password(password_env: str | None, password_stdin: bool) -> str | None:
-    if password_env and password_stdin:
-        fail_usage("--password-env and --password-stdin are exclusive")
-    if password_env:
-        if password_env not in os.environ:
-            fail_usage(f"environment variable {password_env} (from --password-env) is not set")
-        return os.environ[password_env]
-    if password_stdin:
-        line = sys.stdin.readline()
-        return line.rstrip("\r\n")
-    return None
-
-
-def account_options(command: Callable) -> Callable:
-    """Add --account / --from / --password-env / --password-stdin / --proxy; the command gets ``choice``."""
-
-    @click.option("--proxy", metavar="URI", help="Outbound proxy, e.g. sip:127.0.0.1:5060;transport=tcp.")
-    @click.option("--password-stdin", is_flag=True, help="Read the password for --from from the first stdin line.")
-    @click.option("--password-env", metavar="VAR", help="Take the password for --from from this variable.")
-    @click.option("--from", "from_address", metavar="USER@DOMAIN", help="Use an ad hoc account (not saved).")
-    @click.option("--account", "account_id", metavar="ID", help="Use this account from the configuration.")
-    @functools.wraps(command)
-    def wrapper(*args: Any, account_id: str | None, from_address: str | None, password_env: str | None,
-                password_stdin: bool, proxy: str | None, **kwargs: Any) -> Any:
-        if account_id and from_address:
-            fail_usage("--account and --from are exclusive")
-        if (password_env or password_stdin) and not from_address:
-            fail_usage("--password-env/--password-stdin go with --from")
-        if from_address:
-            from sipcli.configuration.datatypes import SIPAddress
-
-            try:
-                SIPAddress(from_address)
-            except ValueError as error:
-                fail_usage(f"--from: {error}")
-        if proxy:
-            from sipcli.uri import SIPURI
-
-            try:
-                uri = SIPURI.parse(proxy if proxy.lower().startswith(("sip:", "sips:")) else f"sip:{proxy}")
-            except ValueError as error:
-                fail_usage(f"--proxy: {error}")
-            if uri.user:
-                fail_usage(f"--proxy: a proxy URI has no user part: {proxy!r}")
-            proxy = str(uri)
-        choice = AccountChoice(account_id, from_address, _read_password(password_env, password_stdin), proxy)
-        return command(*args, choice=choice, **kwargs)
-
-    return wrapper
-
-
-def engine_options(command: Callable) -> Callable:
-    """Add --trace (SIPEngineSIPTrace lines), --tls-ca FILE and --nameserver IP[:PORT]; the command gets them."""
-
-    @click.option("--nameserver", "nameservers", metavar="IP[:PORT]", multiple=True,
-                  help="DNS server for RFC 3263 lookups (repeatable) [default: the system's].")
-    @click.option("--tls-ca", type=click.Path(exists=True, dir_okay=False), default=None,
-                  help="CA certificates (PEM) that verify TLS servers [default: setting tls.ca_list, else system].")
-    @click.option("--trace", is_flag=True, help="Print every SIP message as a SIPEngineSIPTrace line.")
-    @functools.wraps(command)
-    def wrapper(*args: Any, trace: bool, tls_ca: str | None, nameservers: tuple[str, ...], **kwargs: Any) -> Any:
-        options: dict[str, Any] = {"trace_sip": trace}
-        if tls_ca:
-            options["tls_ca_list"] = os.path.abspath(tls_ca)
-        if nameservers:
-            options["dns_nameservers"] = list(nameservers)
-        return command(*args, engine=options, **kwargs)
-
-    return wrapper
-
-
-def _select_account(choice: AccountChoice, use_default: bool) -> Any:
-    """The Account/BonjourAccount for the job (configuration started); JobFailed for config/usage trouble."""
-    from sipcli.account import Account, AccountManager, BonjourAccount
+def _select_account(choice: AccountChoice, require_account: bool) -> tuple[Any, str]:
+    """The Account/BonjourAccount for the job (configuration started) and how it was chosen: "adhoc" (--from),
+    "configured" (--account), "default" (the configured default account), "p2p"; JobFailed for config/usage
+    trouble. With nothing chosen, the default account is used, else P2P (unless require_account)."""
+    from sipcli.account import Account, BonjourAccount
     from sipcli.configuration import ConfigurationManager
 
     manager = ConfigurationManager()
     if choice.from_address:
         try:
             return Account.create_adhoc(choice.from_address, password=choice.password,
-                                        outbound_proxy=choice.proxy)
+                                        outbound_proxy=choice.proxy), "adhoc"
         except ValueError as error:
             raise JobFailed(ExitCode.USAGE, str(error)) from None
+    if choice.p2p:
+        return BonjourAccount(), "p2p"
     if choice.account_id:
         from sipcli.configuration.datatypes import SIPAddress
 
@@ -161,31 +71,33 @@ def _select_account(choice: AccountChoice, use_default: bool) -> Any:
             raise JobFailed(ExitCode.USAGE, f"--account: {error}") from None
         if manager.get(("accounts", str(account_id))) is None:
             raise JobFailed(ExitCode.CONFIG, f"unknown account {account_id} (see `sipcli accounts list`)")
-        account = Account(account_id)
-    elif use_default:
-        accounts = AccountManager()
-        accounts.start()
-        account = accounts.default_account
-        if account is None or isinstance(account, BonjourAccount):
-            raise JobFailed(ExitCode.USAGE, "no account given: use --account ID or --from USER@DOMAIN")
+        account, how = Account(account_id), "configured"
     else:
-        return BonjourAccount()
+        from sipcli.configuration.settings import SIPSimpleSettings
+
+        default_id = SIPSimpleSettings().default_account
+        if default_id is None or manager.get(("accounts", str(default_id))) is None:
+            if require_account:
+                raise JobFailed(ExitCode.USAGE, "no account given: use --account ID or --from USER@DOMAIN")
+            return BonjourAccount(), "p2p"
+        account, how = Account(default_id), "default"
     if not account.enabled:
         raise JobFailed(ExitCode.CONFIG, f"account {account.id} is disabled")
     if choice.proxy:
         account.sip.outbound_proxy = choice.proxy  # this run only: never saved
-    return account
+    return account, how
 
 
 def run_job(cli: Any, job: Callable[[JobContext], Awaitable[JobResult]], *, choice: AccountChoice,
             engine: dict[str, Any] | None = None, options: dict[str, Any] | None = None,
-            use_default_account: bool = False, prepare: Callable[[Any], None] | None = None,
+            require_account: bool = False, prepare: Callable[[Any], None] | None = None,
             engine_for: Callable[[Any], dict[str, Any]] | None = None, sessions: bool = True,
             chat: bool = False) -> NoReturn:
     """Run job against a started SIPApplication and exit with its code (see the module docstring).
 
-    choice: from @account_options (P2P BonjourAccount when empty, unless use_default_account picks the
-    configured default). engine: EngineSettings overrides (from @engine_options, plus e.g. udp_port).
+    choice: from @account_options; when it names no account the configured default account is used, else P2P
+    (a BonjourAccount), or a usage error with require_account. SIPCLIDidSelectAccount, the first line, names it.
+    engine: EngineSettings overrides (from @engine_options, plus e.g. udp_port).
     prepare(account) runs before the application starts (and activates the account): in-memory tweaks.
     engine_for(account), after it, returns EngineSettings overrides that depend on the account or the settings.
     sessions=False: the job places and takes no calls (see SIPApplication.start). chat: the application starts
@@ -212,14 +124,14 @@ def run_job(cli: Any, job: Callable[[JobContext], Awaitable[JobResult]], *, choi
         # What is loaded by now (modules, classes, the pjsua2 bindings) lives until exit: keep it out of every
         # collection, the full one before libDestroy included (it took 10-20 ms with these ~28,000 objects).
         gc.freeze()
-        result = asyncio.run(_main(cli, job, choice, engine_overrides, options or {}, use_default_account, prepare,
+        result = asyncio.run(_main(cli, job, choice, engine_overrides, options or {}, require_account, prepare,
                                    engine_for, sessions, chat))
     center.remove_observer(writer)
     raise JobEnded(result)
 
 
 async def _main(cli: Any, job: Callable[[JobContext], Awaitable[JobResult]], choice: AccountChoice,
-                engine_overrides: dict[str, Any], options: dict[str, Any], use_default: bool,
+                engine_overrides: dict[str, Any], options: dict[str, Any], require_account: bool,
                 prepare: Callable[[Any], None] | None, engine_for: Callable[[Any], dict[str, Any]] | None,
                 sessions: bool, chat: bool) -> JobResult:
     from sipcli.application import SIPApplication
@@ -258,7 +170,9 @@ async def _main(cli: Any, job: Callable[[JobContext], Awaitable[JobResult]], cho
             storage = FileStorage(cli.config_dir)
             ConfigurationManager().start(storage)
             SIPSimpleSettings()  # invalid general settings fail here (exit 5), before an account is looked up
-            account = _select_account(choice, use_default)
+            account, how = _select_account(choice, require_account)
+            center.post_notification("SIPCLIDidSelectAccount", sender=_Selection(), data=NotificationData(
+                account=str(account.id), mode=how))
             if prepare is not None:
                 prepare(account)
             if engine_for is not None:

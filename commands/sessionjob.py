@@ -9,23 +9,36 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
+import dataclasses
 import logging
 import os
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-import click
 from sipcli.commands.exitcodes import ExitCode, registration_failure_code
-from sipcli.commands.options import Expectations
+from sipcli.commands.options import Expectations, MediaSetup
 from sipcli.commands.runner import JobFailed, JobResult
 
 from sipcli.filenames import path_in, safe_token
-from sipcli.notification import NotificationCenter
+from sipcli.notification import NotificationCenter, NotificationData
 
-__all__ = ["MediaOptions", "drive_session", "expected_code_result", "media_options", "prepare_account",
-           "proposal_options", "recording_path", "tls_transport", "wait_ready"]
+__all__ = [
+    "MediaOptions",
+    "browse_account",
+    "drive_session",
+    "expectations",
+    "expected_code_result",
+    "prepare_account",
+    "recording_path",
+    "run_audio_script",
+    "session_failure_result",
+    "show_progress",
+    "started_services",
+    "tls_transport",
+    "wait_ready",
+]
 
 log = logging.getLogger("sipcli")
 
@@ -35,6 +48,7 @@ log = logging.getLogger("sipcli")
 class MediaOptions:
     """The per-session options of the audio commands."""
 
+    audio: bool = True  # the session has audio (False: chat only)
     play: str | None = None
     record: str | None = None
     dtmf: str = ""
@@ -54,17 +68,6 @@ class MediaOptions:
     proposal_timeout: float | None = None
     expectations: Expectations = field(default_factory=Expectations)
     stats_interval: float | None = None  # seconds between SIPSessionGotAudioStatistics while established
-
-
-def proposal_options(command: Callable) -> Callable:
-    """--proposals and --proposal-timeout: how a session answers the remote party adding streams mid-call."""
-    command = click.option("--proposal-timeout", type=click.FloatRange(0, min_open=True), default=None,
-                           help="Reject a stream proposal not decided within this many seconds [default: 30].")(command)
-    return click.option("--proposals", type=click.Choice(["accept", "reject", "ignore"]), default="accept",
-                        show_default=True,
-                        help="When the remote party proposes to add a stream (audio, or chat with --chat): accept "
-                             "it, reject it (a 200 OK that declines it), or leave it undecided until "
-                             "--proposal-timeout.")(command)
 
 
 class _ProposalAnswerer:
@@ -96,61 +99,26 @@ class _ProposalAnswerer:
             self.session.reject_proposal()
 
 
-def media_options(command: Callable) -> Callable:
-    """--play, --expect-dtmf, --expect-audio, --duration, --srtp, --codec, --port, --local-ip, --rtp-timeout."""
-
-    @click.option("--rtp-timeout", type=click.IntRange(0), default=None, metavar="SECONDS",
-                  help="End a session (exit 4) whose peer is lost: no RTP for this long while audio is expected, "
-                       "or a failed SIP keep-alive, sent this often while none is (hold, chat only); 0: never "
-                       "[default: setting rtp.timeout, 30].")
-    @click.option("--local-ip", metavar="IP", help="Bind SIP and RTP to this address [default: all].")
-    @click.option("--port", type=click.IntRange(0, 65535), default=0, show_default=True,
-                  help="Local SIP port (UDP and TCP); 0: any free port.")
-    @click.option("--codec", "codecs", multiple=True, metavar="NAME",
-                  help="Offer/accept only these codecs, in this order (repeatable): G722, PCMU, PCMA, speex, GSM, "
-                       "iLBC, L16 [default: setting audio.codec_list].")
-    @click.option("--srtp", type=click.Choice(["disabled", "optional", "mandatory"]), default=None,
-                  help="SRTP (SDES) for the audio [default: the account's rtp.srtp_encryption].")
-    @click.option("--duration", type=click.FloatRange(0), default=None,
-                  help="Hang up this many seconds after the session starts (0: at once) [default: never].")
-    @click.option("--expect-audio", is_flag=True, help="Exit 6 unless RTP audio was received.")
-    @click.option("--expect-dtmf", metavar="DIGITS", default="",
-                  help="Exit 6 unless these DTMF digits were received, in this order.")
-    @click.option("--play", type=click.Path(exists=True, dir_okay=False), default=None,
-                  help="Play this WAV into the call, in a loop (any rate, mono or stereo, 8/16-bit).")
-    @functools.wraps(command)
-    def wrapper(*args: Any, local_ip: str | None, port: int, codecs: tuple[str, ...], srtp: str | None,
-                rtp_timeout: int | None, **kwargs: Any) -> Any:
-        if rtp_timeout is not None:
-            from sipcli.session import SessionManager
-
-            SessionManager().rtp_timeout = rtp_timeout
-        engine = dict(kwargs.pop("engine", {}))
-        # TLS only when the run needs it (tls_transport): every extra listener costs startup time
-        engine.update(udp_port=port, tcp_port=port, tls_port=None)
-        if local_ip:
-            engine["local_ip"] = local_ip
-        return command(*args, engine=engine, codecs=codecs, srtp=srtp, **kwargs)
-
-    return wrapper
-
-
-def prepare_account(codecs: tuple[str, ...], srtp: str | None) -> Callable[[Any], None]:
-    """A runner ``prepare`` hook: this run's SRTP mode and codec order (in memory, never saved)."""
+def prepare_account(media: MediaSetup) -> Callable[[Any], None]:
+    """A runner ``prepare`` hook: this run's SRTP mode, codec order and RTP ports (in memory, never saved)."""
 
     def prepare(account: Any) -> None:
         from sipcli.configuration.datatypes import AudioCodec
         from sipcli.session import SessionManager
 
-        if srtp is not None:
-            account.rtp.srtp_encryption = srtp
-        if codecs:
+        if media.srtp is not None:
+            account.rtp.srtp_encryption = media.srtp
+        if media.rtp_ports is not None:
+            from sipcli.configuration.settings import SIPSimpleSettings
+
+            SIPSimpleSettings().rtp.port_range = "{}:{}".format(*media.rtp_ports)
+        if media.codecs:
             names = {name.lower(): name for name in AudioCodec.values}
-            unknown = [codec for codec in codecs if codec.lower() not in names]
+            unknown = [codec for codec in media.codecs if codec.lower() not in names]
             if unknown:
                 raise JobFailed(ExitCode.USAGE, f"--codec: unknown codec {unknown[0]!r} "
                                                 f"(known: {', '.join(AudioCodec.values)})")
-            SessionManager().codecs = [names[codec.lower()] for codec in codecs]
+            SessionManager().codecs = [names[codec.lower()] for codec in media.codecs]
 
     return prepare
 
@@ -182,27 +150,53 @@ def tls_transport(target: Any = None, listen_port: int | None = None,
 
 
 async def wait_ready(account: Any, timeout: float) -> None:
-    """Wait until the account can place and take calls: its pjsua account exists and, when it registers, the
-    registration succeeded. JobFailed when refused or not done in time."""
-    from sipcli.registration import registration_of
+    """Wait until the account can place and take calls (see Registration.wait_ready); JobFailed when it was
+    refused, failed or was not done in time (the failure was reported as SIPAccountRegistrationDidFail)."""
+    from sipcli.registration import RegistrationFailed, registration_of
 
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while account.pj_account is None:  # created on the pjsua thread just after activation
-        if loop.time() > deadline:
-            raise JobFailed(ExitCode.NETWORK, f"account {account.id} could not be activated")
-        await asyncio.sleep(0.005)
-    if not getattr(getattr(account, "registration", None), "enabled", False):
-        return
     registration = registration_of(account)
-    while registration is not None and registration.state != "registered":
-        failure = registration.last_failure
-        if registration.state == "failed" and failure is not None:
-            raise JobFailed(registration_failure_code(failure.kind),
-                            f"registration failed: {failure.reason}", code=failure.code)
-        if loop.time() > deadline:
-            raise JobFailed(ExitCode.TIMEOUT, f"registration not confirmed within {timeout:g} s")
-        await asyncio.sleep(0.01)
+    if registration is None:
+        raise JobFailed(ExitCode.NETWORK, f"account {account.id} is not active")
+    progress = show_progress(lambda elapsed: f"no response from the registrar {registration.route or ''} yet, "
+                                             f"{elapsed:.0f} s (gives up after {timeout:g} s)") \
+        if registration.register else None
+    try:
+        await registration.wait_ready(timeout)
+    except RegistrationFailed as error:
+        failure = error.failure
+        what = "registration failed" if registration.register else f"account {account.id} could not be activated"
+        raise JobFailed(registration_failure_code(failure.kind), f"{what}: {failure.reason}",
+                        code=failure.code) from None
+    finally:
+        if progress is not None:
+            progress.cancel()
+
+
+def show_progress(describe: Callable[[float], str]) -> asyncio.Task | None:
+    """While a wait lasts (cancel the task when it ends): on a terminal, say on stderr what is awaited, after 2 s
+    and then every 2 s (every 5 s after 10 s). Nothing when stderr is not a terminal (scripts read the JSON)."""
+    if not sys.stderr.isatty():
+        return None
+
+    async def report() -> None:
+        loop = asyncio.get_running_loop()
+        start = loop.time()
+        while True:
+            elapsed = loop.time() - start
+            await asyncio.sleep(2 if elapsed < 10 else 5)
+            sys.stderr.write(f"sipcli: {describe(loop.time() - start)}\n")
+            sys.stderr.flush()
+
+    return asyncio.ensure_future(report())
+
+
+def _peer(session: Any) -> str:
+    """Where an outgoing session's INVITE went: its route, else the URI's host[:port]."""
+    route = getattr(session, "route", None)
+    if route is not None:
+        return f"{route.address}:{route.port}"
+    uri = session.remote_uri
+    return f"{uri.host}:{uri.port}" if uri is not None and uri.port else str(getattr(uri, "host", "the peer"))
 
 
 class _Events:
@@ -212,11 +206,13 @@ class _Events:
         self.session = session
         self.queue: asyncio.Queue = asyncio.Queue()
         self.digits = ""
+        self.digits_sent = ""
         self.failure: Any = None
         self.not_delivered: list[Any] = []
         self.dtmf_refused: list[Any] = []  # SIPSessionDidNotSendDTMF (a DTMF INFO refused by the peer)
         self.ended_by_remote = False
         self.audio_failure: str | None = None
+        self.ringing = False
         NotificationCenter().add_observer(self, sender=session)
         NotificationCenter().add_observer(self, name="MediaStreamDidFail")
 
@@ -227,6 +223,8 @@ class _Events:
             return
         if notification.name == "SIPSessionGotDTMF":
             self.digits += notification.data.digit
+        elif notification.name == "SIPCLIDidSendDTMF":
+            self.digits_sent = notification.data.sent
         elif notification.name == "SIPSessionDidFail":
             self.failure = notification.data
         elif notification.name == "SIPSessionDidNotDeliverMessage":
@@ -235,6 +233,8 @@ class _Events:
             self.dtmf_refused.append(notification.data)
         elif notification.name == "SIPSessionDidEnd":
             self.ended_by_remote = notification.data.originator == "remote"
+        elif notification.name == "SIPSessionGotRingIndication":
+            self.ringing = True
         self.queue.put_nowait(notification.name)
 
     @property
@@ -339,12 +339,19 @@ async def drive_session(session: Any, options: MediaOptions, *, answer_timeout: 
         if accept is not None:
             accept()
         waiting = events.wait_for("SIPSessionDidStart", "SIPSessionDidEnd")
+        progress = None
+        if accept is None:
+            progress = show_progress(lambda elapsed: f"ringing at {_peer(session)}, no answer yet, {elapsed:.0f} s"
+                                     if events.ringing else f"no response from {_peer(session)} yet, {elapsed:.0f} s")
         try:
             first = await asyncio.wait_for(waiting, answer_timeout) if answer_timeout else await waiting
         except TimeoutError:
             session.end()
             await session.wait_ended()
             return JobResult(ExitCode.TIMEOUT, f"no answer within {answer_timeout:g} s", {"code": 487})
+        finally:
+            if progress is not None:
+                progress.cancel()
         if first == "SIPSessionDidEnd":
             return expected_code_result(session_failure_result(events.failure), options.expectations)
         await _established(session, options)
@@ -353,6 +360,11 @@ async def drive_session(session: Any, options: MediaOptions, *, answer_timeout: 
     finally:
         events.close()
         proposals.close()
+
+
+def run_audio_script(session: Any, options: MediaOptions) -> asyncio.Future:
+    """The scripted audio actions (record, DTMF, hold) of an established session that something else ends."""
+    return asyncio.ensure_future(_established(session, dataclasses.replace(options, duration=None)))
 
 
 async def _established(session: Any, options: MediaOptions) -> None:
@@ -373,11 +385,15 @@ async def _established(session: Any, options: MediaOptions) -> None:
                 log.warning("%s: %s", session.notification_id, error)
 
     async def send_digits() -> None:
+        sent = ""
         for digit in options.dtmf:
             if session.state != "ESTABLISHED":
                 return
             await session.send_dtmf(digit)
-            await asyncio.sleep(0.25)
+            await asyncio.sleep(0.25)  # the RFC 4733 event (or INFO) is on its way: report it as sent
+            sent += digit
+            NotificationCenter().post_notification("SIPCLIDidSendDTMF", sender=session, data=NotificationData(
+                digit=digit, sent=sent, remaining=options.dtmf[len(sent):], method=options.dtmf_method))
 
     if options.dtmf:
         session.dtmf_method = options.dtmf_method
@@ -435,9 +451,22 @@ class _ChatSender:
             self.session.send_message(text)
 
 
+def expectations(session: Any, options: MediaOptions, digits: str, data: dict[str, Any]) -> JobResult | None:
+    """Exit 6 (with data) when --expect-dtmf, --expect-audio or an --expect-* of the session's figures was not
+    met, else None."""
+    if options.expect_dtmf and not _subsequence(options.expect_dtmf.upper(), digits):
+        return JobResult(ExitCode.MEDIA, f"expected DTMF {options.expect_dtmf!r}, received {digits!r}", data)
+    if options.expect_audio and not session.audio_was_received:
+        return JobResult(ExitCode.MEDIA, "no audio was received", data)
+    return _quality_expectations(session, options.expectations, data)
+
+
 def _outcome(session: Any, options: MediaOptions, events: _Events) -> JobResult:
-    data: dict[str, Any] = {"session": session.notification_id, "dtmf_received": events.digits,
-                            "audio_received": session.audio_was_received}
+    data: dict[str, Any] = {"session": session.notification_id, "audio_received": session.audio_was_received}
+    if events.digits or options.expect_dtmf:
+        data["dtmf_received"] = events.digits
+    if options.dtmf:
+        data["dtmf_sent"] = events.digits_sent
     if events.refused:
         first = events.refused[0]
         return JobResult(ExitCode.REFUSED, f"chat message not delivered: {first.code} {first.reason or ''}".strip(),
@@ -456,11 +485,7 @@ def _outcome(session: Any, options: MediaOptions, events: _Events) -> JobResult:
     if events.failure is not None:  # established, then failed: the peer was lost (sipcli.liveness)
         failure = events.failure
         return JobResult(ExitCode.NETWORK, str(failure.reason), {**data, "code": int(failure.code or 0)})
-    if options.expect_dtmf and not _subsequence(options.expect_dtmf.upper(), events.digits):
-        return JobResult(ExitCode.MEDIA, f"expected DTMF {options.expect_dtmf!r}, received {events.digits!r}", data)
-    if options.expect_audio and not session.audio_was_received:
-        return JobResult(ExitCode.MEDIA, "no audio was received", data)
-    failed = _quality_expectations(session, options.expectations, data)
+    failed = expectations(session, options, events.digits, data)
     if failed is not None:
         return failed
     return JobResult(ExitCode.OK, "session ended", data)
@@ -470,3 +495,21 @@ def recording_path(directory: str, session: Any) -> str:
     """One WAV per session in directory, named by the session and the remote user (reduced to a safe token)."""
     remote = safe_token(session.remote_uri.user if session.remote_uri is not None else None)
     return path_in(directory, f"{safe_token(session.notification_id)}-{remote}.wav")
+
+
+def browse_account(account: Any) -> None:
+    """A runner ``prepare`` hook: the P2P account browses for neighbours this run (in memory, never saved)."""
+    account.discovery.browse = True
+
+
+async def started_services(account: Any) -> Any:
+    """The account's running BonjourServices; JobFailed (exit 4) when mDNS could not start."""
+    from sipcli import bonjour
+
+    services = bonjour.services_of(account)
+    if services is None:
+        raise JobFailed(ExitCode.NETWORK, "neighbour discovery did not start")
+    await services.wait_started()
+    if services.error:
+        raise JobFailed(ExitCode.NETWORK, services.error)
+    return services

@@ -24,7 +24,7 @@ from typing import IO, Any
 
 from sipcli.notification import Notification, NotificationData, UnknownSender
 
-__all__ = ["SCHEMA_VERSION", "JSONLinesWriter", "LineSink", "TextWriter", "format_notification", "sender_id",
+__all__ = ["SCHEMA_VERSION", "JSONLinesWriter", "LineSink", "format_notification", "notification_record", "sender_id",
            "to_jsonable"]
 
 SCHEMA_VERSION = 1
@@ -290,81 +290,3 @@ class JSONLinesWriter:
         """Write the run's last line, which is never the one dropped when the buffer is full."""
         self.out.write_final(self.render(notification))
 
-
-class TextWriter(JSONLinesWriter):
-    """The human view for ``--format text``: time, sender, name and compact data on one line; pager-mode
-    MESSAGEs and composing indications as chat lines. In a summary line (SIPCLIDidEnd), a mapping under one of
-    ``TABLES`` is shown as a two-column table below it."""
-
-    TABLES = ("capabilities",)
-
-    def render(self, notification: Notification) -> str:
-        if notification.name in _CHAT_LINES:
-            stamp = notification.timestamp.strftime("%H:%M:%S")
-            return f"{stamp} {_CHAT_LINES[notification.name](notification.data)}"
-        record = notification_record(notification)
-        tables = {}
-        if record["name"] == "SIPCLIDidEnd":
-            tables = {k: v for k, v in record["data"].items() if k in self.TABLES and isinstance(v, dict)}
-        if record["name"] == "SIPSessionGotAudioStatistics" and isinstance(record["data"], dict):
-            data = _audio_statistics_text(record["data"])
-        else:
-            data = " ".join(f"{k}={json.dumps(v, ensure_ascii=False)}" for k, v in record["data"].items()
-                            if k not in tables)
-        stamp = notification.timestamp.strftime("%H:%M:%S.%f")[:-3]
-        lines = [f"{stamp} {record['sender']:<24} {record['name']} {data}".rstrip()]
-        for table in tables.values():
-            from tabulate import tabulate
-
-            rows = [(key, ", ".join(map(str, value)) if isinstance(value, list) else value)
-                    for key, value in table.items()]
-            lines.append(tabulate(rows, tablefmt="plain"))
-        return "\n".join(lines)
-
-
-def _who(header: str | None) -> str:
-    """A person's name for a From header: its display name, else its URI without 'sip:'."""
-    name, _, rest = (header or "?").partition("<")
-    uri = rest.split(">", 1)[0] if rest else name.split(";", 1)[0]
-    return (name.strip().strip('"') if rest else "") or uri.strip().split(":", 1)[-1]
-
-
-def _message_line(data: Any) -> str:  # SIPEngineGotMessage data (attributes set per notification)
-    """A pager-mode MESSAGE as a chat line: 'alice@example.test: hello' (CPIM unwrapped)."""
-    from sipcli.cpim import CPIM_TYPE, CPIMError, decode_cpim
-
-    sender, body = _who(data.from_header), bytes(data.body)
-    content_type = (data.content_type or "").split(";")[0].strip().lower()
-    if content_type == CPIM_TYPE:
-        try:
-            inner = decode_cpim(body)
-        except CPIMError:
-            pass
-        else:
-            sender = _who(inner.sender) if inner.sender else sender
-            content_type, body = inner.content_type, inner.body
-    if content_type.startswith("text/") or not content_type:
-        text = body.decode("utf-8", "replace")
-    else:
-        text = f"[{content_type}, {len(body)} bytes]"
-    return f"{sender}: {text}" + (" [truncated]" if getattr(data, "truncated", False) else "")
-
-
-def _composing_line(data: Any) -> str:
-    return f"{_who(data.from_header)} is {'typing...' if data.state == 'active' else 'idle'}"
-
-
-_CHAT_LINES = {"SIPEngineGotMessage": _message_line, "SIPEngineGotComposingIndication": _composing_line}
-
-
-def _audio_statistics_text(data: dict[str, Any]) -> str:
-    """The call-quality figures as a person reads them: codec, MOS, loss, jitter, round trip, packet counts."""
-
-    def ms(value: Any) -> str:
-        return "-" if value is None else f"{value:g}"
-
-    return (f"{'final ' if data.get('final') else ''}codec={data.get('codec')} mos={data.get('mos')} "
-            f"(R {data.get('r_factor')}, E-model) loss={data.get('loss_percent')}% ({data.get('packets_lost')} "
-            f"packets) jitter={ms(data.get('jitter_mean_ms'))}/{ms(data.get('jitter_max_ms'))} ms (mean/max) "
-            f"rtt={ms(data.get('rtt_ms'))} ms sent={data.get('packets_sent')} received={data.get('packets_received')} "
-            f"discarded={data.get('packets_discarded')} duplicated={data.get('packets_duplicated')}")

@@ -39,6 +39,7 @@ class DNSLookup:
         self.nameservers = list(nameservers or [])
         self.timeout = timeout
         self._resolver: Any = None
+        self._missing: dict[str, str] = {}  # name -> why its last query had no answer (for error messages)
 
     @property
     def resolver(self) -> Any:
@@ -93,15 +94,20 @@ class DNSLookup:
 
         try:
             return list(self.resolver.resolve(name, rdtype, search=False))
-        except (dns.resolver.NXDOMAIN, dns.resolver.NoAnswer, dns.resolver.NoNameservers):
-            return []
+        except dns.resolver.NXDOMAIN:
+            self._missing[name] = "NXDOMAIN"
+        except dns.resolver.NoAnswer:
+            self._missing[name] = f"no {rdtype} record"
+        except dns.resolver.NoNameservers:
+            self._missing[name] = "no DNS server answered (SERVFAIL or refused)"
         except dns.exception.Timeout:
             raise DNSLookupError(f"DNS {rdtype} lookup for {name} timed out") from None
+        return []
 
     def _a(self, host: str) -> list[str]:
         addresses = [record.address for record in self._query(host, "A")]
         if not addresses:
-            raise DNSLookupError(f"{host} has no A record")
+            raise DNSLookupError(f"{host}: {self._missing.get(host, 'no A record')}")
         return addresses
 
     def _srv(self, name: str, transport: str, full_name: str | None = None) -> list[Route]:

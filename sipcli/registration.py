@@ -29,7 +29,7 @@ from sipcli.pjsua.events import AccountEvent, PagerRequest
 from sipcli.registration_timers import refresh_delay, retry_after, retry_delay
 from sipcli.uri import SIPURI, Route, is_ip_address
 
-__all__ = ["Registration", "RegistrationFailure", "activate", "deactivate", "registration_of"]
+__all__ = ["Registration", "RegistrationFailed", "RegistrationFailure", "activate", "deactivate", "registration_of"]
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +45,14 @@ class RegistrationFailure:
     reason: str
     code: int | None = None
     retry_after: int | None = None
+
+
+class RegistrationFailed(Exception):
+    """Raised by Registration.wait_ready: the account could not be made ready (failure says why)."""
+
+    def __init__(self, failure: RegistrationFailure) -> None:
+        super().__init__(failure.reason)
+        self.failure = failure
 
 
 def contact_uris(message: str) -> list[str]:
@@ -103,6 +111,7 @@ class Registration:
         # resolved once the account can place calls: its pj.Account exists (for a registering account, the
         # one made for the first route tried)
         self.ready: asyncio.Future = asyncio.get_running_loop().create_future()
+        self._waiters: list[asyncio.Future] = []  # wait_ready() calls: resolved with None or a failure
 
     def __repr__(self) -> str:
         return f"<Registration {self.notification_id} {self.account.id} {self.state}>"
@@ -121,7 +130,41 @@ class Registration:
             self._stopping = asyncio.ensure_future(self._stop(timeout))
         return self._stopping
 
+    @property
+    def usable(self) -> bool:
+        """The account can place and take calls: its pj.Account exists and, when registering, it is registered."""
+        return self.state == "registered" if self.register else self.ready.done()
+
+    async def wait_ready(self, timeout: float) -> None:
+        """Until ready. RegistrationFailed at the first failure; when timeout passes first, a registration still
+        waiting for its registrar is reported as failed (SIPAccountRegistrationDidFail, code 408) and
+        RegistrationFailed raised with kind 'timeout'."""
+        if self.usable:
+            return
+        waiter = asyncio.get_running_loop().create_future()
+        self._waiters.append(waiter)
+        try:  # asyncio.timeout: on Python 3.11 wait_for drops a cancellation that comes with the result
+            async with asyncio.timeout(timeout):
+                failure = await waiter
+        except TimeoutError:
+            where = f" from {self.route.address}:{self.route.port} ({self.route.transport})" if self.route else ""
+            failure = RegistrationFailure("timeout", f"no response{where} within {timeout:g} s", 408)
+            if self.register and self.state == "registering":
+                self._post("SIPAccountRegistrationDidFail", code=408, reason=failure.reason, registration=self,
+                           next_route=None, delay=None)
+        finally:
+            if waiter in self._waiters:
+                self._waiters.remove(waiter)
+        if failure is not None:
+            raise RegistrationFailed(failure)
+
     # -- internals ---------------------------------------------------------------------------------------------
+
+    def _wake(self, failure: RegistrationFailure | None) -> None:
+        for waiter in self._waiters:
+            if not waiter.done():
+                waiter.set_result(failure)
+        self._waiters.clear()
 
     def _post(self, name: str, **data: Any) -> None:
         NotificationCenter().post_notification(name, sender=self.account, data=NotificationData(**data))
@@ -141,6 +184,8 @@ class Registration:
         finally:
             if self._driver.pj_account is not None and not self.ready.done():
                 self.ready.set_result(None)
+                if not self.register:
+                    self._wake(None)
 
     async def _attempt(self) -> None:
         """One REGISTER along the current route (resolving the routes first when there are none)."""
@@ -207,6 +252,7 @@ class Registration:
             registered = contact_uris(message)
             self._post("SIPAccountRegistrationDidSucceed", code=code, reason=reason, contact_uri=self.contact_uri,
                        contact_uri_list=registered, expires=expiration, registration=self)
+            self._wake(None)
             if first:
                 log.info("%s registered at %s for %d s", self.account.id, self.route, expiration)
             return
@@ -258,6 +304,8 @@ class Registration:
         self._post("SIPAccountRegistrationDidFail", **data)
         if self._retry is not None:  # one timer: a refresh or retry still pending is replaced, never doubled
             self._retry.cancel()
+        if next_route is None:  # failover goes on: not a failure for those waiting yet
+            self._wake(failure)
         if retry and self._stopping is None:
             loop = asyncio.get_running_loop()
             self._retry = loop.call_later(delay, lambda: loop.create_task(self._attempt()))

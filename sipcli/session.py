@@ -66,7 +66,14 @@ from sipcli.pjsua.events import (
     RejectedCall,
     RemoteProposal,
 )
-from sipcli.pjsua.media import CHAT_SRTP_SUITES, SDP_BUFFER_SIZE, MediaSettings, SDPTooLarge, fit_codecs, set_codecs
+from sipcli.pjsua.media import (
+    CHAT_SRTP_SUITES,
+    SDP_BUFFER_SIZE,
+    MediaSettings,
+    SDPTooLarge,
+    fit_codecs,
+    set_codecs,
+)
 from sipcli.sessiondescription import (
     SessionDescription,
     audio_active,
@@ -77,7 +84,7 @@ from sipcli.sessiondescription import (
 )
 from sipcli.sessionstate import ALLOWED, STATES, next_state
 from sipcli.singleton import Singleton
-from sipcli.sipmessage import header, message_body
+from sipcli.sipmessage import display_name_of, header, message_body
 from sipcli.streams import MediaStream, SessionNotification, StreamEvent, StreamFailed, StreamsChanged
 from sipcli.streams.audio import AudioStream
 from sipcli.uri import SIPURI, Route
@@ -723,7 +730,13 @@ class Session:
             self._add_stream(self._new_audio())
         SessionManager()._add(self)
         self._transition("incoming")
-        self._post("SIPSessionNewIncoming", streams=list(self.proposed_streams))
+        from_header, to_header = header(request, "From", "f"), header(request, "To", "t")
+        call_id = "".join(c for c in (header(request, "Call-ID", "i") or "") if c.isprintable())[:256]
+        user_agent = "".join(c for c in (self.remote_user_agent or "") if c.isprintable())[:256]
+        self._post("SIPSessionNewIncoming", streams=list(self.proposed_streams), remote_uri=self.remote_uri,
+                   remote_display_name=display_name_of(from_header), local_uri=self.local_uri,
+                   local_display_name=display_name_of(to_header), call_id=call_id or None,
+                   user_agent=user_agent or None)
         if self._local_refusal is not None:  # answered 488 already (SessionManager._incoming_call)
             self._end_requested = True
             self._transition("end")
@@ -1112,7 +1125,9 @@ class SessionManager(metaclass=Singleton):
 
             codecs = [str(codec) for codec in SIPSimpleSettings().audio.codec_list]
         self.codec_list = list(codecs)
-        engine.run(set_codecs, list(codecs))
+        # capabilities.require_codecs refused codecs the engine lacks (one line, exit 2): set_codecs fails only
+        # without capabilities, and every call then says so
+        engine.run(set_codecs, list(codecs)).add_done_callback(_log_codec_failure)
 
     async def stop(self, timeout: float = HANGUP_TIMEOUT) -> None:
         """End every session (CANCEL, BYE or a refusal) and wait for them to end."""
@@ -1248,6 +1263,11 @@ def _rtp_timeout() -> float:
     if not ConfigurationManager().started:
         return DEFAULT_TIMEOUT
     return float(SIPSimpleSettings().rtp.timeout)
+
+
+def _log_codec_failure(future: asyncio.Future) -> None:
+    if not future.cancelled() and future.exception() is not None:
+        log.info("%s", future.exception())
 
 
 def _rtp_port_range() -> tuple[int, int] | None:

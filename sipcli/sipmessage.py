@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-__all__ = ["header", "message_body"]
+__all__ = ["display_name_of", "header", "message_body"]
 
 _HEADER = re.compile(r"^(?P<name>[A-Za-z-]+)\s*:\s*(?P<value>.*)$", re.MULTILINE)
 
@@ -23,3 +23,13 @@ def message_body(message: str) -> str:
     """What follows the header section ('' without a body)."""
     parts = message.replace("\r\n", "\n").split("\n\n", 1)
     return parts[1] if len(parts) == 2 else ""
+
+
+def display_name_of(value: str | None, limit: int = 128) -> str | None:
+    """The display name of a name-addr ('"Bob" <sip:bob@host>' -> 'Bob'), bounded and without control
+    characters (it comes from the network), or None."""
+    if not value or "<" not in value:
+        return None
+    name = value[:value.index("<")].strip().strip('"').strip()
+    name = "".join(c for c in name if c.isprintable())[:limit]
+    return name or None

@@ -375,7 +375,8 @@ class Engine(metaclass=Singleton):
         # No silence suppression: with VAD, a silent pjsua sends about one RTP packet (and RTCP report) in 10 s, and
         # the peer's RTP timeout (sipcli.liveness) could not tell a quiet call from a dead one for that long.
         config.medConfig.noVad = True
-        level = max(settings.log_level, 4 if settings.trace_sip else 0)
+        # Level 2 at least: pjsua says only there that it refused an INVITE over its call limit (see LogWriter).
+        level = max(settings.log_level, 4 if settings.trace_sip else 2)
         config.logConfig.level = level
         config.logConfig.consoleLevel = level
         config.logConfig.msgLogging = settings.trace_sip
@@ -605,6 +606,10 @@ class _captured_stdout:
             self.text = self._capture.read().decode("utf-8", "replace")
 
 
+# What pjsua logs (level 2) when it answers an INVITE 486 itself because PJSUA_MAX_CALLS calls are up.
+_CALL_LIMIT = "Unable to accept incoming call (too many calls)"
+
+
 def _log_writer_class() -> type:
     import pjsua2 as pj
 
@@ -625,6 +630,8 @@ def _log_writer_class() -> type:
                 if match is not None:
                     self._engine.post(_post_trace, self._engine, match["dir"], match["transport"].lower(),
                                       match["peer"], match["data"])
+            elif level <= 2 and _CALL_LIMIT in message:
+                self._engine.post(_post_call_limit, self._engine)
             if level <= self._level:
                 pjsip_log.log(_PJ_TO_PY_LEVEL.get(level, logging.DEBUG), "%s", message.rstrip())
 
@@ -633,6 +640,11 @@ def _log_writer_class() -> type:
 
 def _make_log_writer(engine: Engine, level: int, trace: bool) -> Any:
     return _log_writer_class()(engine, level, trace)
+
+
+def _post_call_limit(engine: Engine) -> None:
+    engine._notify("SIPEngineDidRefuseIncomingCall", code=486, reason="Busy Here",
+                   cause=f"too many calls: the engine's limit of {engine.settings.max_calls} was reached")
 
 
 _VIA = re.compile(r"^(?:Via|v)\s*:\s*SIP/2\.0/\w+\s+([^;,\s]+)", re.IGNORECASE | re.MULTILINE)

@@ -11,7 +11,8 @@ from typing import Any
 from sipcli.pjsua.engine import Engine, EngineError
 
 __all__ = ["CHAT_SRTP_SUITES", "SDP_BUFFER_SIZE", "CodecError", "MediaSettings", "SDPTooLarge", "apply_media_settings",
-           "call_codecs", "call_srtp_suites", "fit_codecs", "set_codecs", "srtp_crypto_vector", "srtp_suites"]
+           "call_codecs", "call_srtp_suites", "fit_codecs", "set_codecs", "srtp_crypto_vector",
+           "srtp_suites"]
 
 # pjsua2 prints every SDP it makes into a buffer of this size for onCallSdpCreated; a larger SDP reads as empty
 # and cannot be rewritten (the chat line cannot be added).

@@ -212,3 +212,6 @@ def test_listen_takes_four_concurrent_calls_and_refuses_the_fifth(run, tmp_path)
     assert "SIP/2.0 486" in (tmp_path / "sipp_errors.log").read_text(errors="replace")
     assert listener.wait() == 0, listener.stderr()
     assert len(listener.find("SIPSessionDidStart")) == 4
+    refused = listener.find("SIPEngineDidRefuseIncomingCall")  # invisible before: pjsua answers it alone
+    assert [event["data"]["code"] for event in refused] == [486]
+    assert listener.summary["refused_over_limit"] == 1

@@ -44,8 +44,8 @@ def listen_chat(run, *args: str, **kwargs) -> tuple[SIPCLIProcess, str]:
 def test_thousand_messages_each_way_from_a_pipe_exactly_once_in_order(run, tmp_path):
     listener, uri = listen_chat(run)
     lines = [f"message {n}" for n in range(1000)]
-    # --duration: stay until the echoes are back too (without it the chat ends once its own messages are delivered)
-    code, events, stderr = chat(tmp_path, uri, *LOOPBACK, "--duration", "3", stdin="\n".join(lines) + "\n")
+    # --expect-messages: stay until the echoes are back too (else the chat ends once its own messages are delivered)
+    code, events, stderr = chat(tmp_path, uri, *LOOPBACK, "--expect-messages", "1000", stdin="\n".join(lines) + "\n")
     assert code == 0, stderr[-2000:]
     assert events[-1]["data"]["delivered"] == 1000 and events[-1]["data"]["not_delivered"] == 0
     assert len(named(events, "SIPSessionDidDeliverMessage")) == 1000
@@ -69,7 +69,7 @@ def test_p2p_chat_over_tls_with_audio(run, tmp_path):
     (tmp_path / "both.pem").write_text(cert.read_text() + key.read_text())
     listener, uri = listen_chat(run, config="listener")
     code, events, stderr = chat(tmp_path, uri, *LOOPBACK, "--msrp-tls", "--tls-ca", str(cert), "--audio",
-                                "--message", "über TLS", "--message", "two", "--duration", "1")
+                                "--message", "über TLS", "--message", "two", "--expect-messages", "2")
     assert code == 0, stderr[-2000:]
     started = named(events, "MediaStreamDidStart")[0]["data"]
     assert started["remote_path"][0].startswith("msrps://127.0.0.1:")
@@ -93,7 +93,7 @@ def test_chat_through_kamailio_msrp_relay_both_registered(run, tmp_path):
         code, events, stderr = chat(tmp_path, f"sip:bob@{DOMAIN}", *LOOPBACK, "--from", f"alice@{DOMAIN}",
                                     "--password-env", "ALICE_PW", "--proxy", kamailio.proxy(),
                                     "--relay", relay_uri, "--trace",
-                                    "--message", "via the relay", "--duration", "1", env=env)
+                                    "--message", "via the relay", "--expect-messages", "1", env=env)
         assert code == 0, stderr[-3000:] + relay.log()[-2000:]
         # the chat session's SRTP suites are set on the registered account around the INVITE: never re-REGISTERs
         sent = [e["data"]["data"].split(" ", 1)[0] for e in named(events, "SIPEngineSIPTrace")

@@ -203,7 +203,7 @@ exit_code = 5
     out = result.stdout
     assert "[accounts] " in out and "[expected to fail] " in out
     assert "SIPCLICheckDidEnd" in out and "check" in out and "result" in out  # the table's header
-    assert out.strip().splitlines()[-1].split()[2] == "SIPCLIDidEnd"
+    assert "done: ok: " in out.strip().splitlines()[-1]  # the human view's summary (issue 8 item 7)
 
 
 @pytest.mark.parametrize(("content", "env", "message"), [

@@ -26,7 +26,8 @@ def invoke(tmp_path):
         assert not isinstance(result.exception, Exception) or isinstance(result.exception, SystemExit), \
             result.exc_info
         if text:
-            assert "SIPCLIDidEnd" in result.stdout.splitlines()[-1], result.stdout
+            # the human view's summary line (SIPCLIDidEnd as a sentence)
+            assert f"-> exit {result.exit_code} (" in result.stdout.splitlines()[-1], result.stdout
             return result, []
         lines = [json.loads(line) for line in result.stdout.splitlines()]
         assert lines and lines[-1]["name"] == "SIPCLIDidEnd", result.stdout

@@ -115,7 +115,7 @@ def test_closed_full_or_cut_stdout_and_the_job_still_ends_with_its_own_code(tmp_
     else:
         assert len(lines) == 2 and warning in lines[0], result.stderr  # one line, not one per notification
     if redirect == "| head -1":
-        assert json.loads(result.stdout)["name"] == "SIPApplicationWillStart"
+        assert json.loads(result.stdout)["name"] == "SIPCLIDidSelectAccount"  # the first line names the account
 
 
 def test_usage_error_with_closed_stdout_is_one_line_and_exit_2(tmp_path):

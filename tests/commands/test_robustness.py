@@ -348,8 +348,9 @@ def test_format_text_for_a_session_command(run, tmp_path):
     assert caller.returncode == 0, caller.stderr
     lines = caller.stdout.splitlines()
     assert not any(line.startswith("{") for line in lines)
-    assert any(" session/1 " in line and "SIPSessionDidStart" in line for line in lines), caller.stdout
-    assert "SIPCLIDidEnd" in lines[-1] and 'exit_code=0' in lines[-1]
+    assert any(line.endswith("  ringing") for line in lines) and any("  answered: " in line for line in lines), \
+        caller.stdout
+    assert "done: ok: session ended" in lines[-1] and "exit 0 (the job did what was asked)" in lines[-1]
     assert listener.wait() == 0
 
 

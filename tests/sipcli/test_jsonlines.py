@@ -8,7 +8,7 @@ from pathlib import Path
 
 from sipcli.configuration import MemoryStorage, SettingsStore
 from sipcli.configuration.datatypes import Password, Port, SIPAddress, SIPProxyAddress
-from sipcli.jsonlines import SCHEMA_VERSION, JSONLinesWriter, TextWriter, format_notification, to_jsonable
+from sipcli.jsonlines import SCHEMA_VERSION, JSONLinesWriter, format_notification, to_jsonable
 from sipcli.notification import Notification, NotificationData
 
 
@@ -151,26 +151,6 @@ def test_writer_survives_broken_pipe():
             raise BrokenPipeError
 
     JSONLinesWriter(Broken()).handle_notification(Notification("X"))
-
-
-def test_text_writer():
-    stream = FlushCounter()
-    TextWriter(stream).handle_notification(Notification("SIPSessionDidEnd", Named(), NotificationData(code=200)))
-    text = stream.getvalue()
-    assert "session/1" in text and "SIPSessionDidEnd" in text and "code=200" in text
-    assert stream.flushes == 1 and text.count("\n") == 1
-
-
-def test_text_writer_shows_call_quality_compactly():
-    stream = FlushCounter()
-    figures = {"final": True, "codec": "PCMU", "mos": 3.39, "r_factor": 65.7, "loss_percent": 9.95,
-               "packets_lost": 20, "jitter_mean_ms": 0.4, "jitter_max_ms": 0.875, "rtt_ms": None, "packets_sent": 200,
-               "packets_received": 181, "packets_discarded": 0, "packets_duplicated": 0, "mos_method": "G.107"}
-    TextWriter(stream).handle_notification(Notification("SIPSessionGotAudioStatistics", Named(),
-                                                        NotificationData(**figures)))
-    text = stream.getvalue()
-    assert "final codec=PCMU mos=3.39 (R 65.7, E-model) loss=9.95% (20 packets)" in text
-    assert "jitter=0.4/0.875 ms (mean/max) rtt=- ms sent=200 received=181" in text
 
 
 def test_line_sink_never_blocks_drops_beyond_its_bound_and_keeps_the_summary():

@@ -148,7 +148,8 @@ def test_outgoing_call_start_to_remote_hangup(fake_driver):
         assert observer.names()[:6] == ["SIPSessionNewOutgoing", "SIPSessionChangedState",
                                         "SIPSessionGotRingIndication", "SIPSessionWillStart",
                                         "SIPSessionChangedState", "SIPSessionDidStart"]
-        # the negotiated audio is in DidStart's data (issue 10 item 4)
+        # the negotiated audio is in DidStart's data (issue 10 item 4; the text view's "answered: PCMU 8 kHz, SRTP
+        # off", issue 8 item 7)
         assert observer.data("SIPSessionDidStart") == {"streams": ["audio"], "audio_codec": "PCMU",
                                                        "audio_sample_rate": 8000, "audio_srtp_active": False}
         driver.on_event(call_state("DISCONNECTED", 200, "Normal call clearing", True))

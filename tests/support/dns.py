@@ -24,12 +24,12 @@ import dns.rrset
 class DNSServer:
     """Answers from records {(name, rdtype): [rdata text, ...]} on 127.0.0.1:port until stopped."""
 
-    def __init__(self, records: dict[tuple[str, str], list[str]]) -> None:
+    def __init__(self, records: dict[tuple[str, str], list[str]], port: int = 0) -> None:
         self.records = {(name.rstrip(".").lower(), rdtype.upper()): values
                         for (name, rdtype), values in records.items()}
         self.queries: list[tuple[str, str]] = []
         self._socket = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        self._socket.bind(("127.0.0.1", 0))
+        self._socket.bind(("127.0.0.1", port))
         self._socket.settimeout(0.1)
         self.port = self._socket.getsockname()[1]
         self._stopped = threading.Event()
@@ -70,3 +70,15 @@ class DNSServer:
             elif not any(known == name for known, _ in self.records):
                 response.set_rcode(dns.rcode.NXDOMAIN)
             self._socket.sendto(response.to_wire(), peer)
+
+
+if __name__ == "__main__":  # inside a network namespace: `python -m tests.support.dns PORT 'JSON records'`
+    import json
+    import sys
+    import time
+
+    table = {tuple(key.split(" ", 1)): values for key, values in json.loads(sys.argv[2]).items()}
+    with DNSServer(table, int(sys.argv[1])):  # type: ignore[arg-type]
+        print("ready", flush=True)
+        while True:
+            time.sleep(3600)
