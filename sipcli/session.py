@@ -66,14 +66,7 @@ from sipcli.pjsua.events import (
     RejectedCall,
     RemoteProposal,
 )
-from sipcli.pjsua.media import (
-    CHAT_SRTP_SUITES,
-    SDP_BUFFER_SIZE,
-    MediaSettings,
-    SDPTooLarge,
-    fit_codecs,
-    set_codecs,
-)
+from sipcli.pjsua.media import SDP_BUFFER_SIZE, SRTP_SUITES, MediaSettings, SDPTooLarge, fit_codecs, set_codecs
 from sipcli.sessiondescription import (
     SessionDescription,
     audio_active,
@@ -327,7 +320,7 @@ class Session:
                 configured.remove(current)
                 configured.insert(0, current)
         srtp = str(getattr(getattr(self.account, "rtp", None), "srtp_encryption", "disabled")) != "disabled"
-        fitting = fit_codecs(configured, media_lines=2, crypto_lines=len(CHAT_SRTP_SUITES) if srtp else 0,
+        fitting = fit_codecs(configured, media_lines=2, crypto_lines=len(SRTP_SUITES) if srtp else 0,
                              limit=manager.sdp_buffer_size)
         return None if fitting == list(manager.codec_list) else tuple(fitting)
 

@@ -19,7 +19,7 @@ from typing import Any
 from sipcli.pjsua.call import CallDriver
 from sipcli.pjsua.engine import Engine, EngineError
 from sipcli.pjsua.events import AccountEvent, RegistrationStateChanged
-from sipcli.pjsua.media import apply_media_settings, srtp_crypto_vector, srtp_suites
+from sipcli.pjsua.media import SRTP_SUITES, apply_media_settings
 from sipcli.pjsua.pager import PagerAccountMixin, hold_account
 from sipcli.registration_timers import PJSIP_REFRESH_MARGIN
 
@@ -101,8 +101,7 @@ class AccountDriver:
     def create(self, params: AccountParams) -> None:
         engine = Engine()
         pj_account = _pj_account_class()(self)
-        pj_account.config = self.config(params)  # kept for sipcli.pjsua.media.call_srtp_suites
-        pj_account.create(pj_account.config, False)
+        pj_account.create(self.config(params), False)
         self.pj_account = pj_account
         self._params = params
         self.owner.pj_account = pj_account
@@ -119,8 +118,7 @@ class AccountDriver:
         params = dataclasses.replace(self._params, registrar_uri=None, route_uri=route_uri, transport=transport,
                                      contact=None)
         pj_account = _pj_account_class()(self)
-        pj_account.config = self.config(params)
-        pj_account.create(pj_account.config, False)
+        pj_account.create(self.config(params), False)
         Engine().add_account(pj_account)
         return pj_account
 
@@ -197,7 +195,12 @@ class AccountDriver:
         config.natConfig.sipOutboundUse = 0
         config.mediaConfig.srtpUse = _PJ_SRTP.get(params.srtp, 0)
         config.mediaConfig.srtpSecureSignaling = 0
-        config.mediaConfig.srtpOpt.cryptos = srtp_crypto_vector(srtp_suites())
+        suites = pj.SrtpCryptoVector()
+        for name in SRTP_SUITES:
+            suite = pj.SrtpCrypto()
+            suite.name = name
+            suites.append(suite)
+        config.mediaConfig.srtpOpt.cryptos = suites
         if engine.media_settings is not None:
             apply_media_settings(config, engine.media_settings, engine.settings.local_ip)
         return config

@@ -40,7 +40,7 @@ from sipcli.pjsua.events import (
     RemoteProposal,
     StreamFigures,
 )
-from sipcli.pjsua.media import CHAT_SRTP_SUITES, call_codecs, call_srtp_suites, srtp_suites
+from sipcli.pjsua.media import SRTP_SUITES, call_codecs
 from sipcli.pjsua.pager import PagerCallMixin
 from sipcli.sdes import answer_problem, offer_key_under_tags
 from sipcli.sessiondescription import SessionDescription
@@ -197,10 +197,6 @@ class CallDriver:
         self.recorder: Any = None
         self.codecs: list[str] | None = None  # what our offers list (sipcli.pjsua.media.call_codecs)
         self.route_account: Any = None  # the pj.Account that routes this call (MakeCall.route_uri)
-        self.pj_account: Any = None  # the pj.Account the call belongs to (pjsua thread)
-        # how many SDES suites the audio line's SRTP transport has (None: the account's, every suite pjmedia has),
-        # and so the highest crypto tag pjmedia takes in an answer (sipcli.sdes.offer_key_under_tags)
-        self.srtp_suites: int | None = None
         # a re-INVITE that proposes streams, answered later by AnswerProposal: its offer, and the answer pjsua
         # wrote for it while the application decides
         self.proposal: dict[str, str | None] | None = None
@@ -236,7 +232,6 @@ class CallDriver:
         """The driver of an incoming INVITE, its pj.Call kept at once."""
         driver = cls()
         driver.call = _pj_call_class()(driver, pj_account, call_id)
-        driver.pj_account = pj_account
         driver._keep()
         return driver
 
@@ -275,17 +270,13 @@ class CallDriver:
             self.route_account = pj_account = pj_account.driver.route_account(
                 command.route_uri, transport.group(1).lower() if transport else "udp")
         self.call = _pj_call_class()(self, pj_account)
-        self.pj_account = pj_account
         self._keep()
         self.codecs = list(command.codecs) if command.codecs else None
         param = pj.CallOpParam(True)
-        suites = None
         if command.chat_slot:
             param.opt.audioCount = 2  # the second audio slot becomes the m=message line (sipcli.chat)
-            suites = CHAT_SRTP_SUITES
-            self.srtp_suites = len(suites)
         try:
-            with call_codecs(self.codecs), call_srtp_suites(pj_account, suites):
+            with call_codecs(self.codecs):
                 self.call.makeCall(command.uri, param)
         except Exception:
             self._drop()
@@ -345,9 +336,7 @@ class CallDriver:
             param.opt.flag = pj.PJSUA_CALL_UNHOLD
         if command.codecs:
             self.codecs = list(command.codecs)
-        # a chat slot the call lacks gets a new SRTP transport: with the suites that leave room for the chat line
-        suites = CHAT_SRTP_SUITES if command.chat_slot else None
-        with call_codecs(self.codecs), call_srtp_suites(self.pj_account, suites):
+        with call_codecs(self.codecs):
             self.call.reinvite(param)
 
     def _audio_slots(self, chat_slot: bool) -> int:
@@ -596,12 +585,6 @@ def _audio_statuses(call: Any, pj: Any) -> dict[int, int]:
             if media[index].type == pj.PJMEDIA_TYPE_AUDIO}
 
 
-def _srtp_suites(driver: CallDriver) -> int:
-    """How many SRTP crypto suites the call's audio transport has, and so the highest crypto tag pjmedia takes in an
-    answer: an account's transports have every suite pjmedia has (sipcli.pjsua.media.srtp_suites)."""
-    return driver.srtp_suites or len(srtp_suites())
-
-
 def _media_changed(call: Any, pj: Any) -> MediaChanged:
     info = call.getInfo()
     media = info.media
@@ -704,8 +687,8 @@ def _pj_call_class() -> type:
             if not self.getInfo().remOfferer:  # our offer (remote also reads empty when over 1024 bytes)
                 # pjmedia re-offers the SRTP key in use alone, as tag 1, and refuses an answer naming another tag:
                 # for peers that keep the tag of their earlier answer (the reference client does) or pick a new
-                # one, our key is offered under every tag pjmedia accepts
-                rewritten = offer_key_under_tags(rewritten, _srtp_suites(driver)) if rewritten else rewritten
+                # one, our key is offered under every tag pjmedia accepts (1 to the number of suites the account has)
+                rewritten = offer_key_under_tags(rewritten, len(SRTP_SUITES)) if rewritten else rewritten
                 driver.offer, driver.answer = rewritten or None, None
             if rewritten != local:
                 prm.sdp.wholeSdp = rewritten

@@ -10,19 +10,18 @@ from typing import Any
 
 from sipcli.pjsua.engine import Engine, EngineError
 
-__all__ = ["CHAT_SRTP_SUITES", "SDP_BUFFER_SIZE", "CodecError", "MediaSettings", "SDPTooLarge", "apply_media_settings",
-           "call_codecs", "call_srtp_suites", "fit_codecs", "set_codecs", "srtp_crypto_vector",
-           "srtp_suites"]
+__all__ = ["SDP_BUFFER_SIZE", "SRTP_SUITES", "CodecError", "MediaSettings", "SDPTooLarge", "apply_media_settings",
+           "call_codecs", "fit_codecs", "set_codecs"]
 
 # pjsua2 prints every SDP it makes into a buffer of this size for onCallSdpCreated; a larger SDP reads as empty
 # and cannot be rewritten (the chat line cannot be added).
 SDP_BUFFER_SIZE = 1024
-# The SDES suites (RFC 4568) an account's calls offer: every one pjmedia has (4 in this build), the two that SDES
-# peers implement first (the reference client answers AES_CM_128_HMAC_SHA1_80), as tags 1 and 2. pjmedia takes an
-# answer's tag only up to the number of suites (sipcli.sdes.offer_key_under_tags says why that matters), and its
-# AES-256 keys make re-offers larger. A session with a chat line offers only those two (call_srtp_suites): two
-# audio lines with four crypto lines each leave no room for codecs in pjsua2's SDP buffer.
-CHAT_SRTP_SUITES = ("AES_CM_128_HMAC_SHA1_80", "AES_CM_128_HMAC_SHA1_32")
+# The SDES suites every call offers, as tags 1 and 2: the two of RFC 4568 that SDES peers implement (the reference
+# client answers tag 1 and keeps it on re-answers). pjsua's default adds the two AES-256 suites, about 84 bytes each
+# per audio line: they pushed sipcli's INVITE towards the 1,300 bytes past which pjsip sends it over TCP, and left no
+# room for a chat session's second media line in pjsua2's SDP buffer. pjmedia takes an answer's tag only up to the
+# number of suites, so re-offers carry our key under tags 1 and 2 (sipcli.sdes.offer_key_under_tags).
+SRTP_SUITES = ("AES_CM_128_HMAC_SHA1_80", "AES_CM_128_HMAC_SHA1_32")
 
 # Bytes of an SDP as pjsua 2.15.1 prints it into that buffer (before any rewrite: b=AS, b=TIAS and a=ssrc are
 # dropped from what is sent only afterwards, sipcli.streams.audio), measured on loopback with a 9-character
@@ -121,49 +120,6 @@ def call_codecs(names: list[str] | None) -> Iterator[None]:
         yield
     finally:
         _prioritize(list(_configured))
-
-
-def srtp_suites() -> list[str]:
-    """pjsua thread: the suites an account offers, in order (see CHAT_SRTP_SUITES)."""
-    available = [str(name) for name in Engine().endpoint.srtpCryptoEnum()]
-    return [*(name for name in CHAT_SRTP_SUITES if name in available),
-            *(name for name in available if name not in CHAT_SRTP_SUITES)]
-
-
-def srtp_crypto_vector(names: Sequence[str]) -> Any:
-    import pjsua2 as pj
-
-    suites = pj.SrtpCryptoVector()
-    for name in names:
-        suite = pj.SrtpCrypto()
-        suite.name = name
-        suites.append(suite)
-    return suites
-
-
-@contextlib.contextmanager
-def call_srtp_suites(pj_account: Any, suites: Sequence[str] | None) -> Iterator[None]:
-    """pjsua thread: the SRTP transports pjsua creates inside the block (a new call's lines, a line a re-offer adds)
-    offer these suites instead of the account's (None: the account's). pjsua copies the account's suites into each
-    transport it creates, and pjsua2 2.15.1 has no per-call setting (it never registers pjsua's
-    on_create_media_transport_srtp), so the account is modified for the block and restored after it, without
-    touching its registration. pj_account.config: the pj.AccountConfig it was created with."""
-    config = getattr(pj_account, "config", None)
-    if not suites or config is None or not config.mediaConfig.srtpUse:
-        yield
-        return
-    default = config.mediaConfig.srtpOpt.cryptos
-    config.regConfig.disableRegOnModify = True
-    try:
-        config.mediaConfig.srtpOpt.cryptos = srtp_crypto_vector(suites)
-        pj_account.modify(config)
-        try:
-            yield
-        finally:
-            config.mediaConfig.srtpOpt.cryptos = default
-            pj_account.modify(config)
-    finally:
-        config.regConfig.disableRegOnModify = False
 
 
 def _prioritize(names: list[str]) -> list[str]:

@@ -95,7 +95,7 @@ def test_chat_through_kamailio_msrp_relay_both_registered(run, tmp_path):
                                     "--relay", relay_uri, "--trace",
                                     "--message", "via the relay", "--expect-messages", "1", env=env)
         assert code == 0, stderr[-3000:] + relay.log()[-2000:]
-        # the chat session's SRTP suites are set on the registered account around the INVITE: never re-REGISTERs
+        # the chat session leaves its registered account alone: no REGISTER between its INVITE and its BYE
         sent = [e["data"]["data"].split(" ", 1)[0] for e in named(events, "SIPEngineSIPTrace")
                 if e["data"]["direction"] == "outgoing" and not e["data"]["data"].startswith("SIP/2.0")]
         assert "INVITE" in sent and "BYE" in sent
