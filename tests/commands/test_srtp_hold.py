@@ -187,7 +187,8 @@ def test_a_session_with_chat_offers_the_rfc4568_suites_and_its_chat_works(run):
     and its offer fits pjsua2's 1024-byte SDP buffer with the chat line."""
     listener = run("listen", *LOOPBACK, "--auto-answer", "--count", "1", "--chat", "--echo", "--srtp", "mandatory")
     uri = listener.wait_for("SIPCLIListenDidStart")["data"]["uris"]["udp"]
-    caller = run("chat", uri, *LOOPBACK, "--audio", "--trace", "--srtp", "mandatory", "--message", "hello")
+    caller = run("chat", uri, *LOOPBACK, "--audio", "--trace", "--srtp", "mandatory", "--message", "hello",
+                 "--expect-messages", "1")  # stay for the echo
     assert caller.wait() == 0, caller.stderr()[-2000:]
     assert listener.wait() == 0, listener.stderr()[-2000:]
     first = sent_invites(caller)[0]

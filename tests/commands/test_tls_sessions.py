@@ -100,7 +100,8 @@ def test_p2p_call_and_chat_over_tls_between_two_sipcli_processes(run, tls_files)
     assert caller.wait(30) == 0, caller.stderr()[-2000:]
     assert {i["transport"] for i in invites(caller)} == {"tls"}
     sips = "sips:" + tls_uri[len("sip:"):].split(";")[0]
-    chat = run("chat", sips, *LOOPBACK, "--tls-ca", str(ca_cert), "--message", "over TLS", "--trace")
+    chat = run("chat", sips, *LOOPBACK, "--tls-ca", str(ca_cert), "--message", "over TLS", "--trace",
+               "--expect-messages", "1")  # stay for the echo
     assert chat.wait(30) == 0, chat.stderr()[-2000:]
     assert {i["transport"] for i in invites(chat)} == {"tls"}
     assert all(i["data"].startswith("INVITE sips:") and "Contact: <sips:" in i["data"] for i in invites(chat))
