@@ -8,6 +8,9 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.sipcli import SIPCLIProcess
+from tests.support.sipp import start_sipp
+
 
 def descendants(pid: int) -> set[int]:
     """Live (non-zombie) processes below pid, from /proc."""
@@ -59,3 +62,33 @@ def no_process_left():
     while left() and time.monotonic() < deadline:
         time.sleep(0.05)
     assert not left(), f"processes left running: {sorted(left())}"
+
+
+@pytest.fixture
+def run(tmp_path):
+    """start(*args, env=None, config="config") runs `sipcli ARGS` with tmp_path/config as its config dir."""
+    processes: list[SIPCLIProcess] = []
+
+    def start(*args: str, env: dict[str, str] | None = None, config: str = "config") -> SIPCLIProcess:
+        process = SIPCLIProcess(tmp_path / config, *args, env=env)
+        processes.append(process)
+        return process
+
+    yield start
+    for process in processes:
+        process.stop()
+
+
+@pytest.fixture
+def sipp(tmp_path):
+    """start(scenario, target=None, **kwargs) runs a SIPp scenario from tests/support/sipp (see start_sipp)."""
+    started = []
+
+    def start(scenario: str, target: str | None = None, **kwargs):
+        process = start_sipp(scenario, tmp_path / "sipp", target, **kwargs)
+        started.append(process)
+        return process
+
+    yield start
+    for process in started:
+        process.stop()

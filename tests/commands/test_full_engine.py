@@ -13,26 +13,11 @@ import pytest
 from tests.support.audio import dominant_frequency, sine_wav
 from tests.support.engine import installed_capabilities
 from tests.support.sipcli import SIPCLIProcess
-from tests.support.sipp import start_sipp
 
 pytest.importorskip("pjsua2")
 
 IPV6 = ("--local-ip", "::1")
 LOOPBACK = ("--local-ip", "127.0.0.1")
-
-
-@pytest.fixture
-def sipp(tmp_path):
-    started = []
-
-    def start(scenario: str, target: str | None = None, **kwargs):
-        process = start_sipp(scenario, tmp_path / "sipp", target, **kwargs)
-        started.append(process)
-        return process
-
-    yield start
-    for process in started:
-        process.stop()
 
 
 def listen(run, *args: str) -> tuple[SIPCLIProcess, str]:

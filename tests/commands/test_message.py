@@ -11,7 +11,6 @@ import uuid
 
 import pytest
 
-from tests.commands.test_call import sipp  # noqa: F401 - the SIPp fixture
 from tests.support.kamailio import registrar
 from tests.support.ports import free_port
 from tests.support.sipcli import SIPCLI
@@ -88,7 +87,7 @@ def test_text_format_shows_a_chat(run, tmp_path):
     assert len(chat) == 1 and "@127.0.0.1" in chat[0] and "SIPEngineGotMessage" not in chat[0]
 
 
-def test_sipp_uas_200_and_refusals(sipp, run):  # noqa: F811
+def test_sipp_uas_200_and_refusals(sipp, run):
     ok = sipp("uas_message", calls=2)
     sender = run("message", ok.uri, "hello", "--message", EMOJI, *LOOPBACK)
     assert sender.wait() == 0, sender.stderr()
@@ -104,7 +103,7 @@ def test_sipp_uas_200_and_refusals(sipp, run):  # noqa: F811
         assert refused.summary["exit_code"] == 1
 
 
-def test_sipp_uac_and_sipsak_send_into_listen(sipp, run, tmp_path):  # noqa: F811
+def test_sipp_uac_and_sipsak_send_into_listen(sipp, run, tmp_path):
     listener, uri = listen(run, "--messages", "4", "--timeout", "20")
     port = int(uri.rsplit(":", 1)[1])
     uac = sipp("uac_message", target=f"127.0.0.1:{port}", calls=3, extra=["-key", "body", "from sipp"])
@@ -297,7 +296,7 @@ def test_unregistered_account_routes_by_rfc3263_through_kamailio(run, tmp_path):
         server.stop()
 
 
-def test_message_inside_a_call_is_reported(run, sipp):  # noqa: F811
+def test_message_inside_a_call_is_reported(run, sipp):
     listener, uri = listen(run, "--auto-answer", "--count", "1", "--messages", "1", "--timeout", "20")
     uac = sipp("uac_call_message", f"127.0.0.1:{uri.rsplit(':', 1)[1]}")
     assert uac.wait(15) == 0, uac.output()[-2000:]

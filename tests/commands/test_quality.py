@@ -8,7 +8,6 @@ import pytest
 from tests.support.audio import sine_wav
 from tests.support.lossy_path import LossyPath
 from tests.support.sipcli import SIPCLIProcess
-from tests.support.sipp import start_sipp
 
 pytestmark = pytest.mark.peers
 
@@ -102,20 +101,6 @@ def test_lossy_path_shows_the_loss_and_a_lower_mos_and_fails_max_loss(run, lossy
         assert 8.5 <= statistics["loss_percent"] <= 10.0
         assert 3.0 <= statistics["mos"] <= 3.7  # G.711 with PLC at 10 % random loss: R about 66
     assert summary["quality"]["loss_percent"] == final_statistics(caller)["loss_percent"]
-
-
-@pytest.fixture
-def sipp(tmp_path):
-    started = []
-
-    def start(scenario: str, **kwargs):
-        process = start_sipp(scenario, tmp_path / "sipp", **kwargs)
-        started.append(process)
-        return process
-
-    yield start
-    for process in started:
-        process.stop()
 
 
 def test_expect_code_486_against_sipp_busy_passes(run, sipp):

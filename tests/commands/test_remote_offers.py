@@ -9,25 +9,11 @@ import pytest
 
 from tests.support.engine import installed_capabilities
 from tests.support.sipcli import SIPCLIProcess
-from tests.support.sipp import SIPp, start_sipp
+from tests.support.sipp import SIPp
 
 pytest.importorskip("pjsua2")
 
 LOOPBACK = ("--local-ip", "127.0.0.1")
-
-
-@pytest.fixture
-def sipp(tmp_path):
-    started = []
-
-    def start(scenario: str, target: str | None = None, **kwargs):
-        process = start_sipp(scenario, tmp_path / "sipp", target, **kwargs)
-        started.append(process)
-        return process
-
-    yield start
-    for process in started:
-        process.stop()
 
 
 def data(process: SIPCLIProcess, name: str) -> list[dict]:

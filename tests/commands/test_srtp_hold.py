@@ -16,7 +16,6 @@ import pytest
 
 from sipcli.wav import read_wav
 from tests.support.audio import dominant_frequency, rms, sine_wav
-from tests.support.sipp import start_sipp
 
 pytestmark = pytest.mark.peers
 
@@ -24,20 +23,6 @@ pytest.importorskip("pjsua2")
 
 LOOPBACK = ("--local-ip", "127.0.0.1")
 _CRYPTO = re.compile(r"^a=crypto:(\d+) (\S+) inline:(\S+)", re.MULTILINE)
-
-
-@pytest.fixture
-def sipp(tmp_path):
-    started = []
-
-    def start(scenario: str, *extra: str):
-        process = start_sipp(scenario, tmp_path / "sipp", extra=extra)
-        started.append(process)
-        return process
-
-    yield start
-    for process in started:
-        process.stop()
 
 
 def holds(side) -> list[tuple[str, str]]:
@@ -83,7 +68,7 @@ def test_hold_and_unhold_toward_a_peer_that_answers_new_crypto_tags(run, sipp):
      "the answer's crypto tag 3 was not offered (offered tags: 1, 2)"),
 ], ids=["short-key", "tag-3"])
 def test_an_unusable_answer_to_the_hold_fails_the_call(run, sipp, crypto, problem):
-    peer = sipp("uas_srtp_bad_key", "-set", "hold_crypto", crypto)
+    peer = sipp("uas_srtp_bad_key", extra=("-set", "hold_crypto", crypto))
     caller = run("call", peer.uri, *LOOPBACK, "--hold-after", "0.3", "--unhold-after", "5", "--duration", "10")
     assert caller.wait() == 6, caller.stderr()[-2000:]
     assert peer.wait() == 0, peer.output()[-2000:]  # the BYE came at once
