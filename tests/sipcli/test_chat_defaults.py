@@ -4,13 +4,11 @@ started by SIPApplication. Peers: two library-driven processes (tests/support/pe
 
 from __future__ import annotations
 
-import json
-
 import pytest
 
 from sipcli.pjsua.media import SDP_BUFFER_SIZE, SDPTooLarge, fit_codecs, sdp_size
 from tests.support.engine import installed_capabilities
-from tests.support.peer import LibraryPeer
+from tests.support.peer import caller_and_callee
 
 SIX_CODECS = ["G722", "PCMU", "PCMA", "speex", "GSM", "iLBC"]  # the default list before it became the first three
 
@@ -33,19 +31,7 @@ def test_fit_follows_the_buffer_size():
 
 def start_peers(tmp_path, caller_settings: dict | None = None):
     pytest.importorskip("pjsua2")
-    if caller_settings is not None:
-        (tmp_path / "caller").mkdir()
-        (tmp_path / "caller" / "config.json").write_text(json.dumps(caller_settings))
-    callee = LibraryPeer(tmp_path / "callee", "--auto-answer")
-    caller = LibraryPeer(tmp_path / "caller")
-    try:
-        address = callee.wait_for("SIPEngineDidStart")["data"]["transports"]["udp"]
-        callee.wait_for("SIPAccountDidActivate")
-        caller.wait_for("SIPAccountDidActivate")
-        yield caller, callee, f"sip:bob@{address}"
-    finally:
-        assert caller.stop() == 0
-        assert callee.stop() == 0
+    yield from caller_and_callee(tmp_path, "SIPAccountDidActivate", caller_settings)
 
 
 @pytest.fixture

@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from tests.support.peer import LibraryPeer
+from tests.support.peer import LibraryPeer, caller_and_callee
 
 pytestmark = pytest.mark.peers
 
@@ -19,16 +19,7 @@ IDLE_BETWEEN_CALLS = 1.5
 
 @pytest.fixture
 def peers(tmp_path):
-    callee = LibraryPeer(tmp_path / "callee", "--auto-answer")
-    caller = LibraryPeer(tmp_path / "caller")
-    try:
-        address = callee.wait_for("SIPEngineDidStart")["data"]["transports"]["udp"]
-        callee.wait_for("SIPApplicationDidStart")
-        caller.wait_for("SIPApplicationDidStart")
-        yield caller, callee, f"sip:bob@{address}"
-    finally:
-        assert caller.stop() == 0
-        assert callee.stop() == 0
+    yield from caller_and_callee(tmp_path, "SIPApplicationDidStart")
 
 
 def _call(caller: LibraryPeer, callee: LibraryPeer, uri: str) -> tuple[int, int]:

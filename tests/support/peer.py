@@ -18,6 +18,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -189,3 +190,22 @@ if __name__ == "__main__":
 
         logging.basicConfig(level=logging.DEBUG, stream=sys.stderr)
     asyncio.run(_main(parser.parse_args()))
+
+
+def caller_and_callee(tmp_path: Path, ready: str, caller_settings: dict | None = None,
+                      ) -> Iterator[tuple[LibraryPeer, LibraryPeer, str]]:
+    """For a fixture (``yield from``): an auto-answering callee and a caller (with caller_settings as its
+    config.json), both past the ready notification, and the callee's URI; both must exit 0 when stopped."""
+    if caller_settings is not None:
+        (tmp_path / "caller").mkdir()
+        (tmp_path / "caller" / "config.json").write_text(json.dumps(caller_settings))
+    callee = LibraryPeer(tmp_path / "callee", "--auto-answer")
+    caller = LibraryPeer(tmp_path / "caller")
+    try:
+        address = callee.wait_for("SIPEngineDidStart")["data"]["transports"]["udp"]
+        callee.wait_for(ready)
+        caller.wait_for(ready)
+        yield caller, callee, f"sip:bob@{address}"
+    finally:
+        assert caller.stop() == 0
+        assert callee.stop() == 0
