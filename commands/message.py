@@ -12,7 +12,7 @@ import click
 from sipcli.commands.exitcodes import ExitCode, fail_usage
 from sipcli.commands.options import SIP_URI, AccountChoice, account_options, engine_options
 from sipcli.commands.runner import JobContext, JobFailed, JobResult, run_job
-from sipcli.commands.sessionjob import wait_ready
+from sipcli.commands.sessionjob import tls_transport, wait_ready
 
 __all__ = ["command"]
 
@@ -63,9 +63,12 @@ def command(cli: Any, uri: Any, text: str | None, choice: AccountChoice, engine:
             timeout: float) -> None:
     """Send each message to URI as a SIP MESSAGE (pager mode) and report each outcome as a JSON line.
 
-    Account, ad hoc (--from) and P2P (sip:user@host:port, no account) as in `call`. Exit codes: 0 every message
-    got a 2xx; 1 one was refused (its SIP code is in its SIPMessageDidFail line); 3 no final response within
-    --timeout; 4 transport failure (or a message larger than the SIP engine can send).
+    Account, ad hoc (--from) and P2P (sip:user@host:port, no account) as in `call`. A sips: or ;transport=tls
+    URI, or a proxy that asks for TLS, sends over TLS, verified as `call` verifies it (--tls-ca).
+
+    Exit codes: 0 every message got a 2xx; 1 one was refused (its SIP code is in its SIPMessageDidFail line); 3 no
+    final response within --timeout; 4 transport failure (a failed TLS verification too, or a message larger than
+    the SIP engine can send).
     """
     target = uri
     if "/" not in content_type or any(c in content_type for c in "\r\n"):
@@ -120,4 +123,4 @@ def command(cli: Any, uri: Any, text: str | None, choice: AccountChoice, engine:
     engine = {**engine, "udp_port": port, "tcp_port": port, "tls_port": None}
     if local_ip:
         engine["local_ip"] = local_ip
-    run_job(cli, job, choice=choice, engine=engine, sessions=False)
+    run_job(cli, job, choice=choice, engine=engine, sessions=False, engine_for=tls_transport(target))

@@ -1,6 +1,7 @@
-"""Sessions over TLS (issue 10 item 3): calls and chats to ``sips:`` and ``;transport=tls`` URIs open a TLS
-transport, verified as register's is (CA from --tls-ca, verification on by default), and ``listen`` accepts TLS
-with a certificate; against kamailio over TLS and between two sipcli processes."""
+"""Sessions and pager-mode messages over TLS (issue 10 item 3): calls, chats and MESSAGEs to ``sips:`` and
+``;transport=tls`` URIs, or along an account's TLS route, open a TLS transport, verified as register's is (CA from
+--tls-ca, verification on by default), and ``listen`` accepts TLS with a certificate; against kamailio over TLS
+and between two sipcli processes."""
 
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ LOOPBACK = ("--local-ip", "127.0.0.1")
 PROXY_TO_REGISTERED = """    if (is_method("INVITE") && $rU == "bob" && lookup("location")) {
         record_route(); t_relay(); exit;
     }
+    if (is_method("MESSAGE") && $rU == "bob" && $fU != "alice" && lookup("location")) { t_relay(); exit; }
 """
 
 
@@ -50,9 +52,39 @@ def registered_listener(run, kamailio, *args: str) -> SIPCLIProcess:
     return listener
 
 
-def invites(process: SIPCLIProcess) -> list[dict]:
+def sent(process: SIPCLIProcess, method: str) -> list[dict]:
+    """The traces of the method's requests process sent."""
     return [t["data"] for t in process.find("SIPEngineSIPTrace")
-            if t["data"]["direction"] == "outgoing" and t["data"]["data"].startswith("INVITE ")]
+            if t["data"]["direction"] == "outgoing" and t["data"]["data"].startswith(f"{method} ")]
+
+
+def invites(process: SIPCLIProcess) -> list[dict]:
+    return sent(process, "INVITE")
+
+
+def message_listener(run, kamailio) -> SIPCLIProcess:
+    """bob, registered at kamailio over UDP, waiting for one MESSAGE."""
+    listener = run("listen", *LOOPBACK, "--from", "bob@example.test", "--password-env", "TEST_PASSWORD", "--proxy",
+                   kamailio.proxy("udp"), "--messages", "1", "--timeout", "30", env={"TEST_PASSWORD": "bob-secret"})
+    listener.wait_for("SIPCLIListenDidStart", timeout=15)
+    return listener
+
+
+def assert_arrived_over_tls(sender: SIPCLIProcess, listener: SIPCLIProcess, kamailio, text: str) -> None:
+    """The MESSAGE left the sender over TLS to kamailio's TLS port (and nothing else did), kamailio's relay kept
+    the sender's TLS Via, and bob got the text: SIPMessageDidSucceed, exit 0 on both sides."""
+    assert sender.wait(30) == 0, sender.stderr()[-2000:]
+    assert listener.wait(30) == 0, listener.stderr()[-2000:]
+    assert [e["data"]["code"] for e in sender.find("SIPMessageDidSucceed")] == [200]
+    messages = sent(sender, "MESSAGE")
+    assert messages and {m["transport"] for m in messages} == {"tls"}
+    assert {m["destination"] for m in messages} == {f"127.0.0.1:{kamailio.tls_port}"}
+    assert [c["data"]["remote"] for c in sender.find("SIPEngineTLSConnectionDidStart")] == \
+        [f"127.0.0.1:{kamailio.tls_port}"]
+    (got,) = listener.find("SIPEngineGotMessage")
+    assert got["data"]["body"] == text
+    vias = got["data"]["headers"]["Via"]
+    assert "SIP/2.0/UDP 127.0.0.1" in vias and "SIP/2.0/TLS 127.0.0.1" in vias, vias  # kamailio's, then ours
 
 
 def test_call_to_a_transport_tls_uri_goes_over_tls_verified_with_the_ca(run, kamailio_tls, tls_files):
@@ -83,6 +115,39 @@ def test_sips_uri_without_the_ca_fails_verification_and_sends_nothing(run, kamai
     # the connection never came up: nothing was answered, no TLS connection reported
     assert not [t for t in caller.find("SIPEngineSIPTrace") if t["data"]["direction"] == "incoming"]
     assert not caller.find("SIPEngineTLSConnectionDidStart")
+
+
+def test_message_to_a_transport_tls_uri_goes_over_tls(run, kamailio_tls, tls_files):
+    """`message sip:bob@host:port;transport=tls` (P2P): before, sipcli opened no TLS transport for MESSAGE."""
+    ca_cert, _ = tls_files
+    listener = message_listener(run, kamailio_tls)
+    sender = run("message", f"sip:bob@127.0.0.1:{kamailio_tls.tls_port};transport=tls", "over TLS", *LOOPBACK,
+                 "--tls-ca", str(ca_cert), "--trace")
+    assert_arrived_over_tls(sender, listener, kamailio_tls, "over TLS")
+    assert sender.wait_for("SIPEngineDidStart")["data"]["transports"]["tls"]
+
+
+def test_message_from_an_account_registered_over_tls_goes_over_tls(run, kamailio_tls, tls_files):
+    """alice registers over TLS (--proxy ...;transport=tls) and her MESSAGE to bob follows that route, answering
+    kamailio's 407 on it."""
+    ca_cert, _ = tls_files
+    listener = message_listener(run, kamailio_tls)
+    sender = run("message", "sip:bob@example.test", "along the TLS route", *LOOPBACK, "--from", "alice@example.test",
+                 "--password-env", "TEST_PASSWORD", "--proxy", kamailio_tls.proxy("tls"), "--tls-ca", str(ca_cert),
+                 "--trace", env={"TEST_PASSWORD": "alice-secret"})
+    assert_arrived_over_tls(sender, listener, kamailio_tls, "along the TLS route")
+    assert {r["transport"] for r in sent(sender, "REGISTER")} == {"tls"}
+    assert len(sent(sender, "MESSAGE")) == 2  # the first one was challenged (407)
+
+
+def test_message_to_a_sips_uri_without_the_ca_fails_verification(run, kamailio_tls):
+    sender = run("message", f"sips:bob@127.0.0.1:{kamailio_tls.tls_port}", "unverified", *LOOPBACK, "--trace")
+    assert sender.wait(30) == 4, sender.stderr()[-2000:]
+    (failure,) = sender.find("SIPMessageDidFail")
+    assert failure["data"]["originator"] == "local" and failure["data"]["code"] == 503, failure  # pjsip's own
+    assert "PJSIP_TLS_ECERTVERIF" in failure["data"]["reason"], failure
+    assert not [t for t in sender.find("SIPEngineSIPTrace") if t["data"]["direction"] == "incoming"]
+    assert not sender.find("SIPEngineTLSConnectionDidStart")
 
 
 @pytest.mark.full_engine("tls:TLSv1.3")
