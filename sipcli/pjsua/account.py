@@ -115,8 +115,24 @@ class AccountDriver:
             raise EngineError(f"account {getattr(self.owner, 'id', '')} is not active")
         if transport not in Engine().transport_ids:
             raise EngineError(f"no {transport} transport is enabled")
-        params = dataclasses.replace(self._params, registrar_uri=None, route_uri=route_uri, transport=transport,
-                                     contact=None)
+        return self._sending_account(dataclasses.replace(self._params, registrar_uri=None, route_uri=route_uri,
+                                                         transport=transport, contact=None))
+
+    def sips_account(self) -> Any:
+        """For one outgoing sips: call, a pj.Account like the owner's registered one whose Contact is sips: (RFC
+        5630; pjsip ends a sips: dialog whose other side's Contact is not sips: with 480 "SIPS Required"), or None
+        when the owner's pj.Account needs none: it registers on no TLS route, or it makes its Contacts itself
+        (P2P: with a sips: identity, pjsua writes sips: Contacts on TLS). The registered Contact is forced on every
+        request of the owner's pj.Account, REGISTER included, and stays sip:...;transport=tls there: the registrar
+        reaches it for sip: calls too. The caller shuts the account down (``drop``), as a route_account."""
+        params = self._params
+        if params is None or params.contact is None or params.transport != "tls":
+            return None
+        contact = "sips:" + params.contact.removeprefix("sip:").replace(";transport=tls", "")
+        return self._sending_account(dataclasses.replace(params, registrar_uri=None, contact=contact))
+
+    def _sending_account(self, params: AccountParams) -> Any:
+        """A non-registering pj.Account of the owner, made with params."""
         pj_account = _pj_account_class()(self)
         pj_account.create(self.config(params), False)
         Engine().add_account(pj_account)
@@ -124,7 +140,7 @@ class AccountDriver:
 
     @staticmethod
     def drop(pj_account: Any) -> None:
-        """Shut down a pj.Account made by route_account (its call is over)."""
+        """Shut down a pj.Account made by route_account or sips_account (its call is over)."""
         Engine().remove_account(pj_account)
         pj_account.shutdown()
 

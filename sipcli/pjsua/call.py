@@ -196,7 +196,7 @@ class CallDriver:
         self.player_file: str | None = None
         self.recorder: Any = None
         self.codecs: list[str] | None = None  # what our offers list (sipcli.pjsua.media.call_codecs)
-        self.route_account: Any = None  # the pj.Account that routes this call (MakeCall.route_uri)
+        self.route_account: Any = None  # the pj.Account of this call only (MakeCall.route_uri, or a sips: call)
         # a re-INVITE that proposes streams, answered later by AnswerProposal: its offer, and the answer pjsua
         # wrote for it while the application decides
         self.proposal: dict[str, str | None] | None = None
@@ -269,6 +269,10 @@ class CallDriver:
             transport = _ROUTE_TRANSPORT.search(command.route_uri)
             self.route_account = pj_account = pj_account.driver.route_account(
                 command.route_uri, transport.group(1).lower() if transport else "udp")
+        elif command.uri[:5].lower() == "sips:":
+            secure = pj_account.driver.sips_account()
+            if secure is not None:
+                self.route_account = pj_account = secure
         self.call = _pj_call_class()(self, pj_account)
         self._keep()
         self.codecs = list(command.codecs) if command.codecs else None

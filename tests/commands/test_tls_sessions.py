@@ -182,3 +182,44 @@ def test_listen_without_a_certificate_opens_no_tls_listener(run):
     uris = listener.wait_for("SIPCLIListenDidStart", timeout=15)["data"]["uris"]
     assert set(uris) == {"udp", "tcp"}
     assert "tls" not in listener.wait_for("SIPEngineDidStart")["data"]["transports"]
+
+
+
+def contacts(invites: list[dict]) -> list[str]:
+    return [line.split(":", 1)[1].strip() for i in invites for line in i["data"].split("\r\n")
+            if line.lower().startswith("contact:")]
+
+
+def test_sips_call_through_an_account_registered_over_tls_has_a_sips_contact(run, kamailio_tls, tls_files):
+    """RFC 5630: a sips: dialog's Contacts are sips:. alice registers over TLS with a sip:...;transport=tls Contact,
+    which the registrar keeps for her sip: calls and which her sip: calls carry; her sips: INVITE carried it too
+    before, and now carries the same address as sips:."""
+    ca_cert, _ = tls_files
+    listener = run("listen", *LOOPBACK, "--from", "bob@example.test", "--password-env", "TEST_PASSWORD", "--proxy",
+                   kamailio_tls.proxy("udp"), "--auto-answer", "--count", "2", "--trace",
+                   env={"TEST_PASSWORD": "bob-secret"})
+    listener.wait_for("SIPCLIListenDidStart", timeout=15)
+    alice = ("--from", "alice@example.test", "--password-env", "TEST_PASSWORD", "--proxy", kamailio_tls.proxy("tls"),
+             "--tls-ca", str(ca_cert), "--duration", "1", "--trace")
+    plain = run("call", "sip:bob@example.test", *LOOPBACK, *alice, env={"TEST_PASSWORD": "alice-secret"})
+    assert plain.wait(30) == 0, plain.stderr()[-2000:]
+    secure = run("call", "sips:bob@example.test", *LOOPBACK, *alice, env={"TEST_PASSWORD": "alice-secret"})
+    # bob, reached over UDP, answers with a sip: Contact: alice's pjsip ends the sips: dialog (README, TLS)
+    assert secure.wait(30) == 1, secure.stderr()[-2000:]
+    assert secure.summary["reason"] == "refused: 480 SIPS Required"
+
+    registered = secure.wait_for("SIPAccountRegistrationDidSucceed")["data"]["contact_uri"]
+    address = registered.removeprefix("sip:").removesuffix(";transport=tls")
+    assert registered == f"sip:{address};transport=tls"
+    assert contacts(sent(secure, "REGISTER")) == [f"<{registered}>"] * len(sent(secure, "REGISTER"))
+    sips_invites = invites(secure)
+    assert sips_invites and all(i["data"].startswith("INVITE sips:bob@example.test ") for i in sips_invites)
+    assert {i["transport"] for i in sips_invites} == {"tls"}
+    assert contacts(sips_invites) == [f"<sips:{address}>"] * len(sips_invites)
+    plain_contact = plain.wait_for("SIPAccountRegistrationDidSucceed")["data"]["contact_uri"]
+    assert contacts(invites(plain)) == [f"<{plain_contact}>"] * len(invites(plain))
+    # what bob received, through kamailio: the first call's Contact as registered, the second's as sips:
+    listener.wait_for_count("SIPSessionNewIncoming", 2, timeout=15)
+    received = [t["data"] for t in listener.find("SIPEngineSIPTrace")
+                if t["data"]["direction"] == "incoming" and t["data"]["data"].startswith("INVITE ")]
+    assert contacts(received) == [f"<{plain_contact}>", f"<sips:{address}>"]
