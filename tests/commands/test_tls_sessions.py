@@ -177,6 +177,31 @@ def test_p2p_call_and_chat_over_tls_between_two_sipcli_processes(run, tls_files)
     assert len(accepted) == 2 and all(c["data"]["local"].startswith("127.0.0.1:") for c in accepted)
 
 
+@pytest.mark.full_engine("tls:TLSv1.3")
+def test_p2p_messages_over_tls_between_two_sipcli_processes(run, tls_files):
+    """message reaches `listen --tls-certificate` at its ;transport=tls URI and at the same address as sips:: the
+    listener takes both MESSAGEs over TLS connections it accepted, with the sender's TLS Via."""
+    ca_cert, combined = tls_files
+    listener = run("listen", *LOOPBACK, "--tls-certificate", str(combined), "--messages", "2", "--timeout", "30",
+                   "--trace")
+    tls_uri = listener.wait_for("SIPCLIListenDidStart", timeout=15)["data"]["uris"]["tls"]
+    sips = "sips:" + tls_uri[len("sip:"):].split(";")[0]
+    for target, text in ((tls_uri, "by transport=tls"), (sips, "by sips")):
+        sender = run("message", target, text, *LOOPBACK, "--tls-ca", str(ca_cert), "--trace")
+        assert sender.wait(30) == 0, sender.stderr()[-2000:]
+        assert [e["data"]["code"] for e in sender.find("SIPMessageDidSucceed")] == [200]
+        assert {m["transport"] for m in sent(sender, "MESSAGE")} == {"tls"}
+    assert listener.wait(30) == 0, listener.stderr()[-2000:]
+    got = listener.find("SIPEngineGotMessage")
+    assert [g["data"]["body"] for g in got] == ["by transport=tls", "by sips"]
+    assert all(g["data"]["headers"]["Via"].startswith("SIP/2.0/TLS 127.0.0.1:") for g in got)
+    assert got[1]["data"]["request_uri"].startswith("sips:")
+    received = [t["data"] for t in listener.find("SIPEngineSIPTrace")
+                if t["data"]["direction"] == "incoming" and t["data"]["data"].startswith("MESSAGE ")]
+    assert [r["transport"] for r in received] == ["tls", "tls"]
+    assert len(listener.find("SIPEngineTLSConnectionDidStart")) == 2
+
+
 def test_listen_without_a_certificate_opens_no_tls_listener(run):
     listener = run("listen", *LOOPBACK, "--auto-answer", "--count", "1")
     uris = listener.wait_for("SIPCLIListenDidStart", timeout=15)["data"]["uris"]
