@@ -19,7 +19,8 @@ def command(cli: Any) -> None:
     The capabilities are in the SIPEngineDidStart line (data.capabilities) and in the SIPCLIDidEnd summary: pjsua2
     and pjproject versions, build ("sipcli" for the engine built by engine/build.py), max_calls, conference_ports,
     ipv6, tls_versions, openssl, codecs, srtp (keying), chat_only_offers, sdp_buffer (largest SDP in bytes that
-    reaches sipcli whole), max_packet (largest SIP message), ioqueue. With --format text they show as a table.
+    reaches sipcli whole), max_packet (largest SIP message), oversized_answers (a larger
+    one over TCP/TLS is answered 413/513), ioqueue. With --format text they show as a table.
 
     Exit codes: 0 reported; 4 the engine could not start or is not installed.
     """

@@ -52,6 +52,14 @@ def _code(data: dict) -> str:
     return " ".join(str(part) for part in (data.get("code"), data.get("reason")) if part not in (None, "", 0))
 
 
+def _oversized(data: dict) -> str:
+    size = f"{data['size']} bytes" if data.get("size") else "size unknown"
+    what = _clean(data.get("method") or "message", 32)
+    answer = f"answered {data['code']}" if data.get("code") else "not answered"
+    return (f"{what} from {_clean(data.get('peer'), 60)} over the {data.get('limit')}-byte limit ({size}): "
+            f"{answer}, {data.get('action')}")
+
+
 def _party(uri: Any, name: Any) -> str:
     return f'"{_clean(name, 60)}" <{_clean(uri, 120)}>' if name else _clean(uri or "unknown", 120)
 
@@ -205,6 +213,7 @@ RENDERERS: dict[str, Callable[[dict], str]] = {
     "SIPSessionGotRingIndication": lambda data: "ringing",
     "SIPEngineDidRefuseIncomingCall": lambda data: f"incoming call refused ({data.get('code')} "
                                                    f"{data.get('reason')}): {data.get('cause')}",
+    "SIPEngineGotOversizedMessage": _oversized,
     "SIPSessionDidStart": _answered,
     "SIPSessionDidFail": lambda data: f"failed: {_code(data) or 'no reason'}",
     "SIPSessionDidEnd": lambda data: "hung up by remote" if data.get("originator") == "remote" else "hung up",

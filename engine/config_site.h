@@ -31,8 +31,9 @@
  */
 #define PJSUA2_MAX_SDP_BUF_LEN              16384
 
-/* Largest SIP message sent or received, on every transport (the default, 4000, drops longer
- * messages over TCP with PJSIP_ERXOVERFLOW). 32 KiB holds a full 16 KiB SDP with its headers.
+/* Largest SIP message sent or received, on every transport (the default is 4000). 32 KiB holds a
+ * full 16 KiB SDP with its headers; a longer message over TCP/TLS is answered 413/513
+ * (patches/0003).
  */
 #define PJSIP_MAX_PKT_LEN                   32768
 #define PJ_LOG_MAX_SIZE                     (PJSIP_MAX_PKT_LEN + 500)

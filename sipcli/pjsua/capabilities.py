@@ -12,8 +12,9 @@ pjproject release with different compile-time settings. Each value comes from th
 - OpenSSL: the OpenSSL that pjsua2's module links (its version call, looked up through the module);
 - codecs: the endpoint's codec list; SRTP keying: pjmedia_srtp_enum_keying.
 
-Only sipcli's source changes to pjproject (accepting an offer without audio) have no run-time handle short of a
-call: engine/build.py lists its patches in ``sipcli_build.json`` next to the module, and that is what is read.
+Only sipcli's source changes to pjproject (accepting an offer without audio, answering an oversized message)
+have no run-time handle short of a call: engine/build.py lists its patches in ``sipcli_build.json`` next to the
+module, and that is what is read.
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ log = logging.getLogger(__name__)
 ENGINE_HINT = "install sipcli's engine build (README: 'Engine build')"
 MARKER = "sipcli_build.json"
 CHAT_ONLY_PATCHES = ("0001-chat-only-offers.patch", "0002-pjsua2-answer-without-sdp-pool.patch")
+OVERSIZED_PATCH = "0003-refuse-oversized-stream-messages.patch"
 # First OpenSSL release with each protocol (TLS 1.3: 1.1.1).
 _TLS_OPENSSL = {"TLSv1": 0, "TLSv1.1": 0x10001000, "TLSv1.2": 0x10001000, "TLSv1.3": 0x10101000}
 _SDP_PROBE_LIMIT = 256 * 1024
@@ -71,6 +73,8 @@ class Capabilities:
     chat_only_offers: bool = False
     sdp_buffer: int = 0  # the largest SDP (bytes) that reaches Python whole
     max_packet: int = 0  # the largest SIP message pjsip sends or receives
+    # A larger request over TCP/TLS is answered 413/513 (else dropped unanswered, its rest read as new messages).
+    oversized_answers: bool = False
     ioqueue: str = "unknown"
     extra: dict[str, str] = field(default_factory=dict, compare=False)
 
@@ -135,6 +139,7 @@ def probe(endpoint: Any) -> Capabilities:
         chat_only_offers=all(name in patches for name in CHAT_ONLY_PATCHES),
         sdp_buffer=_sdp_buffer(library, pj) or _int(marker.get("config_site", {}).get("PJSUA2_MAX_SDP_BUF_LEN")),
         max_packet=_int(dump.get("PJSIP_MAX_PKT_LEN")),
+        oversized_answers=OVERSIZED_PATCH in patches,
         ioqueue=dump.get("ioqueue type", "unknown").split("[")[0],
         extra={key: value for key, value in dump.items()
                if key in ("PJ_IOQUEUE_MAX_HANDLES", "PJSIP_MAX_TSX_COUNT", "PJSIP_MAX_DIALOG_COUNT")},

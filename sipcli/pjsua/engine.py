@@ -33,6 +33,7 @@ from sipcli.pjsua.capabilities import probe as probe_capabilities
 from sipcli.pjsua.events import RejectedCall
 from sipcli.pjsua.tls import negotiated_version, protocol_names
 from sipcli.singleton import Singleton
+from sipcli.sipmessage import oversized_message_start
 
 __all__ = ["Engine", "EngineError", "EngineSettings", "EngineStoppedError", "SIPCoreError"]
 
@@ -608,6 +609,16 @@ class _captured_stdout:
 
 # What pjsua logs (level 2) when it answers an INVITE 486 itself because PJSUA_MAX_CALLS calls are up.
 _CALL_LIMIT = "Unable to accept incoming call (too many calls)"
+# A message over a TCP/TLS connection that does not fit PJSIP_MAX_PKT_LEN. sipcli's engine build refuses it
+# (level 2: 413 or 513 when it is a request, then skips the rest of it or closes the connection); the PyPI wheel
+# drops it unanswered (level 1, the first bytes of the message follow) and reads its rest as new messages.
+_REFUSED_OVERSIZED = re.compile(r"Refused an oversized message from (?P<transport>\w+) (?P<peer>\S+?): "
+                                r"size=(?P<size>\d+|unknown) limit=(?P<limit>\d+) method=(?P<method>\S+) "
+                                r"code=(?P<code>\d+) action=(?P<action>\w+)")
+_DROPPED_OVERSIZED = re.compile(r"Error processing packet from (?P<peer>\S+?): Rx buffer overflow "
+                                r"\(PJSIP_ERXOVERFLOW\).*?\]:\r?\n(?P<data>.*)", re.DOTALL)
+# Control characters (except line ends and tabs) in what pjsip logs, often bytes from the network.
+_UNPRINTABLE = {code: f"\\x{code:02x}" for code in (*range(0x09), 0x0b, 0x0c, *range(0x0e, 0x20), 0x7f)}
 
 
 def _log_writer_class() -> type:
@@ -630,16 +641,41 @@ def _log_writer_class() -> type:
                 if match is not None:
                     self._engine.post(_post_trace, self._engine, match["dir"], match["transport"].lower(),
                                       match["peer"], match["data"])
-            elif level <= 2 and _CALL_LIMIT in message:
-                self._engine.post(_post_call_limit, self._engine)
+            elif level <= 2:
+                if _CALL_LIMIT in message:
+                    self._engine.post(_post_call_limit, self._engine)
+                elif (oversized := _oversized_message(message, self._engine.capabilities)) is not None:
+                    self._engine.post(functools.partial(self._engine._notify, "SIPEngineGotOversizedMessage",
+                                                        **oversized))
             if level <= self._level:
-                pjsip_log.log(_PJ_TO_PY_LEVEL.get(level, logging.DEBUG), "%s", message.rstrip())
+                pjsip_log.log(_PJ_TO_PY_LEVEL.get(level, logging.DEBUG), "%s",
+                              message.rstrip().translate(_UNPRINTABLE))
 
     return LogWriter
 
 
 def _make_log_writer(engine: Engine, level: int, trace: bool) -> Any:
     return _log_writer_class()(engine, level, trace)
+
+
+def _oversized_message(message: str, capabilities: Capabilities | None) -> dict[str, Any] | None:
+    """SIPEngineGotOversizedMessage's data from what pjsip logged about a message too large to take, or None."""
+    refused = _REFUSED_OVERSIZED.search(message)
+    if refused is not None:
+        code = int(refused["code"])
+        method = refused["method"]
+        return {"transport": refused["transport"].lower(), "peer": refused["peer"],
+                "method": None if method in ("unknown", "response") else method,
+                "size": None if refused["size"] == "unknown" else int(refused["size"]),
+                "limit": int(refused["limit"]), "code": code or None,
+                "action": "skipped" if refused["action"] == "skip" else "closed"}
+    dropped = _DROPPED_OVERSIZED.search(message)
+    if dropped is None:
+        return None
+    method, size = oversized_message_start(dropped["data"])
+    return {"transport": None, "peer": dropped["peer"], "method": method, "size": size,
+            "limit": capabilities.max_packet if capabilities is not None else None, "code": None,
+            "action": "dropped"}
 
 
 def _post_call_limit(engine: Engine) -> None:

@@ -53,6 +53,7 @@ def test_pypi_wheel_limits_are_detected(run):
     assert capabilities["srtp"] == ["sdes"]
     assert 1000 <= capabilities["sdp_buffer"] < 1024
     assert capabilities["max_packet"] == 4000
+    assert capabilities["oversized_answers"] is False
     assert capabilities["chat_only_offers"] is False
 
 
@@ -73,6 +74,7 @@ def test_sipcli_build_capabilities_are_detected(run):
     assert capabilities["srtp"] == ["sdes", "dtls"]
     assert 16000 <= capabilities["sdp_buffer"] < 16384
     assert capabilities["max_packet"] == 32768
+    assert capabilities["oversized_answers"] is True
     assert capabilities["ioqueue"] == "epoll"
     assert capabilities["chat_only_offers"] is True
 
