@@ -37,7 +37,7 @@ log = logging.getLogger(__name__)
 ENGINE_HINT = "install sipcli's engine build (README: 'Engine build')"
 MARKER = "sipcli_build.json"
 CHAT_ONLY_PATCHES = ("0001-chat-only-offers.patch", "0002-pjsua2-answer-without-sdp-pool.patch")
-OVERSIZED_PATCH = "0003-refuse-oversized-stream-messages.patch"
+OVERSIZED_PATCH = "0003-refuse-oversized-messages.patch"
 # First OpenSSL release with each protocol (TLS 1.3: 1.1.1).
 _TLS_OPENSSL = {"TLSv1": 0, "TLSv1.1": 0x10001000, "TLSv1.2": 0x10001000, "TLSv1.3": 0x10101000}
 _SDP_PROBE_LIMIT = 256 * 1024

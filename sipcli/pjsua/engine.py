@@ -609,14 +609,16 @@ class _captured_stdout:
 
 # What pjsua logs (level 2) when it answers an INVITE 486 itself because PJSUA_MAX_CALLS calls are up.
 _CALL_LIMIT = "Unable to accept incoming call (too many calls)"
-# A message over a TCP/TLS connection that does not fit PJSIP_MAX_PKT_LEN. sipcli's engine build refuses it
-# (level 2: 413 or 513 when it is a request, then skips the rest of it or closes the connection); the PyPI wheel
-# drops it unanswered (level 1, the first bytes of the message follow) and reads its rest as new messages.
+# A message that does not fit PJSIP_MAX_PKT_LEN. sipcli's engine build refuses it (level 2: 413 or 513 when it
+# is a request; on TCP/TLS it then skips the rest of it or closes the connection; a UDP datagram was truncated by
+# the socket); over TCP/TLS the PyPI wheel drops it unanswered (level 1, the first bytes of the message follow)
+# and reads its rest as new messages.
 _REFUSED_OVERSIZED = re.compile(r"Refused an oversized message from (?P<transport>\w+) (?P<peer>\S+?): "
                                 r"size=(?P<size>\d+|unknown) limit=(?P<limit>\d+) method=(?P<method>\S+) "
                                 r"code=(?P<code>\d+) action=(?P<action>\w+)")
 _DROPPED_OVERSIZED = re.compile(r"Error processing packet from (?P<peer>\S+?): Rx buffer overflow "
                                 r"\(PJSIP_ERXOVERFLOW\).*?\]:\r?\n(?P<data>.*)", re.DOTALL)
+_ACTIONS = {"skip": "skipped", "close": "closed", "truncated": "truncated"}
 # Control characters (except line ends and tabs) in what pjsip logs, often bytes from the network.
 _UNPRINTABLE = {code: f"\\x{code:02x}" for code in (*range(0x09), 0x0b, 0x0c, *range(0x0e, 0x20), 0x7f)}
 
@@ -668,7 +670,7 @@ def _oversized_message(message: str, capabilities: Capabilities | None) -> dict[
                 "method": None if method in ("unknown", "response") else method,
                 "size": None if refused["size"] == "unknown" else int(refused["size"]),
                 "limit": int(refused["limit"]), "code": code or None,
-                "action": "skipped" if refused["action"] == "skip" else "closed"}
+                "action": _ACTIONS.get(refused["action"], refused["action"])}
     dropped = _DROPPED_OVERSIZED.search(message)
     if dropped is None:
         return None

@@ -25,19 +25,21 @@ LOOPBACK = ("--local-ip", "127.0.0.1")
 HOSTILE = "\x1b[31m"  # a terminal escape in a header: it must not reach the log raw
 
 
-def start_listener(run, *args: str) -> tuple[SIPCLIProcess, int, int]:
-    """`listen -v --messages 1` on loopback: the process, its SIP port and the engine's packet limit."""
-    listener = run("listen", *LOOPBACK, "-v", "--messages", "1", "--timeout", "30", *args)
-    uri = listener.wait_for("SIPCLIListenDidStart")["data"]["uris"]["tcp"]
+def start_listener(run, transport: str = "tcp") -> tuple[SIPCLIProcess, int, int]:
+    """`listen -v --messages 1` on loopback: the process, its SIP port for `transport` and the engine's packet
+    limit."""
+    listener = run("listen", *LOOPBACK, "-v", "--messages", "1", "--timeout", "30")
+    uri = listener.wait_for("SIPCLIListenDidStart")["data"]["uris"][transport]
     limit = listener.find("SIPEngineDidStart")[0]["data"]["capabilities"]["max_packet"]
     return listener, int(uri.split(";")[0].rsplit(":", 1)[1]), limit
 
 
-def message(port: int, cseq: int, body: bytes, *, padding: int = 0) -> tuple[bytes, bytes]:
+def message(port: int, cseq: int, body: bytes, *, padding: int = 0,
+            via: str = "TCP 127.0.0.1:9") -> tuple[bytes, bytes]:
     """A MESSAGE to the listener: its header section (with `padding` bytes of extra headers) and its body."""
     pad = "".join(f"X-Pad-{n}: {'y' * 90}{HOSTILE}\r\n" for n in range(padding // 100))
     head = (f"MESSAGE sip:bob@127.0.0.1:{port} SIP/2.0\r\n"
-            f"Via: SIP/2.0/TCP 127.0.0.1:9;branch=z9hG4bK-oversized-{cseq}\r\n"
+            f"Via: SIP/2.0/{via};rport;branch=z9hG4bK-oversized-{cseq}\r\n"
             f"From: <sip:mallory@127.0.0.1>;tag=m{cseq}\r\nTo: <sip:bob@127.0.0.1>\r\n"
             f"Call-ID: oversized-{cseq}\r\nCSeq: {cseq} MESSAGE\r\nMax-Forwards: 70\r\n"
             f"Subject: {HOSTILE}\r\n{pad}Content-Type: text/plain\r\nContent-Length: {len(body)}\r\n\r\n")
@@ -149,3 +151,28 @@ def test_an_oversized_response_closes_the_connection_unanswered(run):
     assert listener.wait_for("SIPEngineGotOversizedMessage")["data"] == {
         "transport": "tcp", "peer": sender, "method": None, "size": len(response) + 2 * limit, "limit": limit,
         "code": None, "action": "closed"}
+
+
+@pytest.mark.full_engine("oversized_answers")
+def test_a_udp_datagram_cut_at_the_limit_gets_413_and_one_that_fits_exactly_is_taken(run):
+    listener, port, limit = start_listener(run, "udp")
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.settimeout(10)
+        sender = f"127.0.0.1:{sock.getsockname()[1]}"
+        head, body = message(port, 1, b"x" * limit, via=f"UDP {sender}")
+        sock.sendto(head + body, ("127.0.0.1", port))
+        assert sock.recv(65536).split(b"\r\n", 1)[0] == b"SIP/2.0 413 Request Entity Too Large"
+        assert listener.wait_for("SIPEngineGotOversizedMessage")["data"] == {
+            "transport": "udp", "peer": sender, "method": "MESSAGE", "size": len(head) + len(body),
+            "limit": limit, "code": 413, "action": "truncated"}
+        # Exactly the limit, Content-Length included: whole, so taken.
+        head, _ = message(port, 2, b"", via=f"UDP {sender}")
+        size = limit - len(head) - 4  # the Content-Length value grows from 1 to 5 digits
+        head, body = message(port, 2, b"y" * size, via=f"UDP {sender}")
+        assert len(head) + len(body) == limit
+        sock.sendto(head + body, ("127.0.0.1", port))
+        assert sock.recv(65536).split(b"\r\n", 1)[0] == b"SIP/2.0 200 OK"
+    assert listener.wait(20) == 0, listener.stderr()[-2000:]
+    assert [len(m["data"]["body"]) for m in listener.find("SIPEngineGotMessage")] == [size]
+    assert len(listener.find("SIPEngineGotOversizedMessage")) == 1
