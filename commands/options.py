@@ -514,8 +514,8 @@ def media_options(command: Callable) -> Callable:
 
     @click.option("--rtp-timeout", type=click.IntRange(0), default=None, metavar="SECONDS",
                   help="End a session (exit 4) whose peer is lost: no RTP for this long while audio is expected, "
-                       "or a failed SIP keep-alive, sent this often while none is (hold, chat only); 0: never "
-                       "[default: setting rtp.timeout, 30].")
+                       "or, while none is (hold, chat only), a SIP keep-alive failed or unanswered within this "
+                       "long; 0: never [default: setting rtp.timeout, 30].")
     @click.option("--rtp-ports", metavar="FIRST-LAST", default=None,
                   help="Take RTP/RTCP ports from this range only (e.g. 40000-40099, for firewalls) [default: any].")
     @click.option("--local-ip", metavar="IP", help="Bind SIP and RTP to this address [default: all].")

@@ -38,7 +38,8 @@ class TLSSettings(SettingsGroup):
 class RTPSettings(SettingsGroup):
     port_range = Setting(PortRange, default="50000:50500")
     # Seconds without RTP (while audio is expected) before a session's peer counts as lost; while no RTP is
-    # expected (hold, chat only), the interval of in-dialog keep-alives. 0: never (sipcli.liveness).
+    # expected (hold, chat only), the keep-alive cycle: every probe_interval, answered within probe_wait, both
+    # shares of this timeout. 0: never (sipcli.liveness).
     timeout = Setting(NonNegativeInteger, default=30)
 
 

@@ -4,7 +4,8 @@ Each attack is replayed in bounded time; afterwards the attacked process still r
 the documented code within the documented time, and a legitimate call succeeds.
 
 Before the fixes: a call whose peer was killed with SIGKILL was never reported (60 s and more; `call` without
---duration never exited); four INVITEs never ACKed made `listen` answer 486 to everyone for ~64 s; ~62 idle TCP
+--duration never exited), and once that was detected a held call over UDP still took --rtp-timeout plus pjsip's
+32 s; four INVITEs never ACKed made `listen` answer 486 to everyone for ~64 s; ~62 idle TCP
 connections refused every TCP caller for 100 s and more; slowloris connections were never closed.
 """
 
@@ -103,8 +104,34 @@ def test_held_call_over_tcp_ends_when_the_peer_dies(run):
     assert failure["reason"].startswith("peer lost: keep-alive failed")
 
 
+@pytest.mark.parametrize("killed", ["callee", "caller"])
+def test_held_call_over_udp_ends_within_the_timeout_when_the_peer_dies(run, killed):
+    """Over UDP nothing tells of the death: the survivor's keep-alive goes unanswered, and it waits for the answer
+    only half the timeout (sipcli.liveness). Before: --rtp-timeout, then pjsip's 32 s Timer F on the OPTIONS.
+    Either way round: the holder (caller) or the held (listener) survives."""
+    listener, uris = start_listener(run, "--rtp-timeout", "3")
+    call = run("call", uris["udp"], *LOOPBACK, "--hold-after", "0", "--rtp-timeout", "3", config="caller")
+    for process in (call, listener):
+        process.wait_for("SIPSessionGotHoldRequest")
+    victim, survivor = (listener, call) if killed == "callee" else (call, listener)
+    victim.process.kill()
+    killed_at = time.monotonic()
+    failure = survivor.wait_for("SIPSessionDidFail", 3 + 20)["data"]
+    assert time.monotonic() - killed_at < 3 + 5  # the timeout, a tick to send the keep-alive, one to see no answer
+    assert (failure["originator"], failure["code"]) == ("local", 408)
+    assert failure["reason"] == "peer lost: no answer to the keep-alive within 1.5 s"
+    survivor.wait_for("SIPSessionDidEnd", 5)
+    if survivor is call:
+        assert call.wait(10) == 4, call.stderr()[-2000:]
+        assert call.summary["outcome"] == "network" and call.summary["code"] == 408
+    else:
+        assert_call_succeeds(run, uris["udp"])
+        assert listener.process.poll() is None
+
+
 def test_held_call_with_a_live_peer_survives_its_keepalives(run):
-    """While held, OPTIONS keep-alives go out every --rtp-timeout seconds; a live peer answers and the call lasts."""
+    """While held, OPTIONS keep-alives go out every tick (--rtp-timeout 1: each waits 0.5 s for its answer, the
+    next goes out 0.5 s after it); a live peer answers in time and the call lasts."""
     listener, uris = start_listener(run, "--rtp-timeout", "1")
     call = run("call", uris["udp"], *LOOPBACK, "--hold-after", "0", "--rtp-timeout", "1", "--duration", "5",
                "--trace", config="caller")
