@@ -74,6 +74,7 @@ from sipcli.sessiondescription import (
     media_refusal,
     offered_chat,
     refusal_reason,
+    without_needless_lines,
 )
 from sipcli.sessionstate import ALLOWED, STATES, next_state
 from sipcli.singleton import Singleton
@@ -1044,6 +1045,7 @@ class _DriverHooks:
         self.session = session
 
     def rewrite_sdp(self, local: str, remote: str | None) -> str:
+        local = without_needless_lines(local)  # in every SDP, also a chat-only one's inactive audio line
         for stream in list(self.session.streams.values()):
             local = stream.rewrite_sdp(local, remote)
         return local

@@ -14,7 +14,7 @@ from sipcli.msrp.sdp import MessageMedia, SDPError, find_message_media
 
 __all__ = ["CHAT_SLOT", "DISABLED_CHAT", "IPV6_MEDIA", "MediaSection", "SessionDescription",
            "audio_active", "chat_slot", "media_refusal", "offered_audio_codecs", "offered_chat", "refusal_reason",
-           "splice_chat"]
+           "splice_chat", "without_needless_lines"]
 
 CHAT_SLOT = 1  # media position of a session's chat line (after the audio line)
 DISABLED_CHAT = "m=message 0 TCP/MSRP *"
@@ -22,6 +22,8 @@ _DIRECTIONS = ("sendrecv", "sendonly", "recvonly", "inactive")
 IPV6_MEDIA = "IPv6 media is not supported by this engine"
 _STATIC_PAYLOADS = {"0": "PCMU", "3": "GSM", "4": "G723", "8": "PCMA", "9": "G722", "15": "G728", "18": "G729"}
 _NOT_CODECS = {"telephone-event", "cn", "red"}
+# Lines pjsua writes that no peer needs (bandwidth hints, a=ssrc)
+_NEEDLESS = ("b=AS:", "b=TIAS:", "a=ssrc:")
 
 
 @dataclass
@@ -115,6 +117,34 @@ class SessionDescription:
             if name and section.active and name not in found:
                 found.append(name)
         return found
+
+
+def without_needless_lines(sdp: str) -> str:
+    """Our SDP without what no peer needs, so that an INVITE stays under the 1,300 bytes past which pjsip sends it
+    over TCP instead of UDP (RFC 3261 18.1.1): bandwidth hints, a=ssrc, and an RFC 3605 a=rtcp line that names
+    the default (the RTP port + 1 on the line's address); pjmedia's session name becomes "-"."""
+    kept = []
+    port: int | None = None
+    address = session_address = None
+    for line in sdp.split("\r\n"):
+        if line.startswith(_NEEDLESS):
+            continue
+        if line.startswith("m="):
+            fields = line[2:].split()
+            port = int(fields[1]) if len(fields) > 1 and fields[1].isdigit() else None
+            address = session_address
+        elif line.startswith("c="):
+            address = line.split()[-1]
+            if port is None:
+                session_address = address
+        elif line.startswith("a=rtcp:") and port is not None:
+            value = line[7:].split()
+            if value[:1] == [str(port + 1)] and (len(value) == 1 or (len(value) == 4 and value[3] == address)):
+                continue
+        elif line == "s=pjmedia":
+            line = "s=-"
+        kept.append(line)
+    return "\r\n".join(kept)
 
 
 def splice_chat(sdp: str, chat: str | None, slot: int = CHAT_SLOT) -> str:

@@ -16,8 +16,6 @@ from sipcli.wav import PlaybackFile
 
 __all__ = ["AudioStream"]
 
-_NEEDLESS = ("b=AS:", "b=TIAS:", "a=ssrc:")
-
 
 class AudioStream:
     """The audio stream of a session: negotiated parameters (loop thread) and its WAV player/recorder.
@@ -100,11 +98,8 @@ class AudioStream:
     # MediaStream: pjsua negotiates and runs the audio itself; media updates come through the session.
 
     def rewrite_sdp(self, local: str, remote: str | None) -> str:
-        """pjsua writes the audio lines itself; dropped are the lines no peer needs (bandwidth hints, a=ssrc), so that
-        an INVITE stays under the 1,300 bytes past which pjsip sends it over TCP instead of UDP."""
-        lines = local.split("\r\n")
-        kept = [line for line in lines if not line.startswith(_NEEDLESS)]
-        return "\r\n".join(kept) if len(kept) != len(lines) else local
+        """pjsua writes the audio lines itself (the session drops the lines no stream needs)."""
+        return local
 
     def answer_received(self, sdp: str) -> bool:
         return audio_active(sdp)

@@ -313,14 +313,18 @@ def test_slowloris_connections_are_timed_out(run, tmp_path):
     assert listener.process.poll() is None
 
 
-def test_own_invite_fits_udp(run):
+@pytest.mark.parametrize("job", [("call", "--duration", "0.5"), ("chat", "--message", "x"),
+                                 ("chat", "--audio", "--message", "x")], ids=["audio", "chat", "audio+chat"])
+def test_own_invite_fits_udp(run, job):
     """sipcli's INVITE (default codecs, SDES offered) stays under the 1,300 bytes past which pjsip switches to TCP,
     offering the two RFC 4568 suites only.
 
     It was 1,626 bytes: six codecs (speex at three rates, a telephone-event per rate), four SDES suites, a=X-nat,
-    bandwidth lines and a=ssrc."""
-    listener, uris = start_listener(run, "--count", "1")
-    call = run("call", uris["udp"], *LOOPBACK, "--duration", "0.5", "--trace", config="caller")
+    bandwidth lines and a=ssrc; a chat-only INVITE kept the bandwidth lines and a=ssrc of its inactive audio line
+    (1,359 bytes)."""
+    listener, uris = start_listener(run, "--count", "1", "--chat")
+    command, *options = job
+    call = run(command, uris["udp"], *LOOPBACK, *options, "--trace", config="caller")
     assert call.wait(20) == 0, call.stderr()[-2000:]
     invites = [e["data"] for e in call.find("SIPEngineSIPTrace")
                if e["data"]["direction"] == "outgoing" and e["data"]["data"].startswith("INVITE ")]

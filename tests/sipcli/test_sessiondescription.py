@@ -1,6 +1,12 @@
 import pytest
 
-from sipcli.sessiondescription import DISABLED_CHAT, MediaSection, SessionDescription, splice_chat
+from sipcli.sessiondescription import (
+    DISABLED_CHAT,
+    MediaSection,
+    SessionDescription,
+    splice_chat,
+    without_needless_lines,
+)
 
 OFFER = (
     "v=0\r\no=- 3913 3913 IN IP4 127.0.0.1\r\ns=pjmedia\r\nb=AS:84\r\nt=0 0\r\na=X-nat:0\r\n"
@@ -95,3 +101,21 @@ def test_refusal_reason_for_pjsuas_own_488s():
     assert refusal_reason(chat_only, ["PCMU"]) == \
         "an offer without active audio cannot be taken by this engine (offered: chat)"
     assert refusal_reason("", ["PCMU"]) is None
+
+
+PJSUA_SDP = ("v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=pjmedia\r\nb=AS:151\r\nt=0 0\r\n"
+             "m=audio 50120 RTP/AVP 9\r\nc=IN IP4 127.0.0.1\r\nb=TIAS:64000\r\na=rtcp:50121 IN IP4 127.0.0.1\r\n"
+             "a=rtpmap:9 G722/8000\r\na=ssrc:845025867 cname:387eec266069ba74\r\n"
+             "m=audio 50130 RTP/AVP 9\r\nc=IN IP4 127.0.0.1\r\na=rtcp:50200 IN IP4 127.0.0.1\r\n"
+             "m=audio 50140 RTP/AVP 9\r\nc=IN IP4 127.0.0.1\r\na=rtcp:50141 IN IP4 192.0.2.1\r\n"
+             "m=audio 50150 RTP/AVP 9\r\na=rtcp:50151\r\n")
+
+
+def test_needless_lines_go_and_only_a_default_rtcp_line_with_them():
+    assert without_needless_lines(PJSUA_SDP) == (
+        "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\n"
+        "m=audio 50120 RTP/AVP 9\r\nc=IN IP4 127.0.0.1\r\na=rtpmap:9 G722/8000\r\n"
+        "m=audio 50130 RTP/AVP 9\r\nc=IN IP4 127.0.0.1\r\na=rtcp:50200 IN IP4 127.0.0.1\r\n"  # not port + 1
+        "m=audio 50140 RTP/AVP 9\r\nc=IN IP4 127.0.0.1\r\na=rtcp:50141 IN IP4 192.0.2.1\r\n"  # another address
+        "m=audio 50150 RTP/AVP 9\r\n")
+    assert without_needless_lines("") == ""
