@@ -619,8 +619,9 @@ _REFUSED_OVERSIZED = re.compile(r"Refused an oversized message from (?P<transpor
 _DROPPED_OVERSIZED = re.compile(r"Error processing packet from (?P<peer>\S+?): Rx buffer overflow "
                                 r"\(PJSIP_ERXOVERFLOW\).*?\]:\r?\n(?P<data>.*)", re.DOTALL)
 _ACTIONS = {"skip": "skipped", "close": "closed", "truncated": "truncated"}
-# Control characters (except line ends and tabs) in what pjsip logs, often bytes from the network.
-_UNPRINTABLE = {code: f"\\x{code:02x}" for code in (*range(0x09), 0x0b, 0x0c, *range(0x0e, 0x20), 0x7f)}
+# Control characters (but line feeds and tabs) in what pjsip logs, often bytes from the network; CRLF line ends
+# become LF first, so that a lone CR (which would overwrite a terminal line) shows as \x0d.
+_UNPRINTABLE = {code: f"\\x{code:02x}" for code in (*range(0x09), *range(0x0b, 0x20), 0x7f)}
 
 
 def _log_writer_class() -> type:
@@ -651,7 +652,7 @@ def _log_writer_class() -> type:
                                                         **oversized))
             if level <= self._level:
                 pjsip_log.log(_PJ_TO_PY_LEVEL.get(level, logging.DEBUG), "%s",
-                              message.rstrip().translate(_UNPRINTABLE))
+                              message.rstrip().replace("\r\n", "\n").translate(_UNPRINTABLE))
 
     return LogWriter
 
