@@ -9,6 +9,7 @@ skipped and the connection goes on) or 513 (not even its headers fit: the connec
 from __future__ import annotations
 
 import contextlib
+import random
 import socket
 import time
 from collections.abc import Iterator
@@ -176,3 +177,33 @@ def test_a_udp_datagram_cut_at_the_limit_gets_413_and_one_that_fits_exactly_is_t
     assert listener.wait(20) == 0, listener.stderr()[-2000:]
     assert [len(m["data"]["body"]) for m in listener.find("SIPEngineGotMessage")] == [size]
     assert len(listener.find("SIPEngineGotOversizedMessage")) == 1
+
+
+def test_oversized_junk_over_tcp_and_udp_never_kills_the_listener(run):
+    """Seeded random messages over the limit (requests, responses, ACKs, absurd or negative Content-Lengths,
+    header sections with and without an end, binary bodies) on fresh TCP connections and in UDP datagrams:
+    the listener lives and answers the legitimate request that follows on each transport."""
+    listener = run("listen", *LOOPBACK, "--messages", "2", "--timeout", "60")
+    uris = listener.wait_for("SIPCLIListenDidStart")["data"]["uris"]
+    tcp, udp = (int(uris[kind].split(";")[0].rsplit(":", 1)[1]) for kind in ("tcp", "udp"))
+    limit = listener.find("SIPEngineDidStart")[0]["data"]["capabilities"]["max_packet"]
+    starts = [b"MESSAGE sip:bob@127.0.0.1 SIP/2.0\r\n", b"SIP/2.0 200 OK\r\n", b"ACK sip:bob@127.0.0.1 SIP/2.0\r\n",
+              b""]
+    headers = [b"Via: SIP/2.0/TCP 127.0.0.1:9;rport;branch=z9hG4bK-junk\r\n", b"From: <sip:m@127.0.0.1>;tag=1\r\n",
+               b"To: <sip:bob@127.0.0.1>\r\n", b"Call-ID: junk\r\n", b"CSeq: 1 MESSAGE\r\n",
+               b"Content-Length: 99999999999999999999\r\n", b"Content-Length: -4\r\n", b"l: 40000\r\n", b"\r\n",
+               b"X-Bin: \x00\xff\x1b\r\n"]
+    rnd = random.Random(12)
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as datagrams:
+        for _ in range(40):
+            junk = rnd.choice(starts) + b"".join(rnd.choice(headers) for _ in range(rnd.randint(0, 10)))
+            junk += rnd.randbytes(rnd.randint(limit, 2 * limit))
+            with connection(tcp) as sock:
+                sock.sendall(junk)
+            datagrams.sendto(junk[:60000], ("127.0.0.1", udp))
+    for transport in ("tcp", "udp"):
+        sent = run("message", f"sip:bob@127.0.0.1:{udp if transport == 'udp' else tcp};transport={transport}",
+                   transport, *LOOPBACK, config=f"sender-{transport}")
+        assert sent.wait(20) == 0, sent.stderr()[-2000:]
+    assert listener.wait(20) == 0, listener.stderr()[-2000:]
+    assert sorted(m["data"]["body"] for m in listener.find("SIPEngineGotMessage")) == ["tcp", "udp"]
