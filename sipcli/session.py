@@ -769,6 +769,10 @@ class Session:
                 reason = foreign_realm_reason(message, self.account.credentials.realm) or reason
             self._disconnected(code, reason, remote_response)
 
+    def _stream_failure(self) -> str | None:
+        """Why one of the session's streams failed (MediaStreamDidFail), if one did."""
+        return next((stream.failure for stream in self.streams.values() if stream.failure is not None), None)
+
     def _next_route(self) -> bool:
         """Our INVITE failed at the transport (nothing answered): send it along the next route, if there is one
         (RFC 3263 section 4.3); whether it was sent."""
@@ -792,7 +796,12 @@ class Session:
         if self.start_time is None:
             if self._end_requested and self._local_refusal is None:
                 originator = "local"
-                if self.direction == "outgoing":
+                failure = self._stream_failure() if code // 100 == 2 else None
+                if failure is not None:
+                    # answered, then ended by us because a stream failed (e.g. the answer declined the chat line):
+                    # the 2xx is no failure reason; code 0 as for any failure of our own
+                    self._fail("local", 0, failure)
+                elif self.direction == "outgoing":
                     self._fail("local", code or 487, reason or "Session cancelled")
             elif self.direction == "incoming" and self._refused_locally(code):
                 originator = "local"
