@@ -748,9 +748,16 @@ class Session:
             self.local_uri = _uri_of(local_uri)
         if message and self.direction == "outgoing" and code // 100 == 2:
             self.remote_user_agent = header(message, "Server", "User-Agent") or self.remote_user_agent
-            if self.chat is not None and remote_response and message_body(message).strip():
+            body = message_body(message)
+            if self.chat is not None and remote_response and body.strip():
                 # onCallTsxState brings the 200 OK's answer only after CONFIRMED: DidStart must list the chat
-                self.chat.answer_received(message_body(message))
+                chat_failure = None if self.chat.answer_received(body) else self.chat.failure
+                if chat_failure is not None and self.state == "CALLING" and \
+                        not (self.audio is not None and audio_active(body)):
+                    # the answer declined our chat and left no active stream (linphonec): the session fails here,
+                    # before the CONFIRMED state could start it, whenever the application hears of it
+                    self._fail("local", 0, chat_failure)
+                    self.end()
         if state == "EARLY" and self.direction == "outgoing" and code in (180, 183):
             self._post("SIPSessionGotRingIndication")
         elif state in ("CONNECTING", "CONFIRMED") and not self._will_start_posted and self.state != "TERMINATING":
