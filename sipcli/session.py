@@ -748,9 +748,16 @@ class Session:
             self.local_uri = _uri_of(local_uri)
         if message and self.direction == "outgoing" and code // 100 == 2:
             self.remote_user_agent = header(message, "Server", "User-Agent") or self.remote_user_agent
-            if self.chat is not None and remote_response and message_body(message).strip():
+            body = message_body(message)
+            if self.chat is not None and remote_response and body.strip():
                 # onCallTsxState brings the 200 OK's answer only after CONFIRMED: DidStart must list the chat
-                self.chat.answer_received(message_body(message))
+                chat_failure = None if self.chat.answer_received(body) else self.chat.failure
+                if chat_failure is not None and self.state == "CALLING" and \
+                        not (self.audio is not None and audio_active(body)):
+                    # the answer declined our chat and left no active stream (linphonec): the session fails here,
+                    # before the CONFIRMED state could start it, whenever the application hears of it
+                    self._fail("local", 0, chat_failure)
+                    self.end()
         if state == "EARLY" and self.direction == "outgoing" and code in (180, 183):
             self._post("SIPSessionGotRingIndication")
         elif state in ("CONNECTING", "CONFIRMED") and not self._will_start_posted and self.state != "TERMINATING":
@@ -768,6 +775,10 @@ class Session:
             if remote_response and code in (401, 407):  # unanswered: say so when it challenged another realm
                 reason = foreign_realm_reason(message, self.account.credentials.realm) or reason
             self._disconnected(code, reason, remote_response)
+
+    def _stream_failure(self) -> str | None:
+        """Why one of the session's streams failed (MediaStreamDidFail), if one did."""
+        return next((stream.failure for stream in self.streams.values() if stream.failure is not None), None)
 
     def _next_route(self) -> bool:
         """Our INVITE failed at the transport (nothing answered): send it along the next route, if there is one
@@ -792,7 +803,12 @@ class Session:
         if self.start_time is None:
             if self._end_requested and self._local_refusal is None:
                 originator = "local"
-                if self.direction == "outgoing":
+                failure = self._stream_failure() if code // 100 == 2 else None
+                if failure is not None:
+                    # answered, then ended by us because a stream failed (e.g. the answer declined the chat line):
+                    # the 2xx is no failure reason; code 0 as for any failure of our own
+                    self._fail("local", 0, failure)
+                elif self.direction == "outgoing":
                     self._fail("local", code or 487, reason or "Session cancelled")
             elif self.direction == "incoming" and self._refused_locally(code):
                 originator = "local"

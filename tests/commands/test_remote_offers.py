@@ -167,6 +167,9 @@ def test_chat_declined_with_port_zero_fails_at_once(run, sipp):
     chat = run("chat", peer.uri, *LOOPBACK, "--message", "hello", "--timeout", "20")
     assert chat.wait(10) == 1, chat.stderr()[-2000:]
     assert data(chat, "MediaStreamDidFail") == [{"reason": "the remote party declined the chat stream"}]
+    # the session fails for that reason, not for the 200 that carried the answer
+    assert [(d["originator"], d["code"], d["reason"]) for d in data(chat, "SIPSessionDidFail")] == \
+        [("local", 0, "the remote party declined the chat stream")]
     assert chat.summary["reason"] == "the remote party declined the chat stream"
     assert chat.summary["outcome"] == "refused"
     assert peer.wait(10) == 0, peer.output()[-2000:]  # it ends only with our BYE
