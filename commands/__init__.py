@@ -6,6 +6,7 @@ points at stderr so nothing a library prints can corrupt the JSON lines) and the
 else runs in the group, which click's CliRunner can drive in-process.
 """
 
+import contextlib
 import os
 import signal
 import sys
@@ -132,6 +133,18 @@ class route_signals:
             sock.close()
 
 
+def _raise_file_limit() -> None:
+    """Open-file limit up to the hard one (at most 65,536): a listener's engine takes thousands of connections, and
+    pjsip stops accepting for good after 50 accept() failures in a row (EMFILE at the default soft 1,024)."""
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    wanted = 65536 if hard == resource.RLIM_INFINITY else min(hard, 65536)
+    if soft != resource.RLIM_INFINITY and soft < wanted:
+        with contextlib.suppress(ValueError, OSError):
+            resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, hard))
+
+
 def main() -> None:
     """The console script: run the group once and exit with its code (130 on SIGINT/SIGTERM at any moment)."""
     for signum in _SIGNALS:
@@ -140,6 +153,7 @@ def main() -> None:
 
     from sipcli.jsonlines import LineSink
 
+    _raise_file_limit()
     sink = LineSink(_take_stdout(), warn=sys.stderr)
     sys.stdout = sink.stream()
     state = CLIContext(out=sink)

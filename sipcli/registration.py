@@ -141,6 +141,9 @@ class Registration:
         RegistrationFailed raised with kind 'timeout'."""
         if self.usable:
             return
+        if self.register and self.state == "failed" and self.last_failure is not None:
+            # the registrar answered before anyone waited (a fast refusal, e.g. during account activation)
+            raise RegistrationFailed(self.last_failure)
         waiter = asyncio.get_running_loop().create_future()
         self._waiters.append(waiter)
         try:  # asyncio.timeout: on Python 3.11 wait_for drops a cancellation that comes with the result

@@ -83,6 +83,10 @@ class Capabilities:
         data.pop("extra")
         return data
 
+    def ioqueue_handles(self) -> int:
+        """How many sockets pjsip's ioqueue takes (PJ_IOQUEUE_MAX_HANDLES; 64 when the dump did not say)."""
+        return _int(self.extra.get("PJ_IOQUEUE_MAX_HANDLES")) or 64
+
     def has_codec(self, name: str) -> bool:
         """Whether a codec named like 'opus' or 'PCMU/8000' is in the engine (case-insensitive prefix)."""
         wanted = name.lower()

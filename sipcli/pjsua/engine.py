@@ -17,6 +17,7 @@ import ctypes
 import functools
 import gc
 import logging
+import math
 import os
 import re
 import socket
@@ -151,6 +152,7 @@ class Engine(metaclass=Singleton):
         self._connections: dict[int, tuple[Any, float]] = {}  # accepted connections: handle, when accepted
         self._established: set[int] = set()  # connections, dialled or accepted, that reached CONNECTED
         self._next_sweep = 0.0
+        self._connection_limit = 16  # accepted connections kept at once (set from the engine's ioqueue at start)
         self._atexit_registered = getattr(self, "_atexit_registered", False)
 
     # -- loop-thread API -------------------------------------------------------------------------------------------
@@ -319,7 +321,11 @@ class Engine(metaclass=Singleton):
             # pjsip names a connection it accepted "tcps<address>"/"tlss<address>" (the first field of
             # pjsip_transport, valid during this callback); those it dials are "tcpc"/"tlsc".
             if self.settings.incoming_connection_timeout > 0 and ctypes.string_at(key, 4) in (b"tcps", b"tlss"):
-                self._connections[key] = (handle, time.monotonic())
+                # Over the limit a connection is shut down at once (by the loop, once this callback returned).
+                over = len(self._connections) >= self._connection_limit
+                self._connections[key] = (handle, -math.inf if over else time.monotonic())
+                if over:
+                    self._next_sweep = 0.0
             return
         self._connections.pop(key, None)  # shut down or destroyed: the handle must not be used again
         # Only a connection that was up can have lost a peer. pjsip also dials TCP on its own, e.g. for a request
@@ -393,6 +399,11 @@ class Engine(metaclass=Singleton):
             for line in banner.text.splitlines():
                 pjsip_log.info("%s", line.rstrip())
         self.capabilities = probe_capabilities(endpoint)
+        # A quarter of the ioqueue's handles (16 of the wheel's 64): pjlib 2.15.1 asserts (aborts) when a socket
+        # is registered while the handles not in use are all still in their 500 ms quarantine after a close
+        # (PJ_IOQUEUE_HAS_SAFE_UNREG), which a full ioqueue reaches as soon as connections close; kept this far
+        # from full, the sweep's closings and an accept burst fit.
+        self._connection_limit = max(4, self.capabilities.ioqueue_handles() // 4)
         self._create_transports(pj)
         endpoint.libStart()
         if settings.audio:
