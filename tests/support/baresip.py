@@ -14,7 +14,6 @@ from __future__ import annotations
 import contextlib
 import itertools
 import json
-import signal
 import socket
 import subprocess
 import threading
@@ -23,6 +22,7 @@ from pathlib import Path
 
 from tests.support.kamailio import listening
 from tests.support.ports import free_port
+from tests.support.processes import stop_process
 
 BARESIP = Path("/usr/bin/baresip")
 MODULES_DIR = Path("/usr/lib/baresip/modules")
@@ -161,13 +161,7 @@ ctrl_tcp_listen 127.0.0.1:{self.ctrl_port}
 
     def stop(self) -> None:
         """Stop this baresip by its PID (SIGTERM: it hangs up its calls first)."""
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(5)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        stop_process(self.process)
         with contextlib.suppress(AttributeError, OSError):
             self._socket.close()
         self._log.close()

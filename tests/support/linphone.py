@@ -25,6 +25,7 @@ from pathlib import Path
 
 from tests.support.kamailio import listening
 from tests.support.ports import free_port
+from tests.support.processes import stop_process
 
 LINPHONEC = shutil.which("linphonec")
 
@@ -164,18 +165,7 @@ class Linphonec:
 
     def stop(self) -> None:
         """Quit it (its own teardown ends its calls), by its PID if it does not go in time."""
-        if self.process.poll() is None:
-            with contextlib.suppress(OSError, ValueError):
-                self.send("quit")
-            try:
-                self.process.wait(5)
-            except subprocess.TimeoutExpired:
-                self.process.terminate()
-                try:
-                    self.process.wait(3)
-                except subprocess.TimeoutExpired:
-                    self.process.kill()
-                    self.process.wait()
+        stop_process(self.process, 5, ask=lambda: self.send("quit"))
         self._reader.join(5)
         for stream in (self.process.stdin, self.process.stdout):
             with contextlib.suppress(OSError, ValueError):

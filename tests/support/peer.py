@@ -22,6 +22,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from tests.support.processes import collect_json_lines, stop_process
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -37,17 +39,9 @@ class LibraryPeer:
         self.process = subprocess.Popen(
             [sys.executable, "-m", "tests.support.peer", str(config_dir), *args], cwd=ROOT,
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._stderr, text=True)
-        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader = threading.Thread(target=collect_json_lines, args=(self.process.stdout, self.events,
+                                                                         self._changed), daemon=True)
         self._reader.start()
-
-    def _read(self) -> None:
-        assert self.process.stdout is not None
-        for line in self.process.stdout:
-            with self._changed:
-                self.events.append(json.loads(line))
-                self._changed.notify_all()
-        with self._changed:
-            self._changed.notify_all()
 
     def find(self, name: str, sender: str | None = None, start: int = 0) -> list[dict]:
         return [event for event in self.events[start:]
@@ -94,26 +88,11 @@ class LibraryPeer:
         return len(self.events)
 
     def stop(self) -> int:
-        if self.process.poll() is None:
-            with _suppress():
-                assert self.process.stdin is not None
-                self.process.stdin.close()
-            try:
-                self.process.wait(15)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        assert self.process.stdin is not None
+        stop_process(self.process, 15, ask=self.process.stdin.close)  # its stdin's end is its signal to go
         self._reader.join(5)
         self._stderr.close()
         return self.process.returncode
-
-
-class _suppress:
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, *exc: Any) -> bool:
-        return True
 
 
 class _Printer:

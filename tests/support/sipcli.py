@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import subprocess
@@ -10,6 +9,8 @@ import sys
 import threading
 import time
 from pathlib import Path
+
+from tests.support.processes import collect_json_lines, stop_process
 
 SIPCLI = [sys.executable, "-m", "sipcli.commands"]
 
@@ -28,17 +29,9 @@ class SIPCLIProcess:
         self.process = subprocess.Popen(
             [*prefix, *SIPCLI, *args], stdout=subprocess.PIPE, stderr=self._stderr, stdin=subprocess.DEVNULL, text=True,
             env={**os.environ, "SIPCLI_CONFIG_DIR": str(config_dir), **(env or {})})
-        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader = threading.Thread(target=collect_json_lines, args=(self.process.stdout, self.events,
+                                                                         self._changed), daemon=True)
         self._reader.start()
-
-    def _read(self) -> None:
-        assert self.process.stdout is not None
-        for line in self.process.stdout:
-            with self._changed:
-                self.events.append(json.loads(line))
-                self._changed.notify_all()
-        with self._changed:
-            self._changed.notify_all()
 
     def names(self) -> list[str]:
         return [event["name"] for event in self.events]
@@ -90,11 +83,5 @@ class SIPCLIProcess:
         return self.events[-1]["data"]
 
     def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(5)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        stop_process(self.process)
         self._stderr.close()

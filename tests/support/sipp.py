@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-import signal
 import subprocess
 import time
 from dataclasses import dataclass, field
@@ -11,6 +10,7 @@ from pathlib import Path
 
 from tests.support.kamailio import listening
 from tests.support.ports import free_port
+from tests.support.processes import stop_process
 
 SCENARIOS = Path(__file__).parent / "sipp"
 
@@ -48,13 +48,8 @@ class SIPp:
         return self.process.wait(timeout)
 
     def stop(self) -> None:
-        if self.process and self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(3)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        if self.process is not None:
+            stop_process(self.process, 3)
 
 
 def start_sipp(scenario: str, workdir: Path, target: str | None = None, calls: int | None = 1,
